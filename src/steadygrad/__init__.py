@@ -1,0 +1,5 @@
+"""steadygrad: train deep networks stably on PyTorch."""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,1 @@
+"""steadygrad.studies."""

@@ -1,0 +1,1 @@
+"""steadygrad.train."""
