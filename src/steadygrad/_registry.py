@@ -18,7 +18,7 @@ Example:
     >>> reg.get("rleu")
     Traceback (most recent call last):
     ...
-    steadygrad.errors.UnknownNameError: activation: got 'rleu'; expected one of relu; did you mean 'relu'?
+    steadygrad.errors.UnknownNameError: activation: got 'rleu'; expected one of relu; ...
 """
 
 from __future__ import annotations
@@ -67,9 +67,11 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T, *aliases: str) -> None:
         """Register ``obj`` under ``name`` (its canonical name) and ``aliases``."""
         key = normalize_name(name)
-        for k in (key, *map(normalize_name, aliases)):
-            if k in self._aliases:
-                raise ValueError(f"{self.kind} name {k!r} is already registered")
+        keys = [key, *map(normalize_name, aliases)]
+        taken = [k for k in keys if k in self._aliases]
+        if taken or len(set(keys)) != len(keys):
+            raise ValueError(f"{self.kind} name(s) {taken or keys} already registered or repeated")
+        for k in keys:
             self._aliases[k] = key
         self._items[key] = obj
 

@@ -1,0 +1,67 @@
+"""The ``steadygrad`` command: parse arguments, build a config, call the library.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which
+registers the subcommand and sets ``func`` (``argparse.Namespace -> int`` exit code).
+
+Exit codes: 0 success, 1 a finding at or above ``--fail-on`` (diagnose) or a failed run,
+2 bad input (usage, config, data), 3 training diverged (non-finite values).
+
+Example:
+    >>> from steadygrad.cli.main import build_parser
+    >>> sorted(build_parser()._subparsers._group_actions[0].choices)[:1]
+    ['summary']
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from steadygrad import __version__
+from steadygrad.cli import summary_cmd
+from steadygrad.errors import SteadygradError
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_DIVERGED", "EXIT_FAILED", "EXIT_OK", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+
+_SUBCOMMANDS = (summary_cmd,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="steadygrad",
+        description="Train deep networks stably: diagnose gradient health, try the remedies, "
+        "and measure which one works on your data.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'steadygrad COMMAND --help' for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"steadygrad {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``steadygrad`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except SteadygradError as err:
+        print(f"steadygrad {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
