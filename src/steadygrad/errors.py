@@ -5,7 +5,9 @@ and how to fix it, so that a user can act on the message alone.
 
 Example:
     >>> from steadygrad.errors import ConfigError
-    >>> err = ConfigError("model.activation", "rleu", "one of relu, selu", hint="did you mean 'relu'?")
+    >>> err = ConfigError(
+    ...     "model.activation", "rleu", "one of relu, selu", hint="did you mean 'relu'?"
+    ... )
     >>> print(err)
     model.activation: got 'rleu'; expected one of relu, selu; did you mean 'relu'?
 """

@@ -8,8 +8,8 @@ Exit codes: 0 success, 1 a finding at or above ``--fail-on`` (diagnose) or a fai
 
 Example:
     >>> from steadygrad.cli.main import build_parser
-    >>> sorted(build_parser()._subparsers._group_actions[0].choices)[:1]
-    ['summary']
+    >>> sorted(build_parser()._subparsers._group_actions[0].choices)
+    ['diagnose', 'doctor', 'lr-find', 'report', 'study', 'summary', 'sweep', 'train']
 """
 
 from __future__ import annotations
@@ -19,8 +19,17 @@ import sys
 from collections.abc import Sequence
 
 from steadygrad import __version__
-from steadygrad.cli import summary_cmd
-from steadygrad.errors import SteadygradError
+from steadygrad.cli import (
+    diagnose_cmd,
+    doctor_cmd,
+    lr_find_cmd,
+    report_cmd,
+    study_cmd,
+    summary_cmd,
+    sweep_cmd,
+    train_cmd,
+)
+from steadygrad.errors import NonFiniteError, SteadygradError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_DIVERGED", "EXIT_FAILED", "EXIT_OK", "build_parser", "main"]
 
@@ -29,7 +38,8 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 
-_SUBCOMMANDS = (summary_cmd,)
+_SUBCOMMANDS = (train_cmd, diagnose_cmd, lr_find_cmd, summary_cmd, sweep_cmd, report_cmd,
+                doctor_cmd, study_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
+    except NonFiniteError as err:
+        print(f"steadygrad {args.command}: diverged: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
     except SteadygradError as err:
         print(f"steadygrad {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

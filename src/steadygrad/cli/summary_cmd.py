@@ -1,5 +1,9 @@
 """``steadygrad summary``: a Keras-style table of a model's layers and parameter counts.
 
+The argument is an example model's name or a run config file (``.toml``, ``.yaml``/``.yml``,
+``.json``; ``--set`` overrides apply): the config's model is built for its dataset's input
+shape and classes, exactly as ``steadygrad train`` builds it.
+
 Example:
     >>> from steadygrad.cli.main import main
     >>> main(["summary", "book_bn", "--json"])  # doctest: +ELLIPSIS
@@ -11,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
+from steadygrad.errors import ConfigError
 from steadygrad.nn.summary import summary
 from steadygrad.nn.zoo import EXAMPLE_MODELS, example_model
 
@@ -22,7 +28,10 @@ _EXAMPLES = """examples:
   steadygrad summary                 # the book's batch-norm MLP
   steadygrad summary deep_sigmoid    # the deep sigmoid net that fails to learn
   steadygrad summary book_bn --json  # machine-readable
+  steadygrad summary run.toml --set model.batch_norm=before   # the model of a run config
 """
+
+_CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
 
 
 def add_parser(sub: Any) -> None:
@@ -39,7 +48,13 @@ def add_parser(sub: Any) -> None:
         "model",
         nargs="?",
         default="book_bn",
-        help=f"example model: one of {', '.join(EXAMPLE_MODELS.names())} (default: book_bn)",
+        metavar="CONFIG|EXAMPLE",
+        help="a run config file, or an example model: one of "
+        f"{', '.join(EXAMPLE_MODELS.names())} (default: book_bn)",
+    )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="with a CONFIG: override one config key (repeatable), e.g. --set model.hidden=[64]",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the weights (default 0)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -48,8 +63,19 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the model, summarize it and print the result."""
-    model, input_shape = example_model(args.model, seed=args.seed)
-    result = summary(model, input_shape)
+    if Path(args.model).suffix.lower() in _CONFIG_SUFFIXES:
+        from steadygrad.experiments.execute import build_model, load_data
+        from steadygrad.experiments.loader import load_config
+
+        config = load_config(args.model, args.overrides)
+        data = load_data(config)
+        result = summary(build_model(config, data), tuple(data.input_shape))
+    else:
+        if args.overrides:
+            raise ConfigError("--set", args.overrides[0], "a CONFIG file argument to override",
+                              hint="--set applies to run config files, not example models")
+        model, input_shape = example_model(args.model, seed=args.seed)
+        result = summary(model, input_shape)
     if args.json:
         print(json.dumps(result.to_dict()))
     else:

@@ -5,6 +5,8 @@ from steadygrad.optim.clipping import clip_by_global_norm_ as clip_by_global_nor
 from steadygrad.optim.clipping import clip_by_norm_ as clip_by_norm_
 from steadygrad.optim.clipping import clip_by_value_ as clip_by_value_
 from steadygrad.optim.clipping import global_norm as global_norm
+from steadygrad.optim.lr_finder import LRFinderResult as LRFinderResult
+from steadygrad.optim.lr_finder import lr_find as lr_find
 from steadygrad.optim.optimizers import OPTIMIZERS as OPTIMIZERS
 from steadygrad.optim.optimizers import make_optimizer as make_optimizer
 from steadygrad.optim.plateau import PerformanceScheduler as PerformanceScheduler
@@ -23,6 +25,7 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "GradientClipper",
+    "LRFinderResult",
     "PerformanceScheduler",
     "Schedule",
     "clip_by_global_norm_",
@@ -32,6 +35,7 @@ __all__ = [
     "cosine",
     "exponential",
     "global_norm",
+    "lr_find",
     "make_optimizer",
     "make_schedule",
     "one_cycle",

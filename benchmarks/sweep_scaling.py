@@ -1,0 +1,130 @@
+"""Sweep scaling: the same 6-run sweep with 1 worker and with 2 workers, in one invocation.
+
+Each run trains a small MLP (256-128, ReLU/tanh/ELU x 2 seeds) on a Fashion-MNIST subset with
+the gradient monitor on. Three settings, each in a fresh results root:
+
+* 1 worker x all cores (the default thread count for one worker),
+* 1 worker x 1 thread,
+* 2 workers x 1 thread each (the default for two workers on a 2-core machine).
+
+Wall time includes starting the worker interpreters (importing torch), i.e. what a user
+waits for. The 2-worker and 1-worker/1-thread sweeps must give bit-identical weights (the
+runs are seeded and single-threaded); the script checks it.
+
+Usage::
+
+    python benchmarks/sweep_scaling.py          # print the table
+    python benchmarks/sweep_scaling.py --write  # and replace its section of docs/benchmarks.md
+
+Example:
+    >>> spec = sweep_spec(epochs=1, n_train=100)
+    >>> len(spec["seeds"]) * len(spec["axes"]["model.activation"])
+    6
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common
+
+__all__ = ["main", "sweep_spec", "time_sweep"]
+
+TITLE = "Sweep scaling"
+GOAL = 1.6
+
+
+def sweep_spec(epochs: int, n_train: int) -> dict[str, Any]:
+    """The benchmark sweep: 3 activations x 2 seeds of a 256-128 MLP on Fashion-MNIST."""
+    return {
+        "name": "scaling",
+        "seeds": [0, 1],
+        "base": {
+            "data": {"name": "fashion_mnist", "n_train": n_train, "val_size": 2000},
+            "model": {"hidden": [256, 128]},
+            "train": {"epochs": epochs, "batch_size": 32,
+                      "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}},
+            "diagnostics": {"enabled": True, "every": 20},
+        },
+        "axes": {"model.activation": ["relu", "tanh", "elu"]},
+    }
+
+
+def time_sweep(spec: dict[str, Any], workers: int, threads: int) -> dict[str, Any]:
+    """Run the sweep in a fresh root; wall seconds, mean run seconds and the weight hashes."""
+    from steadygrad.experiments.runner import run_sweep
+    from steadygrad.experiments.space import sweep_from_dict
+
+    sweep = sweep_from_dict(spec)
+    with tempfile.TemporaryDirectory() as root:
+        start = time.perf_counter()
+        result = run_sweep(sweep, root, workers=workers, threads=threads)
+        wall = time.perf_counter() - start
+    if not result.ok:
+        errors = [r.error for r in result.rows if r.error]
+        raise SystemExit(f"sweep failed: {result.counts}\n{errors[:1]}")
+    runs = [r.result or {} for r in result.rows]
+    return {
+        "workers": workers, "threads": threads, "wall": wall,
+        "run_mean": sum(r["seconds"] for r in runs) / len(runs),
+        "hashes": [r["weights_sha256"] for r in runs],
+        "runs": len(runs),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the three settings, print the table, optionally write the docs section."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--n-train", type=int, default=8000)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    cores = os.cpu_count() or 1
+    _common.configure_threads(cores)
+    info = _common.system_info(cores, keras=False)
+    spec = sweep_spec(args.epochs, args.n_train)
+    results = [time_sweep(spec, 1, cores), time_sweep(spec, 1, 1), time_sweep(spec, 2, 1)]
+    rows = [[r["workers"], r["threads"], r["runs"], f"{r['wall']:.1f}",
+             f"{r['run_mean']:.2f}", f"{60 * r['runs'] / r['wall']:.1f}"] for r in results]
+    identical = results[1]["hashes"] == results[2]["hashes"]
+    vs_default = results[0]["wall"] / results[2]["wall"]
+    vs_single = results[1]["wall"] / results[2]["wall"]
+    table = _common.markdown_table(
+        ["workers", "torch threads / worker", "runs", "wall s", "mean s / run", "runs / min"],
+        rows)
+    body = "\n".join([
+        f"A 6-run sweep (`benchmarks/sweep_scaling.py`: Fashion-MNIST, {args.n_train} training "
+        f"images, 256-128 MLP, {args.epochs} epochs, batch 32, gradient monitor every 20 "
+        "steps), run by `run_sweep` on the local backend. Wall time includes starting the "
+        "worker interpreters.",
+        "",
+        table,
+        "",
+        f"2 workers x 1 thread vs 1 worker x {cores} threads (each worker count with its "
+        f"default threads): **{vs_default:.2f}x**; vs 1 worker x 1 thread: "
+        f"**{vs_single:.2f}x** (goal >= {GOAL}x: "
+        f"{'met' if min(vs_default, vs_single) >= GOAL else 'NOT met by both'}). "
+        f"Weights of the 2-worker sweep identical to the 1-worker/1-thread sweep: "
+        f"{'yes' if identical else 'NO'}.",
+        "",
+        f"Conditions: {info['date']}, {info['cpu']}, {info['cores']} cores, Python "
+        f"{info['python']}, torch {info['torch']}; load average before: "
+        f"{info['load_before']} (the machine is shared, other jobs were running); command: "
+        f"`{info['command']}`.",
+    ])
+    print(body)
+    if args.write:
+        _common.write_section(TITLE, body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

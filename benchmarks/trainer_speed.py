@@ -1,0 +1,268 @@
+"""Trainer speed: ``steadygrad.fit`` vs hand-written PyTorch loops vs Keras 3 on JAX.
+
+Two Fashion-MNIST workloads at batch 32 (issue 3):
+
+(a) ``shallow``: Flatten → Dense 300 relu → Dense 100 relu → Dense 10, SGD lr 0.01;
+(b) ``deep``: 20 × [Dense 100 (He, no bias) → BN → ELU] → Dense 10, Nadam lr 1e-3.
+
+Contenders (``--contenders``, default all):
+
+- ``fit``: ``steadygrad.fit`` eager, monitor off, default metrics (accuracy);
+- ``minimal``: a hand-written loop on in-memory tensors (``randperm`` slicing,
+  ``zero_grad(set_to_none=True)``, the epoch loss accumulated with ``loss.item()``);
+- ``dataloader``: the same loop over ``TensorDataset`` + ``DataLoader(shuffle=True)``;
+- ``fit_compile``: ``fit(compile=True)``; compile time is reported apart from epoch time;
+- ``keras``: Keras 3 ``model.fit`` on the JAX backend (jit-compiled train step, same
+  architecture, optimizer, batch, loss and accuracy metric); its compile time is the wall
+  time of a warm-up ``fit`` on one full and one partial batch, before the timed call;
+- ``fit_compile_monitor``: ``fit(compile=True, monitor=True)``, showing that the monitor
+  works in compiled mode (its health report is summarized);
+- ``proto_compile``: not steadygrad, a prototype of a faster compiled step proposed for
+  ``fit(compile=True)`` (:func:`run_proto_compile`), to show what the change would buy.
+
+Contenders are interleaved repeat by repeat (the order rotates every repeat) so machine-load
+drift hits all of them alike; every run builds a fresh model from the same seed. Reported:
+median epoch seconds over all repeats × epochs, the ratio to the reference contender, and
+the facts needed to reproduce the number.
+
+Usage::
+
+    python benchmarks/trainer_speed.py --quick             # 5,000 rows, smoke test
+    python benchmarks/trainer_speed.py --epochs 1 --repeats 3 --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import _common as common
+from _contenders import (
+    BATCH,
+    Run,
+    Workload,
+    keras_available,
+    run_dataloader,
+    run_fit,
+    run_keras,
+    run_minimal,
+    run_proto_compile,
+    workloads,
+)
+
+CONTENDERS = ("fit", "minimal", "dataloader", "fit_compile", "keras", "fit_compile_monitor",
+              "proto_compile")
+WORKLOADS = ("shallow", "deep")
+QUICK_ROWS = 5000
+SECTION = "Trainer speed"
+
+
+# ------------------------------------------------------------------------------ driver
+def runner(name: str) -> Callable[[Workload, Any, Any, int, int], Run]:
+    """The function that runs contender ``name``."""
+    table: dict[str, Callable[[Workload, Any, Any, int, int], Run]] = {
+        "fit": run_fit,
+        "minimal": run_minimal,
+        "dataloader": run_dataloader,
+        "fit_compile": lambda *a: run_fit(*a, compile=True),
+        "keras": run_keras,
+        "fit_compile_monitor": lambda *a: run_fit(*a, compile=True, monitor=True),
+        "proto_compile": run_proto_compile,
+    }
+    return table[name]
+
+
+def interleave(names: Sequence[str], workload_names: Sequence[str], x: Any, y: Any,
+               epochs: int, repeats: int, seed: int, log: Callable[[str], None] = print,
+               ) -> dict[tuple[str, str], list[Run]]:
+    """Run every contender on every workload ``repeats`` times, rotating the order."""
+    wls = workloads()
+    results: dict[tuple[str, str], list[Run]] = {(w, c): [] for w in workload_names
+                                                  for c in names}
+    for w in workload_names:  # untimed warm-up: first-call costs (allocator, lazy init)
+        run_minimal(wls[w], x[:8 * BATCH], y[:8 * BATCH], 1, seed)
+        run_fit(wls[w], x[:8 * BATCH], y[:8 * BATCH], 1, seed)
+    for r in range(repeats):
+        order = list(names[r % len(names):]) + list(names[:r % len(names)])
+        for w in workload_names:
+            for c in order:
+                run = runner(c)(wls[w], x, y, epochs, seed + r)
+                results[(w, c)].append(run)
+                comp = (""
+                        if run.compile_seconds is None else f", compile {run.compile_seconds:.1f}s")
+                log(f"[repeat {r + 1}/{repeats}] {w:7s} {c:20s} epochs "
+                    f"{', '.join(f'{s:.2f}' for s in run.seconds)} s{comp}, loss {run.loss:.4f}")
+    return results
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def tables(results: dict[tuple[str, str], list[Run]], workload_names: Sequence[str],
+           names: Sequence[str]) -> tuple[str, list[str]]:
+    """The Markdown results table and the goal verdicts."""
+    rows, verdicts = [], []
+    ref_of = {"fit": "minimal", "dataloader": "minimal", "fit_compile": "keras",
+              "fit_compile_monitor": "fit_compile", "proto_compile": "keras"}
+    med: dict[tuple[str, str], float] = {}
+    cpu: dict[tuple[str, str], float] = {}
+    for key, runs in results.items():
+        med[key] = common.median([s for run in runs for s in run.seconds])
+        cpu[key] = common.median([s for run in runs for s in run.cpu])
+    for w in workload_names:
+        for c in names:
+            runs = results[(w, c)]
+            ref = ref_of.get(c)
+            comp = [run.compile_seconds for run in runs if run.compile_seconds is not None]
+            rows.append([
+                w, c, _fmt(med[(w, c)]),
+                f"{common.ratio(med[(w, c)], med[(w, ref)])} vs {ref}"
+                if ref in names and ref is not None else "—",
+                _fmt(cpu[(w, c)]),
+                f"{common.ratio(cpu[(w, c)], cpu[(w, ref)])}"
+                if ref in names and ref is not None else "—",
+                _fmt(common.median(comp)) if comp else "—",
+                _fmt(common.median([r.loss for r in runs]), 3),
+                sum(len(run.seconds) for run in runs),
+            ])
+        if "fit" in names and "minimal" in names:
+            q = med[(w, "fit")] / med[(w, "minimal")]
+            qc = cpu[(w, "fit")] / cpu[(w, "minimal")]
+            verdicts.append(f"{w}: fit / minimal = {q:.3f} wall, {qc:.3f} CPU (goal ≤ 1.05: "
+                            f"{'met' if q <= 1.05 else 'NOT met'} on wall time)")
+        if "fit_compile" in names and "keras" in names and med[(w, "keras")] > 0:
+            q = med[(w, "fit_compile")] / med[(w, "keras")]
+            qc = cpu[(w, "fit_compile")] / cpu[(w, "keras")]
+            verdicts.append(f"{w}: fit(compile=True) / Keras-JAX = {q:.3f} wall, {qc:.3f} CPU "
+                            f"(goal ≤ 1.00: {'met' if q <= 1.0 else 'NOT met'} on wall time)")
+    headers = ["workload", "contender", "median epoch s (wall)", "wall ratio",
+               "median epoch CPU s", "CPU ratio", "compile s",
+               "last-epoch loss", "epochs timed"]
+    return common.markdown_table(headers, rows), verdicts
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse and validate the command line (errors exit before any work)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    p.add_argument("--epochs", type=int, default=1, help="epochs per run (default 1)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="training rows (default: all 55,000; --quick: 5,000)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default 3)")
+    p.add_argument("--threads", type=int, default=None, help="compute threads (default: all)")
+    p.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} rows, 1 repeat")
+    p.add_argument("--contenders", default=",".join(CONTENDERS),
+                   help=f"comma-separated subset of {', '.join(CONTENDERS)}")
+    p.add_argument("--workloads", default=",".join(WORKLOADS),
+                   help=f"comma-separated subset of {', '.join(WORKLOADS)}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--write", action="store_true",
+                   help=f"replace the '{SECTION}' section of docs/benchmarks.md")
+    p.add_argument("--json", default=None, help="also save the raw results to this file")
+    args = p.parse_args(argv)
+    for name in ("epochs", "repeats"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name}: got {getattr(args, name)}; expected an int >= 1")
+    if args.limit is not None and args.limit < BATCH:
+        p.error(f"--limit: got {args.limit}; expected at least one batch ({BATCH} rows)")
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads: got {args.threads}; expected an int >= 1")
+    if args.quick:
+        args.limit = args.limit or QUICK_ROWS
+    for opt, allowed in (("contenders", CONTENDERS), ("workloads", WORKLOADS)):
+        chosen = [c.strip() for c in getattr(args, opt).split(",") if c.strip()]
+        bad = [c for c in chosen if c not in allowed]
+        if bad or not chosen:
+            p.error(f"--{opt}: got {bad or chosen}; expected names from {', '.join(allowed)}")
+        setattr(args, opt, chosen)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; print (and with ``--write`` store) the tables."""
+    args = parse_args(argv)
+    threads = common.configure_threads(args.threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    names = list(args.contenders)
+    skip = keras_available() if "keras" in names else None
+    if skip is not None:
+        names.remove("keras")
+        print(f"skipping the Keras column: {skip}", file=sys.stderr)
+    info = common.system_info(threads, keras=skip is None)
+    x, y = common.load_fashion_mnist(args.limit)
+    print(f"{x.shape[0]:,} rows, {math.ceil(x.shape[0] / BATCH)} steps/epoch, "
+          f"threads {threads}, load {info['load_before']}", flush=True)
+    results = interleave(names, args.workloads, x, y, args.epochs, args.repeats, args.seed,
+                         log=lambda s: print(s, flush=True))
+    info["load_after"] = common.load_average()
+    table, verdicts = tables(results, args.workloads, names)
+    health = next((run.notes["health"] for (w, c), runs in results.items()
+                   if c == "fit_compile_monitor" for run in runs if "health" in run.notes), None)
+    body = render(info, args, x.shape[0], table, verdicts, health, skip)
+    print("\n" + body)
+    if args.json:
+        raw = {f"{w}/{c}": [run.__dict__ for run in runs] for (w, c), runs in results.items()}
+        with open(args.json, "w") as f:
+            json.dump({"info": info, "results": raw}, f, indent=1, default=str)
+    if args.write:
+        print(f"wrote {common.write_section(SECTION, body)}")
+    return 0
+
+
+def render(info: dict[str, Any], args: argparse.Namespace, rows: int, table: str,
+           verdicts: list[str], health: dict[str, Any] | None, skip: str | None) -> str:
+    """The Markdown section: what was measured, the table, the verdicts, the facts."""
+    wls = workloads()
+    lines = [
+        "Measured by `benchmarks/trainer_speed.py` (issue 3). Fashion-MNIST, "
+        f"{rows:,} training rows, batch {BATCH} ({math.ceil(rows / BATCH):,} steps per epoch), "
+        f"{args.epochs} epoch(s) × {args.repeats} interleaved repeat(s) per contender; "
+        "median epoch time over all timed epochs. Workloads: "
+        + "; ".join(f"**{w}**: {wls[w].description}" for w in args.workloads) + ".",
+        "",
+        table,
+        "",
+        *[f"- {v}" for v in verdicts],
+    ]
+    if health is not None:
+        lines.append(
+            f"- Monitor in compiled mode: `fit(compile=True, monitor=True)` produced a health "
+            f"report with {health['checks']} sampled checks over {health['steps']} steps "
+            f"(every {health['every']}), {health['layers']} layer rows, "
+            f"{health['findings']} finding(s) (worst: {health['worst']})."
+        )
+    if skip is not None:
+        lines.append(f"- Keras column skipped: {skip}.")
+    lines += [
+        "",
+        "Contenders: `fit` = `steadygrad.fit` eager, monitor off (computes loss and accuracy); "
+        "`minimal` = hand-written loop, in-memory tensors, `randperm` slicing, "
+        "`zero_grad(set_to_none=True)`, loss via `.item()`; `dataloader` = same loop over "
+        "`TensorDataset` + `DataLoader(shuffle=True)`; `fit_compile` = `fit(compile=True)`; "
+        "`keras` = Keras 3 `model.fit` on JAX (jit), loss + accuracy; `fit_compile_monitor` = "
+        "`fit(compile=True, monitor=True)`; `proto_compile` = not steadygrad: a prototype "
+        "of the compiled step proposed for `fit(compile=True)` (loss + gradients in one graph "
+        "via `torch.func.grad_and_value`, then the compiled `foreach` optimizer step; see "
+        "`run_proto_compile`). Compile time is excluded from the epoch times "
+        "(steadygrad: `history.compile_seconds`; Keras: a warm-up `fit` on one full and one "
+        "partial batch).",
+        "",
+        f"Environment: {info['date']}; CPU {info['cpu']}, {info['cores']} cores, "
+        f"{info['threads']} compute thread(s); Python {info['python']}, torch {info['torch']}"
+        + (f", keras {info.get('keras')}, jax {info.get('jax')}" if skip is None else "")
+        + f"; load average (1/5/15 min) before {info['load_before']}, after "
+        f"{info['load_after']}.",
+        "",
+        f"Command: `{info['command']}`",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""``steadygrad report``: the HTML page, CSV and Markdown summary of a sweep directory.
+
+Calls :func:`steadygrad.experiments.report.write_report`: configs ranked by the validation
+metric (mean ± std over seeds), learning curves, time per epoch, per-layer gradient plots and
+the gradient-health findings of every config. The page is self-contained (inline CSS, images
+as data URIs): it opens offline and can be mailed as one file.
+
+Example:
+    >>> from steadygrad.cli.main import main
+    >>> import tempfile
+    >>> main(["report", tempfile.mkdtemp()])  # an empty folder is not a sweep
+    2
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from steadygrad.cli._common import make_parser, print_json
+
+__all__ = ["add_parser", "run"]
+
+_EXAMPLES = """
+  steadygrad report sweeps/activations                 # writes sweeps/activations/report/
+  steadygrad report sweeps/activations --out /tmp/rep  # somewhere else
+  steadygrad report sweeps/activations --metric val_loss
+"""
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``report`` subcommand."""
+    parser = make_parser(
+        sub, "report", help="write the HTML/CSV/Markdown report of a sweep",
+        description="Summarize a sweep directory: ranking with mean ± std over seeds, "
+        "learning curves, time per epoch, gradient-health findings and per-layer gradient "
+        "plots, as report.html (self-contained), results.csv and report.md.",
+        examples=_EXAMPLES,
+    )
+    parser.add_argument("directory", metavar="DIR", help="the sweep directory")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="where to write the report (default: DIR/report)")
+    parser.add_argument("--metric", default=None,
+                        help="the ranking metric (default: val_accuracy if logged, "
+                        "else val_loss, else loss)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the written paths and the ranking as one JSON document")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the report and print where it is."""
+    from steadygrad.experiments.report import build_report, write_report
+
+    report = build_report(args.directory, metric=args.metric)
+    paths = write_report(args.directory, args.out, metric=args.metric, report=report)
+    if args.json:
+        print_json({
+            "sweep": report.name, "metric": report.metric, "paths": {
+                k: str(v) for k, v in paths.items()},
+            "ranking": [{"config": c.label, "mean": c.mean, "std": c.std, "seeds": c.n,
+                         "seconds_per_epoch": c.seconds_per_epoch} for c in report.configs],
+        })
+        return 0
+    for line in report.sentences():
+        print(line)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0

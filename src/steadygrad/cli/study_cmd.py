@@ -1,0 +1,97 @@
+"""``steadygrad study NAME``: run a built-in study and write its report.
+
+Quick mode (default) runs minutes on a laptop CPU on the embedded digits data; ``--full`` runs
+the classic setup (Fashion-MNIST, 55,000/5,000 split, batch 32, e.g. 100 layers of 100 units),
+which takes hours on a CPU. ``steadygrad study --list`` shows the studies.
+
+Example:
+    >>> import argparse
+    >>> sub = argparse.ArgumentParser(prog="steadygrad").add_subparsers()
+    >>> add_parser(sub)
+    >>> args = sub.choices["study"].parse_args(["activations", "--seeds", "2"])
+    >>> args.name, args.full, args.seeds
+    ('activations', False, 2)
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from steadygrad.cli._common import make_parser, print_json
+
+__all__ = ["add_parser", "run"]
+
+_EXAMPLES = """
+  steadygrad study --list
+  steadygrad study unstable-gradients                 # quick mode, into ./studies/
+  steadygrad study activations --seeds 5 --out results
+  steadygrad study unstable-gradients --full --workers 2   # classic setup (hours)
+
+exit codes: 0 done, 1 some run failed, 2 bad input
+"""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= 1")
+    return value
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``study`` subcommand."""
+    parser = make_parser(
+        sub, "study", help="run a built-in study (sweep + analysis) and write its report",
+        description="Run one of the built-in studies (unstable-gradients, initializers, "
+        "activations, batch-norm, clipping, optimizers, schedules, regularization, depth) and "
+        "write its report: Markdown, HTML, CSV and plots, with conclusions computed from the "
+        "results.",
+        examples=_EXAMPLES,
+    )
+    parser.add_argument("name", metavar="NAME", nargs="?", default=None, help="study name")
+    parser.add_argument("--list", action="store_true", help="list the studies and exit")
+    parser.add_argument("--full", action="store_true",
+                        help="the classic full-size setup (Fashion-MNIST; hours on a CPU)")
+    parser.add_argument("--out", default="studies", metavar="DIR",
+                        help="results root (default ./studies)")
+    parser.add_argument("--seeds", type=_positive, default=None, metavar="N",
+                        help="number of seeds (default: the study's own)")
+    parser.add_argument("--workers", type=_positive, default=1, metavar="N",
+                        help="worker processes (default 1)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a base config key of every run (e.g. train.epochs=2)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    parser.add_argument("--json", action="store_true", help="print the conclusions as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``steadygrad study``; returns the exit code."""
+    from steadygrad.errors import ConfigError
+    from steadygrad.studies.registry import STUDIES, load_spec
+    from steadygrad.studies.runner import run_study
+
+    if args.list or args.name is None:
+        if args.name is None and not args.list:
+            raise ConfigError("NAME", None, f"one of {', '.join(STUDIES.names())}",
+                              hint="steadygrad study --list")
+        for name in STUDIES.names():
+            print(f"{name.replace('_', '-'):20s} {load_spec(name)['question']}")
+        return 0
+    result = run_study(args.name, full=args.full, out_dir=args.out, seeds=args.seeds,
+                       workers=args.workers, resume=args.resume,
+                       overrides=args.overrides)
+    if args.json:
+        print_json({"study": result.name, "mode": result.mode,
+                    "conclusions": result.conclusions, "files": result.files})
+    else:
+        print(f"study {result.name} ({result.mode}):")
+        for line in result.conclusions:
+            print(f"  - {line}")
+        print(f"report: {result.files.get('study_html')}")
+    return 0

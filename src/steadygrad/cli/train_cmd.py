@@ -1,0 +1,154 @@
+"""``steadygrad train``: one run of a config into the run store; prints metrics and findings.
+
+The run is built in a private staging folder (``<out>/.staging``) by
+:func:`steadygrad.experiments.execute.run_config` and moved into place as ``<out>/<name>`` in
+one rename when it is complete, so ``<out>/<name>`` never holds half a run. Exit codes: 0 done,
+1 failed (an exception during training; the traceback is in the run's ``summary.json``),
+2 bad input (nothing is created), 3 diverged (NaN/Inf).
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from steadygrad.cli.main import main
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "tiny.toml").write_text(
+    ...     '[data]\\nname = "digits"\\nn_train = 100\\n[model]\\nhidden = [8]\\n'
+    ...     '[train]\\nepochs = 1\\n[diagnostics]\\nenabled = false\\n')
+    >>> main(["train", str(d / "tiny.toml"), "--out", str(d / "runs"),
+    ...       "--quiet"])  # doctest: +ELLIPSIS
+    run tiny: done ...
+    0
+    >>> names = {p.name for p in (d / "runs" / "tiny").iterdir()}
+    >>> {"config.toml", "history.csv", "summary.json", "weights.safetensors"} <= names
+    True
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from steadygrad.cli._common import (
+    add_config_arguments,
+    finding_lines,
+    format_metrics,
+    load_run_config,
+    make_parser,
+    print_json,
+    show_progress,
+)
+from steadygrad.errors import ConfigError
+
+__all__ = ["add_parser", "run"]
+
+_EXAMPLES = """
+  steadygrad train run.toml                              # into ./runs/<config name>
+  steadygrad train run.toml --set model.activation=selu \\
+      --set model.kernel_initializer=lecun_normal --name selu
+  steadygrad train run.yaml --out results --overwrite    # replace (move aside) an existing run
+  steadygrad train run.toml --json | jq .metrics         # machine-readable
+
+exit codes: 0 done, 1 failed, 2 bad input (nothing created), 3 diverged (NaN/Inf)
+"""
+
+EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3}
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``train`` subcommand."""
+    parser = make_parser(
+        sub, "train", help="train one config into the run store",
+        description="Train one run config and write its run directory (config, history.csv, "
+        "health.json, weights, summary.json); print the final metrics and gradient-health "
+        "findings.",
+        examples=_EXAMPLES,
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--out", default="runs", metavar="DIR",
+                        help="results root; the run goes to DIR/NAME (default: runs)")
+    parser.add_argument("--name", default=None,
+                        help="run name (default: the config's name, or the file's stem when "
+                        "the config sets none)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run of that name (the old one is moved to "
+                        "DIR/.replaced/, not deleted)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document on stdout instead of text")
+    parser.set_defaults(func=run)
+
+
+def _findings(run_dir: Path) -> list[dict[str, Any]] | None:
+    path = run_dir / "health.json"
+    if not path.is_file():
+        return None
+    findings: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["findings"]
+    return findings
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate everything, train, commit the run directory and print the outcome."""
+    from dataclasses import replace
+
+    from steadygrad.experiments.config import RunConfig
+    from steadygrad.experiments.execute import build_model, load_data, run_config
+    from steadygrad.experiments.store import RunStore, sanitize_name, validate_run_name
+
+    config = load_run_config(args)
+    if args.name is not None:
+        name = validate_run_name(args.name)
+    elif config.name != RunConfig().name:
+        name = validate_run_name(config.name)
+    else:
+        name = sanitize_name(Path(args.config).stem)
+    if name != config.name:
+        config = replace(config, name=name)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", str(out), "a folder (or a path to create one)")
+    if (out / name).exists() and not args.overwrite:
+        raise ConfigError("--name", name, f"a run name not used yet in {out}",
+                          hint="pass --overwrite to move the old run aside, or choose --name")
+    build_model(config, load_data(config))  # data and model errors surface before any work
+    store = RunStore(out)
+    staging = store.staging(name)
+    verbose = 1 if show_progress(args, sys.stdout) else 0
+    with warnings.catch_warnings():  # the divergence is reported below, not as a warning
+        warnings.filterwarnings("ignore", "training stopped", RuntimeWarning)
+        result = run_config(config, staging, verbose=verbose)
+    run_dir = store.commit(staging, name, overwrite=args.overwrite)
+    findings = _findings(run_dir)
+    summary = result.summary
+    code = EXIT_CODES.get(result.status, 1)
+    if args.json:
+        print_json({
+            "name": name, "run_dir": str(run_dir), "status": result.status, "exit_code": code,
+            "metrics": result.metrics, "epochs_run": summary.get("epochs_run"),
+            "seconds_per_epoch": summary.get("seconds_per_epoch"),
+            "stopped_reason": summary.get("stopped_reason"),
+            "diverged": summary.get("diverged"), "findings": findings,
+            "error": result.error,
+        })
+        return code
+    spe = summary.get("seconds_per_epoch")
+    timing = f", {spe:.3g} s/epoch" if isinstance(spe, (int, float)) else ""
+    print(f"run {name}: {result.status} ({summary.get('epochs_run', 0)} epochs{timing}) "
+          f"-> {run_dir}")
+    if result.metrics:
+        print("final: " + format_metrics(result.metrics))
+    if summary.get("diverged"):
+        d = summary["diverged"]
+        print(f"diverged at step {d.get('step')}: {d.get('kind')}"
+              + (f" (first faulty: {d['layer']})" if d.get("layer") else ""))
+    elif summary.get("stopped_reason"):
+        print(f"stopped: {summary['stopped_reason']}")
+    if findings is not None:
+        print("\n".join(finding_lines(findings, diverged=bool(summary.get("diverged")))))
+    if result.error:
+        last = result.error.strip().splitlines()[-1]
+        print(f"steadygrad train: run failed: {last} (traceback in {run_dir / 'summary.json'})",
+              file=sys.stderr)
+    return code

@@ -1,0 +1,139 @@
+"""PNG plots of a health report (matplotlib, imported lazily, Agg backend).
+
+- :func:`plot_gradient_profile`: back-propagated gradient RMS per layer vs depth at several
+  points in training (log scale): the classic vanishing/exploding picture.
+- :func:`plot_activation_histograms`: per-layer activation distributions at the recorded
+  checks (Glorot & Bengio 2010, Fig. 3-5 style).
+- :func:`plot_unit_health`: dead and saturated fraction per layer over time.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from steadygrad.diagnostics.series import HealthSeries
+    >>> s = HealthSeries.empty(["a", "b"], steps=[0, 1])
+    >>> s.values["grad_rms"][:] = [[1e-3, 1e-1], [1e-2, 1e-1]]
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "g.png"
+    >>> plot_gradient_profile(s, out).suffix
+    '.png'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from steadygrad.diagnostics.series import HealthSeries
+
+__all__ = ["plot_activation_histograms", "plot_gradient_profile", "plot_report",
+           "plot_unit_health"]
+
+
+def _plt() -> Any:
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("plots need matplotlib: pip install 'steadygrad[plot]'") from exc
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return p
+
+
+def _series(s: Any) -> HealthSeries:
+    return s.series if hasattr(s, "series") else s
+
+
+def _picks(n: int, k: int = 5) -> list[int]:
+    return sorted(set(np.linspace(0, n - 1, min(k, n)).round().astype(int).tolist()))
+
+
+def plot_gradient_profile(series: Any, path: str | os.PathLike[str]) -> Path:
+    """Gradient RMS (w.r.t. each layer's output) vs depth at up to 5 checks; returns the path.
+
+    Args:
+        series: a :class:`HealthSeries` or a ``HealthReport``.
+        path: the PNG to write.
+    """
+    s = _series(series)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    depth = np.arange(len(s.layers))
+    for k in _picks(s.checks):
+        ax.plot(depth, s.values["grad_rms"][k], marker="o", label=f"step {s.steps[k]}")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (input -> output)")
+    ax.set_ylabel("RMS of gradient w.r.t. layer output")
+    ax.set_xticks(depth, s.layers, rotation=90, fontsize=7)
+    ax.set_title("back-propagated gradient by depth")
+    if s.checks:
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_activation_histograms(series: Any, path: str | os.PathLike[str]) -> Path:
+    """One panel per recorded check: each layer's activation histogram (normalized).
+
+    Args:
+        series: a :class:`HealthSeries` or a ``HealthReport``.
+        path: the PNG to write.
+    """
+    s = _series(series)
+    plt = _plt()
+    hists = [s.histograms[i] for i in _picks(len(s.histograms), 4)] if s.histograms else []
+    fig, axes = plt.subplots(1, max(1, len(hists)), figsize=(4 * max(1, len(hists)), 3.2),
+                             squeeze=False)
+    for ax, (step, h) in zip(axes[0], hists, strict=False):
+        for i, counts in enumerate(h):
+            lo, hi = s.meta[i].hist_range if i < len(s.meta) else (-4.0, 4.0)
+            centres = np.linspace(lo, hi, len(counts) + 1)
+            centres = (centres[:-1] + centres[1:]) / 2
+            total = counts.sum()
+            ax.plot(centres, counts / total if total else counts, label=s.layers[i], lw=1)
+        ax.set_title(f"activations, step {step}", fontsize=9)
+        ax.set_xlabel("activation value")
+    axes[0][0].set_ylabel("fraction of entries")
+    if hists and len(s.layers) <= 12:
+        axes[0][-1].legend(fontsize=6)
+    return _save(fig, path)
+
+
+def plot_unit_health(series: Any, path: str | os.PathLike[str]) -> Path:
+    """Dead-unit fraction and saturated fraction per layer over training steps.
+
+    Args:
+        series: a :class:`HealthSeries` or a ``HealthReport``.
+        path: the PNG to write.
+    """
+    s = _series(series)
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharex=True)
+    for ax, key, title in ((axes[0], "dead_frac", "dead units"),
+                           (axes[1], "sat_frac", "saturated outputs")):
+        for i, name in enumerate(s.layers):
+            col = s.values[key][:, i]
+            if np.any(np.nan_to_num(col) > 0):
+                ax.plot(s.steps, col, label=name, lw=1)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+    axes[0].set_ylabel("fraction")
+    return _save(fig, path)
+
+
+def plot_report(report: Any, folder: str | os.PathLike[str]) -> list[Path]:
+    """Write the three plots (``gradient_profile.png``, ``activations.png``,
+    ``unit_health.png``) into ``folder``; returns their paths."""
+    d = Path(folder)
+    return [plot_gradient_profile(report, d / "gradient_profile.png"),
+            plot_activation_histograms(report, d / "activations.png"),
+            plot_unit_health(report, d / "unit_health.png")]

@@ -1,0 +1,66 @@
+"""Plain-text rendering of a health report: a per-layer table, then the findings.
+
+Example:
+    >>> print(format_value(0.000123), format_value(float("nan")), format_value(12345.0))
+    1.23e-04 - 1.23e+04
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from steadygrad.diagnostics.report import HealthReport
+
+__all__ = ["format_value", "render_report"]
+
+_COLUMNS = (
+    ("act_mean", "act mean"), ("act_std", "act std"), ("zero_frac", "zeros"),
+    ("dead_frac", "dead"), ("sat_frac", "sat"), ("grad_rms", "grad rms"),
+    ("weight_rms", "w rms"), ("update_ratio", "upd/w"),
+)
+_MARK = {"info": "i", "warning": "!", "error": "x"}
+
+
+def format_value(x: float) -> str:
+    """Compact fixed-width number: ``-`` for NaN, scientific outside ``[0.01, 1000)``."""
+    if x is None or not math.isfinite(x):
+        return "-" if x is None or math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if x == 0:
+        return "0"
+    if 0.01 <= abs(x) < 1000:
+        return f"{x:.3f}"
+    return f"{x:.2e}"
+
+
+def render_report(report: HealthReport, width: int = 100) -> str:
+    """The report as text: a header, a per-layer table at the last check, the findings.
+
+    Args:
+        report: the health report.
+        width: wrap width for finding messages.
+    """
+    s = report.series
+    lines = [f"gradient health  ({s.checks} checks, steps {s.steps[0] if s.steps else '-'}"
+             f"..{s.steps[-1] if s.steps else '-'}, every {report.meta.get('every', '?')})"]
+    head = f"{'#':>3} {'layer':<18} {'act':<12}" + "".join(f"{h:>10}" for _, h in _COLUMNS)
+    lines += [head, "-" * len(head)]
+    for i, name in enumerate(s.layers):
+        act = (s.meta[i].activation if i < len(s.meta) else None) or "-"
+        vals = "".join(f"{format_value(s.values[k][-1, i]) if s.checks else '-':>10}"
+                       for k, _ in _COLUMNS)
+        lines.append(f"{i:>3} {name[:18]:<18} {act[:12]:<12}{vals}")
+    if s.checks and math.isfinite(s.grad_norm[-1]):
+        lines.append(f"global gradient norm: {format_value(s.grad_norm[-1])}")
+    lines.append("")
+    if not report.findings:
+        lines.append("no findings: gradients look healthy")
+    for f in report.findings:
+        lines.append(f"[{_MARK.get(f.severity, '?')}] {f.severity.upper()} {f.kind} "
+                     f"(from step {f.first_step}; layers: {', '.join(f.layers)[:width]})")
+        lines.append(f"    {f.message}")
+        for r in f.remedies[:3]:
+            patch = ", ".join(f"{k}={v}" for k, v in r.patch.items())
+            lines.append(f"    -> {patch}: {r.why}")
+    return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""HealthReport: the versioned JSON document and its terminal rendering.
+
+The JSON schema is ``"steadygrad.health/1"`` (every field is documented in
+``docs/health-report.md``). Non-finite numbers are written as ``null``. ``save`` writes
+atomically (temporary file in the same folder, then ``os.replace``) and never overwrites unless
+asked.
+
+Example:
+    >>> from steadygrad.diagnostics.series import HealthSeries, LayerMeta
+    >>> s = HealthSeries.empty(["fc1"], steps=[0])
+    >>> s.meta = [LayerMeta(0, "fc1", "Linear", "relu", ("fc1", "act"), 8, 4, (-4.0, 4.0))]
+    >>> rep = HealthReport(series=s, findings=[])
+    >>> HealthReport.from_json(rep.to_json()).series.layers
+    ['fc1']
+    >>> rep.has("warning")
+    False
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from steadygrad.diagnostics.rules import SEVERITIES, Finding, Thresholds, learning_progress
+from steadygrad.diagnostics.series import LAYER_SERIES, HealthSeries, LayerMeta
+from steadygrad.errors import ConfigError, DataError
+
+__all__ = ["SCHEMA", "HealthReport"]
+
+SCHEMA = "steadygrad.health/1"
+"""Schema identifier written into every report."""
+
+
+def _num(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _arr(a: Any) -> np.ndarray:
+    return np.array([[math.nan if v is None else v for v in row] for row in a], dtype=float) \
+        if len(a) and isinstance(a[0], list) else \
+        np.array([math.nan if v is None else v for v in a], dtype=float)
+
+
+@dataclass
+class HealthReport:
+    """Per-layer series and findings of one monitored run.
+
+    Attributes:
+        series: the recorded statistics.
+        findings: what the rules concluded.
+        thresholds: the thresholds used.
+        meta: free-form JSON-ready facts (sampling period, steps, optimizer, ...).
+    """
+
+    series: HealthSeries
+    findings: list[Finding]
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def has(self, severity: str) -> bool:
+        """True if some finding is at least as severe as ``severity`` (for ``--fail-on``).
+
+        Raises:
+            ConfigError: unknown severity.
+        """
+        if severity not in SEVERITIES:
+            raise ConfigError("severity", severity, f"one of {', '.join(SEVERITIES)}")
+        lim = SEVERITIES.index(severity)
+        return any(SEVERITIES.index(f.severity) >= lim for f in self.findings)
+
+    def worst(self) -> str | None:
+        """The most severe finding's severity, None when there are no findings."""
+        if not self.findings:
+            return None
+        return max((f.severity for f in self.findings), key=SEVERITIES.index)
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document as a dict (schema ``steadygrad.health/1``)."""
+        s = self.series
+        layers = []
+        for i, name in enumerate(s.layers):
+            meta = s.meta[i].to_dict() if i < len(s.meta) else {"index": i, "name": name}
+            meta["series"] = {k: [_num(x) for x in s.values[k][:, i]] for k in LAYER_SERIES}
+            layers.append(meta)
+        return {
+            "schema": SCHEMA,
+            "meta": self.meta,
+            "steps": list(s.steps),
+            "loss": [_num(x) for x in s.loss],
+            "grad_norm": [_num(x) for x in s.grad_norm],
+            "input": {"mean_abs": [_num(x) for x in s.input_mean_abs],
+                      "std": [_num(x) for x in s.input_std]},
+            "learning": learning_progress(s, self.thresholds),
+            "layers": layers,
+            "histograms": [{"step": st, "counts": h.tolist()} for st, h in s.histograms],
+            "thresholds": self.thresholds.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        """Serialize to a JSON string (``null`` for NaN/Inf)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> HealthReport:
+        """Rebuild a report from :meth:`to_dict` output.
+
+        Raises:
+            DataError: the document is not a ``steadygrad.health/1`` report.
+        """
+        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+            got = d.get("schema") if isinstance(d, dict) else type(d).__name__
+            raise DataError(f"health report: got schema {got!r}; expected {SCHEMA!r}")
+        layers = d["layers"]
+        s = HealthSeries.empty([x["name"] for x in layers], d["steps"])
+        for i, lay in enumerate(layers):
+            for k in LAYER_SERIES:
+                if k in lay.get("series", {}):
+                    s.values[k][:, i] = _arr(lay["series"][k])
+        s.loss, s.grad_norm = _arr(d["loss"]), _arr(d["grad_norm"])
+        s.input_mean_abs, s.input_std = _arr(d["input"]["mean_abs"]), _arr(d["input"]["std"])
+        s.histograms = [(int(h["step"]), np.array(h["counts"], dtype=float))
+                        for h in d.get("histograms", [])]
+        s.meta = [LayerMeta.from_dict(x) for x in layers if "kind" in x]
+        return HealthReport(
+            series=s, findings=[Finding.from_dict(f) for f in d["findings"]],
+            thresholds=Thresholds(**d.get("thresholds", {})), meta=dict(d.get("meta", {})))
+
+    @staticmethod
+    def from_json(text: str) -> HealthReport:
+        """Inverse of :meth:`to_json`."""
+        return HealthReport.from_dict(json.loads(text))
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the JSON atomically to ``path``; returns the path.
+
+        Raises:
+            ConfigError: ``path`` exists and ``overwrite`` is False.
+        """
+        p = Path(path)
+        if p.exists() and not overwrite:
+            raise ConfigError("path", str(p), "a path that does not exist yet",
+                              hint="pass overwrite=True to replace it")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(self.to_json(indent=1))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return p
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> HealthReport:
+        """Read a report written by :meth:`save`."""
+        return HealthReport.from_json(Path(path).read_text(encoding="utf-8"))
+
+    # ------------------------------------------------------------------ text
+    def render(self, width: int = 100) -> str:
+        """Terminal rendering: one row per layer (last check), then the findings."""
+        from steadygrad.diagnostics.render import render_report
+
+        return render_report(self, width=width)
+
+    def __str__(self) -> str:
+        return self.render()

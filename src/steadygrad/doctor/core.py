@@ -1,0 +1,287 @@
+"""``doctor``: diagnose a training setup, then prove the fix with controlled trials.
+
+The procedure (``shared/notes/prior_art_diagnosis.md`` §5.3 item 6, "repairs as controlled
+experiments", instead of AUTOTRAINER's first-quiet-detector-wins search):
+
+1. run the baseline config under the gradient-health monitor, once per seed;
+2. if no finding counts as a problem (:func:`steadygrad.doctor.trials.problem_kinds`), stop:
+   nothing needs fixing and no trial runs;
+3. otherwise propose candidate remedies for the findings
+   (:func:`steadygrad.doctor.candidates.propose`) and run each as a short controlled trial with
+   the same data split, seeds and step budget, each model re-initialized from the seed;
+4. combine the two best compatible single remedies in a second round;
+5. rank: candidates whose problems disappeared in every seed first, then by the validation
+   metric's mean; success = problems gone and mean metric no worse than the baseline's;
+6. write ``repaired.toml`` (the best successful candidate's config), ``doctor.json``,
+   ``doctor.md``, ``doctor.html`` and the sweep report of every run under ``report/``.
+
+Example:
+    >>> import tempfile
+    >>> from steadygrad.experiments.config import config_from_dict
+    >>> cfg = config_from_dict({"data": {"name": "digits", "n_train": 300},
+    ...     "model": {"hidden": [32], "activation": "relu"},
+    ...     "train": {"epochs": 3, "optimizer": {"name": "adam"}}})
+    >>> result = doctor(cfg, seeds=1, out_dir=tempfile.mkdtemp())
+    >>> result.healthy, len(result.trials)
+    (True, 0)
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from steadygrad.doctor.candidates import Candidate, merge_patches, patch_effect, propose
+from steadygrad.doctor.result import DoctorResult, rank
+from steadygrad.doctor.trials import DataCache, Trial, run_trial
+from steadygrad.errors import ConfigError
+from steadygrad.experiments.config import RunConfig, config_from_dict, config_to_dict
+
+__all__ = ["doctor", "example_config", "reference_config"]
+
+_N01 = {"name": "variance_scaling", "scale": 64.0, "mode": "fan_in",
+        "distribution": "untruncated_normal"}
+_DATA: dict[str, dict[str, Any]] = {"digits": {"name": "digits"},
+         "fashion_mnist": {"name": "fashion_mnist", "n_train": 5000, "val_size": 1000,
+                           "seed": 0}}
+
+
+def example_config(data: str = "digits") -> RunConfig:
+    """The built-in failing network: 10 x 64 sigmoid units, N(0, 1) weights, SGD 0.01, 5 epochs.
+
+    The setup of Glorot & Bengio (2010) that made deep nets "fail to learn": logistic units
+    with a unit-variance normal init (``variance_scaling`` with ``scale = 64`` on 64 inputs is
+    N(0, 1)), plain SGD at Keras' default rate.
+
+    Args:
+        data: ``"digits"`` (embedded, offline) or ``"fashion_mnist"`` (a 5,000-image subset;
+            needs the dataset files).
+
+    >>> cfg = example_config()
+    >>> cfg.model.hidden, cfg.model.activation.name, cfg.train.optimizer.learning_rate
+    ((64, 64, 64, 64, 64, 64, 64, 64, 64, 64), 'sigmoid', 0.01)
+    """
+    if data not in _DATA:
+        raise ConfigError("data", data, f"one of {', '.join(_DATA)}")
+    return config_from_dict({
+        "name": "deep_sigmoid", "data": dict(_DATA[data]),
+        "model": {"hidden": [64] * 10, "activation": "sigmoid", "kernel_initializer": _N01},
+        "train": {"epochs": 5, "batch_size": 32,
+                  "optimizer": {"name": "sgd", "learning_rate": 0.01}},
+        "diagnostics": {"every": 5},
+    })
+
+
+def reference_config(config: RunConfig) -> RunConfig:
+    """A healthy reference for ``config``: the same run with ELU + He init.
+
+    ELU with He initialization is the "default DNN" of Géron's *Hands-On ML* (2nd ed., table
+    11-3; Clevert et al. 2015; He et al. 2015); everything else (data, depth, optimizer,
+    budget, seeds) is unchanged.
+
+    >>> reference_config(example_config()).model.activation.name
+    'elu'
+    """
+    raw = config_to_dict(config)
+    raw["name"] = "reference"
+    raw["model"]["activation"] = "elu"
+    raw["model"]["kernel_initializer"] = "he_normal"
+    return config_from_dict(raw)
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(name, value, f"an integer >= {low}")
+    return value
+
+
+def _printer(progress: Callable[[str], None] | bool | None) -> Callable[[str], None]:
+    if callable(progress):
+        return progress
+    if progress:
+        return lambda line: print(line, file=sys.stderr, flush=True)
+    return lambda line: None
+
+
+def _resolve_lr(table: dict[str, Any], key: str, seed: int, cache: DataCache) -> tuple[float, str]:
+    """The rate for the ``"lr_find"`` placeholder: the range test's minimum-loss rate / 10.
+
+    The minimum-loss rule (Géron, *Hands-On ML* ch. 11) rather than the steepest slope: on a
+    network that does not learn the loss curve is flat and its steepest point is noise.
+    """
+    from steadygrad.experiments.execute import build_model, fit_arguments
+    from steadygrad.optim.lr_finder import lr_find
+
+    probe = dict(table)
+    probe["train"] = {**table["train"], "optimizer": {**table["train"]["optimizer"],
+                                                      "learning_rate": 1e-3}}
+    config = config_from_dict(probe)
+    data = cache.get(config)
+    model = build_model(config, data)
+    optimizer = fit_arguments(config)["optimizer"]
+    found = lr_find(model, data, optimizer=optimizer, batch_size=config.train.batch_size,
+                    num_steps=100, seed=seed)
+    rule = "min_loss_div10" if "min_loss_div10" in found.suggestions else "steepest"
+    lr = float(f"{found.suggestions[rule]:.3g}")
+    return lr, (f"LR range test (Smith 2017) on the seed-{seed} model: the rate at the lowest "
+                f"smoothed loss / 10 = {lr:g}")
+
+
+def _budget(table: dict[str, Any], steps: int | None, n_train: int) -> tuple[int, int]:
+    """(epochs, steps) for a step budget (rounded up to whole epochs)."""
+    per_epoch = math.ceil(n_train / int(table["train"]["batch_size"]))
+    if steps is None:
+        epochs = int(table["train"]["epochs"])
+    else:
+        epochs = max(1, math.ceil(steps / per_epoch))
+    return epochs, epochs * per_epoch
+
+
+def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: int = 3,
+           max_trials: int = 8, out_dir: str | Path | None = None,
+           progress: Callable[[str], None] | bool | None = None,
+           reference: RunConfig | None = None, threads: int | None = 1) -> DoctorResult:
+    """Diagnose ``config`` and run the controlled trials that show which remedy works.
+
+    Args:
+        config: the training setup; None runs the built-in failing network
+            (:func:`example_config`) with its healthy reference (:func:`reference_config`).
+        steps: optimizer-step budget of every trial (rounded up to whole epochs); None keeps
+            the config's ``train.epochs``.
+        seeds: seeds per trial (``train.seed`` = 0, 1, ...); mean ± std over them.
+        max_trials: most candidate trials (the last slot goes to the combination of the two
+            best single remedies when there are at least 3 slots); 0 only diagnoses.
+        out_dir: where to write runs and reports; must be empty or missing (None: a new
+            temporary folder).
+        progress: None/False (silent), True (one line per run on stderr) or a callable that
+            receives each progress line.
+        reference: a healthy configuration run with the same budget to compare with (skipped
+            when the baseline is healthy).
+        threads: torch intra-op threads while the doctor runs (restored afterwards); the
+            default 1 is fastest for the small nets of short trials on a shared CPU (several
+            threads on tiny matrices mostly wait on each other). None leaves torch's setting.
+
+    Returns:
+        The :class:`DoctorResult` (also written as ``doctor.json``).
+
+    Raises:
+        ConfigError: a bad argument, or ``out_dir`` is a non-empty folder.
+        DataError: the dataset cannot be loaded (before any run).
+    """
+    if threads is not None:
+        _check_int("threads", threads, 1)
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return doctor(config, steps=steps, seeds=seeds, max_trials=max_trials,
+                          out_dir=out_dir, progress=progress, reference=reference,
+                          threads=None)
+        finally:
+            torch.set_num_threads(before)
+    started = time.time()
+    builtin = config is None
+    if config is None:
+        config = example_config()
+        reference = reference_config(config) if reference is None else reference
+    if not isinstance(config, RunConfig):
+        raise ConfigError("config", type(config).__name__, "a RunConfig or None",
+                          hint="use steadygrad.experiments.loader.load_config(path)")
+    if reference is not None and not isinstance(reference, RunConfig):
+        raise ConfigError("reference", type(reference).__name__, "a RunConfig or None")
+    _check_int("seeds", seeds, 1)
+    _check_int("max_trials", max_trials, 0)
+    if steps is not None:
+        _check_int("steps", steps, 1)
+    if out_dir is None:
+        import tempfile
+
+        out = Path(tempfile.mkdtemp(prefix="steadygrad-doctor-"))
+    else:
+        out = Path(out_dir)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ConfigError("out_dir", str(out), "a missing or empty folder",
+                              hint="choose a new folder; the doctor never overwrites results")
+    say = _printer(progress)
+    cache = DataCache()
+    data = cache.get(config)  # fails before any work on bad data
+    task = getattr(data, "task", "multiclass")
+    metric = "val_loss" if task == "regression" else "val_accuracy"
+    table = config_to_dict(config)
+    table["diagnostics"]["enabled"] = True
+    epochs, n_steps = _budget(table, steps, len(data.x_train))
+    table["train"]["epochs"] = epochs
+    seed_list = list(range(seeds))
+    out.mkdir(parents=True, exist_ok=True)
+
+    def on_run(label: str, seed: int) -> None:
+        say(f"[{time.time() - started:5.1f}s] {label} seed {seed}")
+
+    def trial(label: str, role: str, tbl: dict[str, Any], patch: dict[str, Any],
+              note: str = "") -> Trial:
+        return run_trial(label, role, tbl, patch, seed_list, out, metric=metric, cache=cache,
+                         note=note, on_run=on_run)
+
+    baseline = trial("baseline", "baseline", table, {})
+    kinds = list(baseline.problems)
+    trials: list[Trial] = []
+    skipped: list[tuple[str, str]] = []
+    ref_trial = None
+    if kinds:
+        if reference is not None:
+            ref_table = config_to_dict(reference)
+            ref_table["diagnostics"]["enabled"] = True
+            ref_table["train"]["epochs"] = epochs
+            ref_trial = trial("reference", "reference", ref_table, {})
+        singles_budget = max_trials - 1 if max_trials >= 3 else max_trials
+        chosen: list[tuple[Candidate, dict[str, Any]]] = []
+        for cand in propose(kinds):
+            new, why = patch_effect(table, cand.patch)
+            if new is None:
+                skipped.append((cand.name, why or "skipped"))
+            elif len(chosen) < singles_budget:
+                chosen.append((cand, new))
+            else:
+                skipped.append((cand.name, f"over the --max-trials budget ({max_trials})"))
+        for cand, new in chosen:
+            patch, note = dict(cand.patch), ""
+            for key, value in cand.patch.items():
+                if value == "lr_find":
+                    lr, note = _resolve_lr(new, key, seed_list[0], cache)
+                    from steadygrad.experiments.loader import set_key
+
+                    set_key(new, key, lr)
+                    patch[key] = lr
+                elif value == "div10":
+                    patch[key] = new["train"]["optimizer"]["learning_rate"]
+            trials.append(trial(cand.name, "candidate", new, patch, note))
+        ranked = rank(trials, baseline, metric)
+        if max_trials >= 3 and len(ranked) >= 2:
+            first = ranked[0]
+            for other in ranked[1:]:
+                merged = merge_patches(first.patch, other.patch)
+                if merged is None:
+                    skipped.append((f"{first.label}+{other.label}",
+                                    "the two patches set the same key to different values"))
+                    continue
+                new, why = patch_effect(table, merged)
+                if new is None:
+                    skipped.append((f"{first.label}+{other.label}", why or "skipped"))
+                    continue
+                trials.append(trial(f"{first.label}+{other.label}", "combination", new,
+                                    merged))
+                break
+    result = DoctorResult(
+        config_name=config.name, builtin=builtin, metric=metric, task=task, seeds=seed_list,
+        epochs=epochs, steps=n_steps, baseline=baseline, reference=ref_trial,
+        trials=tuple(trials), skipped=tuple(skipped), out_dir=out,
+        seconds=time.time() - started,
+    )
+    from steadygrad.doctor.write import write_outputs
+
+    return write_outputs(result)

@@ -1,0 +1,146 @@
+"""The doctor's verdict: templates filled with the measured numbers and their comparisons.
+
+No sentence is pre-written: each one states numbers from the trials, and every qualitative
+word in it ("better", "worse", "gone", "at least") is chosen by comparing those numbers.
+
+Example:
+    >>> from steadygrad.doctor.trials import SeedRun, Trial
+    >>> runs = tuple(SeedRun(i, "done", v, 0.3, (), (), 1.0, "") for i, v in enumerate([.8, .9]))
+    >>> paired(Trial("a", "candidate", {}, {}, runs),
+    ...        Trial("b", "baseline", {}, {}, tuple(r.__class__(r.seed, "done", 0.5, 2.0, (),
+    ...              (), 1.0, "") for r in runs)), "val_accuracy")
+    (0.35, 0.07071067811865474, 2, 2)
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import TYPE_CHECKING, Any
+
+from steadygrad.doctor.result import better, fmt, succeeded
+from steadygrad.doctor.trials import IMPAIRED_LOSS_FRACTION, Trial
+
+if TYPE_CHECKING:
+    from steadygrad.doctor.result import DoctorResult
+
+__all__ = ["describe_patch", "paired", "sentences"]
+
+
+def paired(trial: Trial, baseline: Trial, metric: str) -> tuple[float | None, float | None,
+                                                                  int, int]:
+    """Per-seed paired difference trial - baseline: (mean, std, seeds better, seeds compared)."""
+    base = {r.seed: r.metric for r in baseline.runs}
+    diffs = [r.metric - b for r in trial.runs
+             if r.metric is not None and (b := base.get(r.seed)) is not None]
+    if not diffs:
+        return None, None, 0, 0
+    sign = 1.0 if "acc" in metric else -1.0
+    wins = sum(sign * d > 0 for d in diffs)
+    std = statistics.stdev(diffs) if len(diffs) > 1 else None
+    return statistics.fmean(diffs), std, wins, len(diffs)
+
+
+def describe_patch(patch: dict[str, Any]) -> str:
+    """``activation=selu, kernel_initializer=lecun_normal`` from a patch.
+
+    >>> describe_patch({"model.activation": "selu", "train.optimizer.learning_rate": 0.01})
+    'activation=selu, learning_rate=0.01'
+    """
+    if not patch:
+        return "no change"
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v:g}" if isinstance(v, float)
+                     else f"{k.rsplit('.', 1)[-1]}={v}" for k, v in patch.items())
+
+
+def _problems(trial: Trial) -> str:
+    parts = []
+    for kind in trial.problems:
+        n = sum(kind in r.problems for r in trial.runs)
+        layers: list[str] = []
+        for r in trial.runs:
+            for f in r.findings:
+                if f["kind"] == kind:
+                    layers += [x for x in f["layers"] if x not in layers]
+        where = f" in {', '.join(layers[:4])}{'...' if len(layers) > 4 else ''}" if layers else ""
+        parts.append(f"{kind}{where} ({n}/{len(trial.runs)} seeds)")
+    return "; ".join(parts)
+
+
+def _budget(r: DoctorResult) -> str:
+    return (f"{len(r.seeds)} seed{'s' if len(r.seeds) != 1 else ''}, {r.epochs} epoch"
+            f"{'s' if r.epochs != 1 else ''} = {r.steps} steps")
+
+
+def sentences(r: DoctorResult) -> list[str]:
+    """The verdict of ``r`` (see the module doc)."""
+    m, b = r.metric, r.baseline
+    out = []
+    losses = [x.val_loss for x in b.runs if x.val_loss is not None]
+    loss_text = f", final validation loss {fmt(statistics.fmean(losses))}" if losses else ""
+    out.append(f"Baseline '{r.config_name}' ({_budget(r)}): {m} {fmt(b.mean, b.std)}"
+               f"{loss_text}.")
+    if r.healthy:
+        out.append(f"No finding counted as a problem in any of the {len(b.runs)} seeds "
+                   f"(warning/error findings: none; info findings only count when the final "
+                   f"validation loss stays above {IMPAIRED_LOSS_FRACTION:g} x the chance "
+                   "loss): nothing needs fixing, so no trial was run.")
+        return out
+    out.append(f"Problems found: {_problems(b)}.")
+    ran = len(r.trials)
+    ok = [t for t in r.ranking if succeeded(t, b, m)]
+    gone = [t for t in r.trials if t.problem_seeds == 0]
+    out.append(f"Ran {ran} candidate trial{'s' if ran != 1 else ''} with the same data split, "
+               f"seeds and budget ({len(r.skipped)} skipped); the problems disappeared in every "
+               f"seed for {len(gone)} of them, and {len(ok)} of those also kept {m} no worse "
+               f"than the baseline.")
+    best = r.best
+    if best is not None:
+        d, dstd, wins, n = paired(best, b, m)
+        change = "higher" if (d or 0) > 0 else "lower" if (d or 0) < 0 else "equal"
+        out.append(f"Best remedy: {best.label} ({describe_patch(best.patch)}): {m} "
+                   f"{fmt(best.mean, best.std)} vs baseline {fmt(b.mean, b.std)}, paired "
+                   f"difference {fmt(d, dstd)} ({change}; better in {wins}/{n} seeds).")
+    elif r.ranking:
+        top = r.ranking[0]
+        why = (f"problems remain in {top.problem_seeds}/{len(top.runs)} seeds"
+               if top.problem_seeds else f"its {m} {fmt(top.mean)} is worse than the "
+               f"baseline's {fmt(b.mean)}")
+        out.append(f"No candidate succeeded; the top-ranked one, {top.label}, failed because "
+                   f"{why}.")
+    else:
+        out.append("No candidate could be run (see the skipped list).")
+    combos = [t for t in r.trials if t.role == "combination"]
+    for c in combos:
+        parts = c.label.split("+")
+        singles = {t.label: t for t in r.trials if t.role == "candidate"}
+        first = singles.get(parts[0])
+        if first is not None and first.mean is not None and c.mean is not None:
+            word = "better than" if better(c.mean, first.mean, m) and c.mean != first.mean \
+                else "equal to" if c.mean == first.mean else "worse than"
+            out.append(f"Second round: {c.label} reached {m} {fmt(c.mean, c.std)}, {word} "
+                       f"{first.label} alone ({fmt(first.mean, first.std)}).")
+    ref = r.reference
+    if ref is not None:
+        ratio = r.reference_ratio
+        if ratio is not None and best is not None:
+            word = "meets" if ratio >= 0.9 else "misses"
+            out.append(f"Healthy reference ({describe_patch(_ref_patch(r))}): {m} "
+                       f"{fmt(ref.mean, ref.std)}; the best remedy reaches {ratio:.1%} of it "
+                       f"({word} the 90% target).")
+        else:
+            out.append(f"Healthy reference: {m} {fmt(ref.mean, ref.std)}.")
+    if best is not None:
+        out.append(f"repaired.toml holds the config of {best.label}.")
+    else:
+        out.append("No repaired.toml was written because no candidate succeeded.")
+    out.append(f"Total time {r.seconds:.1f} s.")
+    return out
+
+
+def _ref_patch(r: DoctorResult) -> dict[str, Any]:
+    """What the reference changes relative to the baseline (model keys only)."""
+    if r.reference is None:
+        return {}
+    base, ref = r.baseline.table.get("model", {}), r.reference.table.get("model", {})
+    return {f"model.{k}": (v.get("name") if isinstance(v, dict) else v)
+            for k, v in ref.items() if base.get(k) != v}

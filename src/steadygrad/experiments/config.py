@@ -1,0 +1,379 @@
+"""Typed, frozen run configs, validated at the boundary.
+
+A run is described by one table with sections ``[data]``, ``[model]``, ``[train]`` (with
+``[train.optimizer]``, ``[train.schedule]``, ``[train.early_stopping]``) and ``[diagnostics]``.
+:func:`config_from_dict` turns such a table into a :class:`RunConfig` or fails *before any work*
+with a :class:`~steadygrad.errors.ConfigError` naming the field's path, the received value, what
+is allowed and, for unknown keys and names, a close match. :func:`config_to_dict` is its exact
+inverse (``config_from_dict(config_to_dict(c)) == c``).
+
+Field names are the keyword arguments of the library calls they feed, so a section maps 1:1 onto
+a call: ``[model]`` onto ``steadygrad.nn.build.mlp``, ``[train]`` onto
+``steadygrad.train.loop.fit``, ``[data]`` onto ``steadygrad.data.datasets.load``.
+
+Example:
+    >>> cfg = config_from_dict({"name": "selu", "model": {"hidden": [32, 32],
+    ...     "activation": "selu", "kernel_initializer": "lecun_normal"},
+    ...     "train": {"optimizer": {"name": "sgd", "learning_rate": 0.01, "clipnorm": 1.0}}})
+    >>> cfg.model.activation.name, cfg.train.optimizer.clipnorm
+    ('selu', 1.0)
+    >>> config_from_dict(config_to_dict(cfg)) == cfg
+    True
+    >>> config_from_dict({"model": {"activaton": "relu"}})
+    Traceback (most recent call last):
+    ...
+    steadygrad.errors.ConfigError: model.activaton: got unknown key 'activaton';
+    expected one of ...; did you mean 'activation'?
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from steadygrad.errors import ConfigError
+from steadygrad.experiments import _checks as ck
+from steadygrad.experiments import _names
+
+__all__ = [
+    "Component",
+    "DataConfig",
+    "DiagnosticsConfig",
+    "EarlyStoppingConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "RunConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "config_to_dict",
+]
+
+
+def _m(check: ck.Check) -> dict[str, Any]:
+    """Field metadata holding the field's validator."""
+    return {"check": check}
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered component by name, with its arguments (``{name = "elu", alpha = 0.5}``).
+
+    In a file a component is either a bare name (``"he_normal"``) or a table with a ``name``
+    key and the component's keyword arguments.
+
+    Example:
+        >>> c = Component("variance_scaling", (("mode", "fan_avg"), ("scale", 2.0)))
+        >>> c.kwargs
+        {'mode': 'fan_avg', 'scale': 2.0}
+        >>> c.to_value()
+        {'name': 'variance_scaling', 'mode': 'fan_avg', 'scale': 2.0}
+        >>> Component("relu").to_value()
+        'relu'
+    """
+
+    name: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The arguments as a plain dict (lists restored)."""
+        return {k: ck.thaw(v) for k, v in self.options}
+
+    def to_value(self) -> str | dict[str, Any]:
+        """The name alone without arguments, else ``{"name": ..., **kwargs}``."""
+        return self.name if not self.options else {"name": self.name, **self.kwargs}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: ``steadygrad.data.datasets.load(name, **kwargs)``.
+
+    ``name`` is a registered dataset; every other key is an argument of that dataset's loader
+    (``val_size``, ``test_size``, ``n_train``, ``seed``, ``standardize``, ``root``, ``path``,
+    ...), checked against the loader's signature, so a key means what the loader documents.
+
+    Example:
+        >>> DataConfig("digits", (("n_train", 200),)).kwargs
+        {'n_train': 200}
+    """
+
+    name: str = "digits"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The loader's keyword arguments."""
+        return {k: ck.thaw(v) for k, v in self.options}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``[model]``: an MLP; keyword arguments of ``steadygrad.nn.build.mlp``.
+
+    ``depth = 3`` with ``units = 100`` is accepted in files as a shorthand for
+    ``hidden = [100, 100, 100]`` (the resolved config stores ``hidden``).
+
+    Example:
+        >>> ModelConfig().hidden
+        (300, 100)
+    """
+
+    hidden: tuple[int, ...] = field(default=(300, 100), metadata=_m(ck.int_list))
+    activation: Component = field(default=Component("relu"), metadata=_m(_names.activation))
+    kernel_initializer: Component = field(
+        default=Component("auto"), metadata=_m(_names.initializer)
+    )
+    bias_initializer: Component = field(
+        default=Component("zeros"), metadata=_m(_names.initializer)
+    )
+    batch_norm: str = field(default="none", metadata=_m(ck.choice("none", "before", "after")))
+    input_batch_norm: bool = field(default=False, metadata=_m(ck.boolean))
+    dropout: float = field(default=0.0, metadata=_m(_names.dropout_rate))
+    input_dropout: float = field(default=0.0, metadata=_m(_names.dropout_rate))
+    dropout_kind: str = field(
+        default="dropout", metadata=_m(ck.choice("dropout", "alpha", "mc", "mc_alpha"))
+    )
+    l1: float = field(default=0.0, metadata=_m(ck.non_negative_float))
+    l2: float = field(default=0.0, metadata=_m(ck.non_negative_float))
+    max_norm: float | None = field(default=None, metadata=_m(ck.optional(ck.positive_float)))
+    bn_momentum: float = field(default=0.1, metadata=_m(_names.momentum))
+    bn_eps: float = field(default=1e-5, metadata=_m(ck.positive_float))
+    seed: int | None = field(default=None, metadata=_m(ck.optional(ck.integer(0))))
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """``[train.optimizer]``: a registered optimizer with Keras-named hyperparameters.
+
+    The default is ``fit``'s: plain SGD. ``learning_rate = None`` takes the optimizer's Keras
+    default. Clipping (Keras
+    ``clipnorm``/``clipvalue``/``global_clipnorm``) is applied before each step. Any other key
+    is a hyperparameter of the named optimizer (``momentum``, ``beta_1``, ...), validated by
+    ``steadygrad.optim.optimizers``.
+
+    Example:
+        >>> OptimizerConfig("sgd", 0.1, options=(("momentum", 0.9),)).kwargs
+        {'learning_rate': 0.1, 'momentum': 0.9}
+    """
+
+    name: str = "sgd"
+    learning_rate: float | None = None
+    clipnorm: float | None = None
+    clipvalue: float | None = None
+    global_clipnorm: float | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """Hyperparameters for ``make_optimizer`` (learning rate included, clipping excluded)."""
+        out: dict[str, Any] = {}
+        if self.learning_rate is not None:
+            out["learning_rate"] = self.learning_rate
+        out.update((k, ck.thaw(v)) for k, v in self.options)
+        return out
+
+    @property
+    def clipping(self) -> dict[str, float]:
+        """The clipping arguments that are set (``GradientClipper`` keywords)."""
+        names = ("clipnorm", "clipvalue", "global_clipnorm")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """``[train.early_stopping]``: Keras ``EarlyStopping`` arguments, with Keras defaults.
+
+    Example:
+        >>> EarlyStoppingConfig().monitor
+        'val_loss'
+    """
+
+    monitor: str = field(default="val_loss", metadata=_m(ck.string))
+    min_delta: float = field(default=0.0, metadata=_m(ck.non_negative_float))
+    patience: int = field(default=0, metadata=_m(ck.integer(0)))
+    mode: str = field(default="auto", metadata=_m(ck.choice("auto", "min", "max")))
+    baseline: float | None = field(default=None, metadata=_m(ck.optional(ck.number)))
+    restore_best_weights: bool = field(default=False, metadata=_m(ck.boolean))
+    start_from_epoch: int = field(default=0, metadata=_m(ck.integer(0)))
+
+
+def _early_stopping(value: Any, path: str) -> EarlyStoppingConfig:
+    """``[train.early_stopping]`` table -> :class:`EarlyStoppingConfig`."""
+    out: EarlyStoppingConfig = _build(EarlyStoppingConfig, value, path)
+    return out
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``[train]``: keyword arguments of ``steadygrad.train.loop.fit``.
+
+    Example:
+        >>> TrainConfig().optimizer.name
+        'sgd'
+    """
+
+    epochs: int = field(default=10, metadata=_m(ck.positive_int))
+    batch_size: int = field(default=32, metadata=_m(ck.positive_int))
+    seed: int = field(default=0, metadata=_m(ck.integer(0)))
+    optimizer: OptimizerConfig = field(default=OptimizerConfig(), metadata=_m(_names.optimizer))
+    schedule: Component | None = field(default=None, metadata=_m(ck.optional(_names.schedule)))
+    early_stopping: EarlyStoppingConfig | None = field(
+        default=None, metadata=_m(ck.optional(_early_stopping))
+    )
+    on_non_finite: str = field(
+        default="stop", metadata=_m(ck.choice("stop", "skip", "raise"))
+    )
+
+
+@dataclass(frozen=True)
+class DiagnosticsConfig:
+    """``[diagnostics]``: the gradient-health monitor (``GradientMonitor(model, every=...)``).
+
+    Example:
+        >>> DiagnosticsConfig().every
+        10
+    """
+
+    enabled: bool = field(default=True, metadata=_m(ck.boolean))
+    every: int = field(default=10, metadata=_m(ck.positive_int))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run: a name and the four sections.
+
+    Example:
+        >>> RunConfig().train.epochs
+        10
+    """
+
+    name: str = field(default="run", metadata=_m(ck.string))
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+
+
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig,  # validated by _names.data
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "diagnostics": DiagnosticsConfig,
+}
+
+
+def _table(raw: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(path or "config", raw, "a table (mapping of keys to values)")
+    for key in raw:
+        if not isinstance(key, str):
+            raise ConfigError(f"{path}.{key}" if path else str(key), key, "a string key")
+    return raw
+
+
+def _build(cls: type, raw: Any, path: str) -> Any:
+    """Validate the table ``raw`` into the dataclass ``cls`` (generic over the sections)."""
+    raw = _table(raw, path)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            raise ck.unknown_key(path, key, fields)
+    kwargs = {}
+    for name, fld in fields.items():
+        if name not in raw:
+            continue
+        sub = f"{path}.{name}" if path else name
+        kwargs[name] = fld.metadata["check"](raw[name], sub)
+    return cls(**kwargs)
+
+
+def _model(raw: Any) -> ModelConfig:
+    raw = dict(_table(raw, "model"))
+    if "depth" in raw or "units" in raw:
+        if "hidden" in raw:
+            raise ConfigError(
+                "model.hidden", raw["hidden"], "either hidden or depth + units, not both",
+                hint="remove depth/units or hidden",
+            )
+        for key in ("depth", "units"):
+            if key not in raw:
+                raise ConfigError(
+                    f"model.{key}", None, "an integer >= 1 (depth and units go together)"
+                )
+        depth = ck.positive_int(raw.pop("depth"), "model.depth")
+        units = ck.positive_int(raw.pop("units"), "model.units")
+        raw["hidden"] = [units] * depth
+    model: ModelConfig = _build(ModelConfig, raw, "model")
+    return model
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
+    """Validate a plain table (parsed TOML/YAML/JSON) into a :class:`RunConfig`.
+
+    Missing keys take the defaults shown on each dataclass; registry names are checked
+    against the registries of the modules that use them.
+
+    Args:
+        raw: the table, e.g. ``tomllib.load(f)``.
+
+    Returns:
+        The frozen, validated config.
+
+    Raises:
+        ConfigError: the first invalid field, with its path, value, what is allowed and a hint.
+
+    Example:
+        >>> config_from_dict({"train": {"epochs": 0}})
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: train.epochs: got 0; expected an integer >= 1
+    """
+    raw = _table(raw, "")
+    allowed = ("name", *_SECTIONS)
+    for key in raw:
+        if key not in allowed:
+            raise ck.unknown_key("", key, allowed)
+    kwargs: dict[str, Any] = {}
+    if "name" in raw:
+        kwargs["name"] = ck.string(raw["name"], "name")
+    for key, cls in _SECTIONS.items():
+        if key in raw:
+            if cls is ModelConfig:
+                kwargs[key] = _model(raw[key])
+            elif cls is DataConfig:
+                kwargs[key] = _names.data(raw[key], key)
+            else:
+                kwargs[key] = _build(cls, raw[key], key)
+    return RunConfig(**kwargs)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Component):
+        return value.to_value()
+    if isinstance(value, DataConfig):
+        return {"name": value.name, **value.kwargs}
+    if isinstance(value, OptimizerConfig):
+        out = {"name": value.name}
+        for key in ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm"):
+            out[key] = getattr(value, key)
+        out.update((k, ck.thaw(v)) for k, v in value.options)
+        return out
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return ck.thaw(value)
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """The plain table of ``config`` (lists, not tuples; unset optional fields are None).
+
+    Example:
+        >>> d = config_to_dict(RunConfig(name="a"))
+        >>> d["model"]["hidden"], d["train"]["optimizer"]["name"], d["model"]["max_norm"]
+        ([300, 100], 'sgd', None)
+    """
+    if not isinstance(config, RunConfig):
+        raise ConfigError("config", config, "a RunConfig", hint="use config_from_dict first")
+    out: dict[str, Any] = _plain(config)
+    return out

@@ -1,0 +1,94 @@
+"""Built-in studies: a sweep file shipped in the package plus the code that reads its results.
+
+A study file (``<name>.toml`` next to this module) holds ``title``, ``question``, ``metric``,
+optional ``target``/``expected``, a ``[sweep]`` table (``seeds``, ``base``, ``axes``: the
+format of :func:`steadygrad.experiments.space.sweep_from_dict`), optional ``[variants]`` (named
+config patches that vary several keys together, crossed with the axes) and a ``[full]`` table
+(``seeds``, ``set``: dotted keys set on the base, ``axes``: replacing axes, ``variants``:
+patches merged into the variants) for the classic full-size setup.
+
+Example:
+    >>> sorted(STUDIES.names())[:3]
+    ['activations', 'batch_norm', 'clipping']
+    >>> spec = load_spec("activations")
+    >>> spec["expected"][:2], spec["sweep"]["seeds"]
+    (['selu', 'elu'], [0, 1, 2])
+    >>> load_spec("activations", full=True)["sweep"]["base"]["model"]["depth"]
+    100
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import tomllib
+
+from steadygrad._registry import Registry
+from steadygrad.experiments.loader import set_key
+
+__all__ = ["STUDIES", "Study", "load_spec"]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A registered study: its sweep file and its analysis.
+
+    Attributes:
+        name: the registry name (``unstable_gradients``; ``unstable-gradients`` also works).
+        filename: the study file inside :mod:`steadygrad.studies`.
+        analyze: ``analyze(report, spec) -> list[str]``: the conclusions, computed from the
+            sweep report's numbers.
+        package: the package holding ``filename`` (another module can register a study
+            whose file it ships, e.g. ``transfer``).
+
+    Example:
+        >>> Study("demo", "demo.toml", lambda report, spec: []).package
+        'steadygrad.studies'
+    """
+
+    name: str
+    filename: str
+    analyze: Callable[[Any, dict[str, Any]], list[str]]
+    package: str = "steadygrad.studies"
+
+
+STUDIES: Registry[Study] = Registry("study")
+"""Built-in studies by name (``transfer`` is registered by :mod:`steadygrad.transfer`)."""
+
+
+def load_spec(name: str, *, full: bool = False) -> dict[str, Any]:
+    """The study file of ``name`` as a table; ``full=True`` applies its ``[full]`` table.
+
+    Raises:
+        UnknownNameError: ``name`` is not a registered study (lists the choices).
+    """
+    study = STUDIES.get(name)
+    text = resources.files(study.package).joinpath(study.filename).read_text("utf-8")
+    spec = tomllib.loads(text)
+    spec.setdefault("variants", {})
+    full_table = spec.pop("full", {})
+    if full:
+        sweep = spec["sweep"]
+        if "seeds" in full_table:
+            sweep["seeds"] = list(full_table["seeds"])
+        for key, value in full_table.get("set", {}).items():
+            set_key(sweep["base"], key, copy.deepcopy(value))
+        if "axes" in full_table:
+            sweep["axes"] = copy.deepcopy(full_table["axes"])
+        for vname, patch in full_table.get("variants", {}).items():
+            spec["variants"].setdefault(vname, {}).update(copy.deepcopy(patch))
+    spec["name"] = study.name
+    spec["mode"] = "full" if full else "quick"
+    return spec
+
+
+def _register_builtins() -> None:
+    """Import the analyses, which register the built-in studies."""
+    from steadygrad.studies import analysis  # noqa: F401
+
+
+_register_builtins()

@@ -1,0 +1,177 @@
+"""Run a built-in study: expand its sweep (variants x axes x seeds), run it, write the report.
+
+:func:`expand` builds one :class:`~steadygrad.experiments.space.Sweep` whose runs carry the
+setting ``study.setup = <variant>`` next to the swept axes, so the sweep report groups them by
+setup; :func:`run_study` runs it with :func:`steadygrad.experiments.runner.run_sweep`, writes
+the sweep report (HTML, CSV, Markdown, figures) with
+:func:`steadygrad.experiments.report.write_report`, then the study's own conclusions
+(``study.md``, ``study.html``, ``study.json``), each sentence computed from the results.
+
+Example:
+    >>> from steadygrad.studies.registry import load_spec
+    >>> sweep = expand(load_spec("clipping"))
+    >>> len(sweep.runs), sweep.runs[0].name
+    (8, 'setup=none-seed=0')
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from steadygrad.errors import ConfigError
+from steadygrad.experiments.config import config_from_dict, config_to_dict
+from steadygrad.experiments.loader import apply_overrides, set_key
+from steadygrad.experiments.space import PlannedRun, Sweep, sweep_from_dict
+from steadygrad.experiments.store import atomic_write_json, atomic_write_text, sanitize_name
+
+__all__ = ["StudyResult", "expand", "run_study", "write_sweep_report"]
+
+SETUP_KEY = "study.setup"
+
+
+def expand(spec: Mapping[str, Any], seeds: int | None = None,
+           overrides: Sequence[str] = ()) -> Sweep:
+    """The study's sweep: every variant crossed with the axes and seeds (validated up front).
+
+    Args:
+        spec: a study table from :func:`~steadygrad.studies.registry.load_spec`.
+        seeds: use seeds ``0..seeds-1`` instead of the file's.
+        overrides: ``--set`` items (``"train.epochs=1"``) applied to the base of every run
+            (variants and axes still override them).
+    """
+    raw = json.loads(json.dumps(spec["sweep"]))
+    raw["base"] = apply_overrides(raw.get("base", {}), overrides)
+    raw["name"] = f"{spec['name']}-{spec.get('mode', 'quick')}"
+    if seeds is not None:
+        raw["seeds"] = list(range(seeds))
+    variants: dict[str, dict[str, Any]] = dict(spec.get("variants") or {}) or {"": {}}
+    runs: list[PlannedRun] = []
+    for vname, patch in variants.items():
+        sub = json.loads(json.dumps(raw))
+        for key, value in patch.items():
+            set_key(sub["base"], key, value)
+        try:
+            part = sweep_from_dict(sub)
+        except ConfigError as err:
+            where = f"study variant {vname}" if vname else "study"
+            raise err.__class__(err.path, err.received, err.expected,
+                                f"{err.hint}; {where}" if err.hint else where) from None
+        for run in part.runs:
+            settings = ((SETUP_KEY, vname), *run.settings) if vname else run.settings
+            name = sanitize_name(f"setup={vname}-{run.name}" if vname else run.name)
+            config = config_from_dict({**config_to_dict(run.config), "name": name})
+            runs.append(PlannedRun(len(runs), run.run_id, name, tuple(settings), config))
+    spec_out = {"name": raw["name"], "seeds": raw.get("seeds", [0]), "study": spec["name"],
+                "mode": spec.get("mode", "quick"), "variants": variants,
+                "axes": raw.get("axes", {})}
+    return Sweep(raw["name"], spec_out, tuple(runs))
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """A finished study: where it is, its conclusions and the files written."""
+
+    name: str
+    mode: str
+    sweep_dir: Path
+    conclusions: list[str] = field(hash=False)
+    files: dict[str, str] = field(hash=False)
+    seconds: float = 0.0
+
+
+def _html(title: str, question: str, conclusions: list[str], mode: str) -> str:
+    e = html.escape
+    items = "".join(f"<li>{e(s)}</li>" for s in conclusions)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
+            "<style>body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto}"
+            "li{margin:.4em 0}</style></head><body>"
+            f"<h1>{e(title)}</h1><p><i>{e(question)}</i> ({e(mode)} mode)</p>"
+            f"<h2>Conclusions (computed from the results)</h2><ul>{items}</ul>"
+            "<p>Tables, curves and gradient profiles: <a href='report/report.html'>"
+            "report/report.html</a>; every run: <a href='report/results.csv'>results.csv"
+            "</a>.</p></body></html>\n")
+
+
+def write_sweep_report(report: Any, out: Path) -> dict[str, str]:
+    """:func:`~steadygrad.experiments.report.write_report`; without figures if plotting fails.
+
+    The tables and sentences do not depend on the figures, so a plotting error (recorded as
+    ``files["figures_error"]``) does not cost the report.
+    """
+    from steadygrad.experiments.report import results_csv, write_report
+    from steadygrad.experiments.report_html import render_html, render_markdown
+
+    try:
+        return {k: str(v) for k, v in write_report(report.sweep_dir, out,
+                                                   report=report).items()}
+    except Exception as err:
+        files = {"figures_error": f"{type(err).__name__}: {err}"}
+        files["csv"] = str(atomic_write_text(out / "results.csv", results_csv(report)))
+        files["markdown"] = str(atomic_write_text(out / "report.md",
+                                                  render_markdown(report, {})))
+        files["html"] = str(atomic_write_text(out / "report.html", render_html(report, {})))
+        return files
+
+
+def run_study(name: str, *, full: bool = False, out_dir: str | Path = "studies",
+              seeds: int | None = None, workers: int = 1, resume: bool = False,
+              overrides: Sequence[str] = ()) -> StudyResult:
+    """Run study ``name`` into ``out_dir/<name>-<quick|full>/`` and write its reports.
+
+    Args:
+        name: a registered study (``steadygrad.studies.STUDIES``).
+        full: the classic full-size setup (Fashion-MNIST, hours on a CPU) instead of quick.
+        out_dir: the results root.
+        seeds: number of seeds (``0..seeds-1``) instead of the study's own.
+        workers: sweep worker processes (one torch thread each: the nets are small, and
+            more threads only contend).
+        resume: continue an interrupted study.
+        overrides: ``--set`` items applied to every run's base config (e.g. a smaller
+            budget); the sweep folder is then named ``<name>-<mode>-custom``.
+
+    Raises:
+        UnknownNameError: unknown study name.
+        ConfigError: bad arguments, or the study folder exists without ``resume``.
+    """
+    from steadygrad.experiments.report import build_report
+    from steadygrad.experiments.runner import run_sweep
+    from steadygrad.studies.registry import STUDIES, load_spec
+
+    study = STUDIES.get(name)
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int)
+                              or seeds < 1):
+        raise ConfigError("seeds", seeds, "an integer >= 1")
+    spec = load_spec(study.name, full=full)
+    sweep = expand(spec, seeds, overrides)
+    if overrides:
+        sweep = Sweep(f"{sweep.name}-custom", {**sweep.spec, "name": f"{sweep.name}-custom",
+                                               "overrides": list(overrides)}, sweep.runs)
+    started = time.time()
+    result = run_sweep(sweep, out_dir, workers=workers, resume=resume, threads=1)
+    sweep_dir = Path(result.sweep_dir)
+    report = build_report(sweep_dir, spec.get("metric"))
+    files = write_sweep_report(report, sweep_dir / "report")
+    conclusions = study.analyze(report, spec)
+    seconds = time.time() - started
+    conclusions.append(f"{len(report.runs)} runs ({report.count('done')} done, "
+                       f"{report.count('diverged')} diverged, {report.count('failed')} failed) "
+                       f"in {seconds:.0f} s, {spec['mode']} mode.")
+    md = [f"# {spec['title']}", "", f"*{spec['question']}* ({spec['mode']} mode)", "",
+          "## Conclusions (computed from the results)", ""]
+    md += [f"- {s}" for s in conclusions]
+    md += ["", "Tables, curves and gradient profiles: [report/report.md](report/report.md).",
+           ""]
+    files["study_md"] = str(atomic_write_text(sweep_dir / "study.md", "\n".join(md)))
+    files["study_html"] = str(atomic_write_text(
+        sweep_dir / "study.html", _html(spec["title"], spec["question"], conclusions,
+                                        spec["mode"])))
+    files["study_json"] = str(atomic_write_json(sweep_dir / "study.json", {
+        "study": study.name, "mode": spec["mode"], "conclusions": conclusions,
+        "seconds": seconds}))
+    return StudyResult(study.name, spec["mode"], sweep_dir, conclusions, files, seconds)

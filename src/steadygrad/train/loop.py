@@ -1,0 +1,271 @@
+"""``fit``: train any ``nn.Module`` on in-memory tensors; returns a :class:`History`.
+
+``fit`` validates every argument and the data before any work, resolves names into objects
+(:mod:`steadygrad.train.setup`), builds the step once with only the enabled pieces
+(:func:`~steadygrad.train.step.build_step`) and runs the epochs
+(:class:`~steadygrad.train.runner.EpochRunner`: one ``torch.randperm`` per epoch from a seeded
+generator, ``index_select`` slicing, no DataLoader).
+
+Example:
+    >>> import torch
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> x = torch.randn(256, 4); y = (x[:, 0] > 0).long()
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    >>> history = fit(model, (x, y), epochs=3, optimizer="adam", seed=0, verbose=0)
+    >>> history["loss"][-1] < history["loss"][0], sorted(history.keys())
+    (True, ['accuracy', 'grad_norm', 'loss', 'lr', 'seconds'])
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from steadygrad.errors import CheckpointError, ConfigError, NonFiniteError
+from steadygrad.train.callbacks import Callback, CallbackList, Trainer
+from steadygrad.train.checkpoint import CheckpointManager
+from steadygrad.train.evaluate import default_metrics, model_device
+from steadygrad.train.history import History
+from steadygrad.train.inputs import resolve_data
+from steadygrad.train.losses import check_targets, get_loss
+from steadygrad.train.metrics import Metric, get_metric
+from steadygrad.train.runner import EpochRunner
+from steadygrad.train.setup import (
+    DEFAULT_MONITOR,
+    resolve_callbacks,
+    resolve_monitor,
+    resolve_optimizer,
+    resolve_schedule,
+)
+from steadygrad.train.state import seed_everything, shuffle_generator
+from steadygrad.train.step import build_step, set_learning_rate
+
+__all__ = ["NON_FINITE_MODES", "SYNC_ON_CPU", "fit"]
+
+SYNC_ON_CPU = True
+"""Read each step's loss on the host when training on CPU (no queue to stall there; ~1 µs).
+On accelerators the loss stays on the device and is checked every ``DEVICE_CHECK_EVERY``
+steps; setting this to False runs that path on CPU too (used by the tests)."""
+
+NON_FINITE_MODES = ("stop", "skip", "raise")
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(name, value, f"an int >= {low}")
+    return value
+
+
+def fit(
+    model: nn.Module,
+    data: Any,
+    *,
+    epochs: int = 10,
+    batch_size: int = 32,
+    optimizer: Any = "sgd",
+    learning_rate: float | None = None,
+    loss: Any = None,
+    metrics: Sequence[str | Metric] | None = None,
+    schedule: Any = None,
+    early_stopping: Any = None,
+    callbacks: Sequence[Callback] = (),
+    monitor: Any = DEFAULT_MONITOR,
+    validation_data: Any = None,
+    seed: int | None = None,
+    on_non_finite: str = "stop",
+    compile: bool = False,
+    device: str | torch.device | None = None,
+    verbose: Any = "auto",
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+) -> History:
+    """Train ``model`` on ``data`` and return the per-epoch :class:`History`.
+
+    Args:
+        model: any ``torch.nn.Module`` producing logits (classification) or values.
+        data: a :class:`steadygrad.data.Dataset` (its train split; val split for validation)
+            or a tuple ``(x, y)`` of tensors.
+        epochs: total number of epochs (a resumed run continues up to this number).
+        batch_size: rows per step; the last batch of an epoch may be smaller (a last batch
+            of one row is dropped when the model has batch norm, which cannot train on it).
+        optimizer: a name (``"sgd"``, ``"adam"``, ...), a Keras-style dict
+            ``{"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "clipnorm": 1.0}``
+            (``clipvalue``/``clipnorm``/``global_clipnorm`` clip before each step) or a
+            ``torch.optim.Optimizer``.
+        learning_rate: the learning rate (None: the optimizer's Keras default).
+        loss: a loss name or callable; None infers it from the task (cross-entropy for
+            multiclass logits, BCE-with-logits for binary, MSE for regression).
+        metrics: metric names/objects; None means ``("accuracy",)`` for classification and
+            ``("mae",)`` for regression.
+        schedule: None (constant), a schedule name, ``{"name": ..., **kw}``, a ``step -> lr``
+            callable (set into every param group after each step) or a
+            ``PerformanceScheduler`` (updated once per epoch with ``val_loss``, or ``loss``).
+        early_stopping: None, a dict of :class:`EarlyStopping` arguments or an instance.
+        callbacks: further :class:`Callback` instances.
+        monitor: None/False (off), True (default sampling), an int period or a
+            ``GradientMonitor``; its report lands in ``history.health``.
+        validation_data: ``(x, y)``; defaults to the Dataset's val split.
+        seed: seeds torch's global RNG (dropout, and init of models built afterwards) and
+            the shuffling generator; same seed and config give the same history and weights.
+        on_non_finite: ``"stop"`` (end training, ``history.stopped_reason`` names the step and
+            the first faulty layer), ``"skip"`` (skip that optimizer step, count it in
+            ``skipped_steps``) or ``"raise"`` (raise :class:`NonFiniteError`).
+        compile: ``torch.compile`` the step; compile time goes to ``history.compile_seconds``.
+        device: move the model and data there (default: the model's device).
+        verbose: ``"auto"`` (live bar on a terminal, silent otherwise), 0, 1 or 2 (epoch lines).
+        checkpoint_dir: write a full checkpoint (weights, optimizer, RNG, callbacks, history)
+            after every epoch, atomically.
+        resume: continue from the latest checkpoint in ``checkpoint_dir`` if there is one.
+
+    Returns:
+        The :class:`History`; ``history.stopped_reason`` says why training ended early.
+
+    Raises:
+        ConfigError, DataError: invalid arguments or data (before any training).
+        NonFiniteError: with ``on_non_finite="raise"``.
+        CheckpointError: unreadable checkpoint, or a ``checkpoint_dir`` with checkpoints and
+            ``resume=False``.
+
+    Example:
+        >>> x, y = torch.randn(64, 3), torch.randn(64, 1)
+        >>> h = fit(torch.nn.Linear(3, 1), (x, y), epochs=2, seed=0, verbose=0)
+        >>> list(h.keys())
+        ['loss', 'mae', 'lr', 'grad_norm', 'seconds']
+    """
+    # ---------------------------------------------------------------- validate everything
+    if not isinstance(model, nn.Module):
+        raise ConfigError("model", type(model).__name__, "a torch.nn.Module")
+    _check_int("epochs", epochs, 1)
+    _check_int("batch_size", batch_size, 1)
+    if on_non_finite not in NON_FINITE_MODES:
+        raise ConfigError("on_non_finite", on_non_finite, f"one of {', '.join(NON_FINITE_MODES)}")
+    if seed is not None:
+        _check_int("seed", seed, 0)
+    if resume and checkpoint_dir is None:
+        raise ConfigError("resume", resume, "False without checkpoint_dir",
+                          hint="pass checkpoint_dir=... to resume from")
+    cb_list = resolve_callbacks(callbacks, early_stopping, verbose)
+    mon = resolve_monitor(monitor, model)
+    train = resolve_data(data, validation_data, loss)
+    task = train.task
+    loss_fn = get_loss(loss, task)
+    metric_names = default_metrics(task) if metrics is None else metrics
+    train_metrics = [get_metric(m, task) for m in metric_names]
+    val_metrics = [get_metric(m, task) if isinstance(m, str) else m for m in metric_names]
+    dev = torch.device(device) if device is not None else model_device(model)
+    model.to(dev)
+    x, y = train.x.to(dev), train.y.to(dev)
+    val = None if train.val is None else (train.val[0].to(dev), train.val[1].to(dev))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        probe = model(x[:2])
+        check_targets(probe, y, task)
+        if val is not None:
+            check_targets(probe, val[1], task)
+    model.train(was_training)
+    opt, clipper = resolve_optimizer(optimizer, model, learning_rate)
+    n = x.shape[0]
+    # batch norm cannot train on a batch of one: such a trailing batch is dropped (a different
+    # sample each epoch, since the order is reshuffled)
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    n_used = n - 1 if has_bn and n > 1 and n % batch_size == 1 else n
+    steps_per_epoch = math.ceil(n_used / batch_size)
+    sched, plateau = resolve_schedule(schedule, opt, steps_per_epoch * epochs)
+    manager = CheckpointManager(checkpoint_dir) if checkpoint_dir is not None else None
+    ckpt = None
+    if manager is not None and manager.latest() is not None:
+        if not resume:
+            raise CheckpointError(
+                f"checkpoint_dir {manager.directory} already holds checkpoints; pass "
+                "resume=True to continue from them or choose an empty directory"
+            )
+        ckpt = manager.load()
+    from steadygrad.nn.constraints import apply_, has_constraints
+    from steadygrad.nn.regularizers import has_penalties, penalty
+
+    # ---------------------------------------------------------------- state
+    if seed is not None:
+        seed_everything(seed)
+    history = History()
+    history.params = {
+        "epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
+        "num_samples": n, "task": task, "optimizer": type(opt).__name__, "seed": seed,
+        "compile": compile, "on_non_finite": on_non_finite,
+    }
+    trainer = Trainer(model, optimizer=opt, history=history, params=history.params, monitor=mon)
+    run = EpochRunner(
+        model=model, x=x, y=y, val=val, n_used=n_used, batch_size=batch_size,
+        gen=shuffle_generator(seed), optimizer=opt, schedule=sched, plateau=plateau,
+        loss_fn=loss_fn, train_metrics=train_metrics, val_metrics=val_metrics,
+        callbacks=CallbackList(cb_list, trainer), trainer=trainer, manager=manager,
+        sync=(dev.type == "cpu" and SYNC_ON_CPU) or on_non_finite == "skip",
+        on_non_finite=on_non_finite,
+        regularized=has_penalties(model),
+    )
+    start_epoch = run.restore(ckpt) if ckpt is not None else 0
+    if sched is not None:
+        set_learning_rate(opt, sched, trainer.global_step)
+    if compile and sched is not None:
+        for group in opt.param_groups:  # a tensor lr changes without recompiling
+            group["lr"] = torch.tensor(float(group["lr"]))
+    run.step = build_step(
+        model, loss_fn, opt,
+        clipper=clipper,
+        penalty=penalty if run.regularized else None,
+        constrain=apply_ if has_constraints(model) else None,
+        schedule=sched, monitor=mon, sync=run.sync, compile=compile,
+        compile_timer=run.compile_timer,
+    )
+
+    # ---------------------------------------------------------------- train
+    if mon is not None:
+        mon.attach()
+    failed = False
+    try:
+        run.callbacks.dispatch("on_train_begin", {})
+        if ckpt is not None:
+            run.callbacks.load_state_dict(ckpt.state.get("callbacks", {}))
+        for epoch in range(start_epoch, epochs):
+            trainer.epoch = epoch
+            if run.callbacks.wants("on_epoch_begin") and run.callbacks.dispatch(
+                "on_epoch_begin", epoch, {}
+            ):
+                break
+            logs, reason = run.train_epoch()
+            if reason is not None:
+                trainer.request_stop(reason)
+                if on_non_finite == "raise":
+                    raise NonFiniteError(reason)
+                warnings.warn(f"training stopped: {reason}", RuntimeWarning, stacklevel=2)
+                break
+            run.end_epoch(epoch, logs)
+            if trainer.stop_training:
+                break
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        history.stopped_reason = trainer.stopped_reason
+        if compile:
+            history.compile_seconds = run.compile_timer[0]
+            for group in opt.param_groups:
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"] = float(group["lr"])
+        if mon is not None:
+            mon.detach()
+        try:
+            run.callbacks.dispatch("on_train_end", {})
+        except Exception:
+            if not failed:
+                raise
+    if mon is not None:
+        history.health = mon.report()
+    return history

@@ -1,0 +1,230 @@
+"""The epoch of ``fit``: shuffle, run the step over the batches, accumulate, close the epoch.
+
+Per step the loop does only what the step itself cannot: slice the batch
+(``index_select`` with a slice of one ``randperm`` per epoch), add the loss to a host float
+(CPU: the step already read it) or a device tensor (accelerators: checked for finiteness every
+:data:`DEVICE_CHECK_EVERY` steps and at the epoch's end), keep the detached outputs for the
+metrics (one ``cat`` and update per :data:`METRIC_FLUSH` batches) and dispatch batch events
+only when a callback overrides them.
+
+Example:
+    >>> METRIC_FLUSH, DEVICE_CHECK_EVERY
+    (256, 50)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from steadygrad.errors import CheckpointError
+from steadygrad.train.callbacks import CallbackList, Trainer
+from steadygrad.train.checkpoint import Checkpoint, CheckpointManager, load_weights
+from steadygrad.train.evaluate import run_eval
+from steadygrad.train.metrics import Metric
+from steadygrad.train.nonfinite import locate_non_finite
+from steadygrad.train.state import rng_state, set_rng_state
+from steadygrad.train.step import GRAD_NORM_EVERY, StepResult, set_learning_rate
+
+__all__ = ["DEVICE_CHECK_EVERY", "METRIC_FLUSH", "EpochRunner"]
+
+METRIC_FLUSH = 256
+"""Buffered batches per metric update."""
+DEVICE_CHECK_EVERY = 50
+"""Steps between finiteness checks when the loss stays on the device."""
+
+
+def _lr(optimizer: torch.optim.Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+class EpochRunner:
+    """The state of one ``fit`` call and its per-epoch work (used by ``fit``).
+
+    >>> EpochRunner.__name__
+    'EpochRunner'
+    """
+
+    def __init__(self, **kw: Any) -> None:
+        self.model: nn.Module = kw["model"]
+        self.x: torch.Tensor = kw["x"]
+        self.y: torch.Tensor = kw["y"]
+        self.val: tuple[torch.Tensor, torch.Tensor] | None = kw["val"]
+        self.n_used: int = kw["n_used"]
+        self.batch_size: int = kw["batch_size"]
+        self.gen: torch.Generator = kw["gen"]
+        self.optimizer: torch.optim.Optimizer = kw["optimizer"]
+        self.schedule: Callable[[int], float] | None = kw["schedule"]
+        self.plateau: Any = kw["plateau"]
+        self.loss_fn: Callable[..., torch.Tensor] = kw["loss_fn"]
+        self.train_metrics: list[Metric] = kw["train_metrics"]
+        self.val_metrics: list[Metric] = kw["val_metrics"]
+        self.callbacks: CallbackList = kw["callbacks"]
+        self.trainer: Trainer = kw["trainer"]
+        self.manager: CheckpointManager | None = kw["manager"]
+        self.sync: bool = kw["sync"]
+        self.on_non_finite: str = kw["on_non_finite"]
+        self.regularized: bool = kw["regularized"]
+        self.compile_timer = [0.0]
+        self.step: Callable[..., StepResult] = _unbuilt
+
+    def restore(self, ckpt: Checkpoint) -> int:
+        """Load a checkpoint into model, optimizer, history, RNGs; returns the next epoch."""
+        state, trainer = ckpt.state, self.trainer
+        config = state.get("config", {})
+        mine = self._config()
+        if {k: config.get(k) for k in mine} != mine:
+            raise CheckpointError(
+                f"checkpoint {ckpt.path} was written by a different run: {config} vs {mine}"
+            )
+        load_weights(self.model, ckpt.model_state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        trainer.history.load_state_dict(state["history"])
+        trainer.global_step = int(state["global_step"])
+        set_rng_state(state["rng"], self.gen)
+        if self.plateau is not None and state.get("plateau") is not None:
+            self.plateau.load_state_dict(state["plateau"])
+        return int(state["epoch"])
+
+    def _config(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "num_samples": self.x.shape[0],
+                "optimizer": type(self.optimizer).__name__}
+
+    def train_epoch(self) -> tuple[dict[str, float], str | None]:
+        """One pass over the shuffled training set; returns (logs, non-finite reason)."""
+        model, x, y, step, opt, sched = (
+            self.model, self.x, self.y, self.step, self.optimizer, self.schedule)
+        trainer, cbs, sync, metrics = self.trainer, self.callbacks, self.sync, self.train_metrics
+        want_begin, want_end = cbs.wants("on_batch_begin"), cbs.wants("on_batch_end")
+        skip = self.on_non_finite == "skip"
+        batch_size, global_step = self.batch_size, trainer.global_step
+        model.train()
+        start_time, compile_before = time.perf_counter(), self.compile_timer[0]
+        perm = torch.randperm(x.shape[0], generator=self.gen).to(x.device)
+        loss_sum: Any = 0.0 if sync else torch.zeros((), device=x.device)
+        pen_sum: Any = 0.0 if sync else torch.zeros((), device=x.device)
+        norm_sum: Any = 0.0
+        norm_count, skipped, seen = 0, 0, 0
+        checked = global_step  # device path: steps before this one are known to be finite
+        outs: list[torch.Tensor] = []
+        targets: list[torch.Tensor] = []
+        reason = None
+        for begin in range(0, self.n_used, batch_size):
+            idx = perm[begin : begin + batch_size]
+            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+            size = xb.shape[0]
+            if want_begin:
+                cbs.dispatch("on_batch_begin", global_step, {"size": size})
+            r = step(xb, yb, global_step, begin == 0 or global_step % GRAD_NORM_EVERY == 0)
+            if not r.ok:
+                if not skip:
+                    reason = f"non_finite at step {global_step}, {locate_non_finite(model, xb)}"
+                    opt.zero_grad(set_to_none=True)
+                    break
+                skipped += 1
+                opt.zero_grad(set_to_none=True)
+                global_step += 1
+                if sched is not None:
+                    set_learning_rate(opt, sched, global_step)
+                if want_end:
+                    cbs.dispatch("on_batch_end", global_step - 1,
+                                 {"loss": r.loss, "size": size, "skipped": True})
+                if trainer.stop_training:
+                    break
+                continue
+            global_step += 1
+            seen += size
+            if sync:  # host floats: the step already read them
+                loss_sum += r.loss * size
+                if r.penalty is not None:
+                    pen_sum += r.penalty * size
+            else:  # on the device, checked every DEVICE_CHECK_EVERY steps
+                loss_sum.add_(r.loss, alpha=size)
+                if r.penalty is not None:
+                    pen_sum.add_(r.penalty.detach(), alpha=size)
+                if global_step % DEVICE_CHECK_EVERY == 0:
+                    if not math.isfinite(loss_sum.item()):
+                        reason = self._late(checked, global_step, xb)
+                        break
+                    checked = global_step
+            if r.grad_norm is not None:
+                norm_sum = norm_sum + r.grad_norm
+                norm_count += 1
+            if metrics:
+                outs.append(r.outputs)
+                targets.append(yb)
+                if len(outs) >= METRIC_FLUSH:
+                    self._update_metrics(outs, targets)
+            if want_end:
+                cbs.dispatch("on_batch_end", global_step - 1, {"loss": r.loss, "size": size})
+            if trainer.stop_training:
+                break
+        trainer.global_step = global_step
+        if reason is None and not sync and not math.isfinite(float(loss_sum)):
+            reason = self._late(checked, global_step, xb)
+        self._update_metrics(outs, targets)
+        logs: dict[str, float] = {"loss": float(loss_sum) / seen if seen else math.nan}
+        if self.regularized:
+            logs["penalty"] = float(pen_sum) / seen if seen else math.nan
+        for m in metrics:
+            logs[m.name] = m.compute()
+            m.reset()
+        if reason is not None:
+            return logs, reason
+        if self.val is not None:
+            vlogs = run_eval(model, self.val[0], self.val[1], self.loss_fn, self.val_metrics,
+                             max(batch_size, 256))
+            logs.update({f"val_{k}": v for k, v in vlogs.items()})
+        logs["lr"] = float(sched(global_step - 1)) if sched is not None else _lr(opt)
+        if norm_count:
+            logs["grad_norm"] = float(norm_sum) / norm_count
+        if skip:
+            logs["skipped_steps"] = float(skipped)
+        logs["seconds"] = (time.perf_counter() - start_time
+                           - (self.compile_timer[0] - compile_before))
+        return logs, None
+
+    def _late(self, checked: int, global_step: int, xb: torch.Tensor) -> str:
+        """The reason of a non-finite loss found by a periodic check (device path): the step
+        is only known to lie in a window, and the state may have spread the fault already."""
+        where = locate_non_finite(self.model, xb)
+        return f"non_finite between steps {checked} and {global_step - 1}, {where}"
+
+    def _update_metrics(self, outs: list[torch.Tensor], targets: list[torch.Tensor]) -> None:
+        if outs:
+            out, target = torch.cat(outs), torch.cat(targets)
+            for m in self.train_metrics:
+                m.update(out, target)
+            outs.clear()
+            targets.clear()
+
+    def end_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        """Record the epoch, run callbacks, update a plateau scheduler, checkpoint."""
+        history, opt = self.trainer.history, self.optimizer
+        history.append(logs, epoch)
+        self.callbacks.dispatch("on_epoch_end", epoch, logs)
+        if self.plateau is not None:
+            key = "val_loss" if "val_loss" in logs else "loss"
+            new_lr = self.plateau.update(logs[key], _lr(opt))
+            for group in opt.param_groups:
+                group["lr"] = new_lr
+        if self.manager is not None:
+            self.manager.save(
+                f"epoch-{epoch + 1:04d}", self.model, opt,
+                state={
+                    "epoch": epoch + 1, "global_step": self.trainer.global_step,
+                    "history": history.state_dict(), "rng": rng_state(self.gen),
+                    "callbacks": self.callbacks.state_dict(),
+                    "plateau": self.plateau.state_dict() if self.plateau is not None else None,
+                    "config": self._config(),
+                },
+            )
+
+
+def _unbuilt(*args: Any) -> StepResult:
+    raise RuntimeError("the training step was not built")

@@ -1,0 +1,199 @@
+"""Resolve ``fit``'s arguments into objects, validating everything before any work starts.
+
+Example:
+    >>> import torch
+    >>> model = torch.nn.Linear(2, 1)
+    >>> opt, clipper = resolve_optimizer(
+    ...     {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "clipnorm": 1.0}, model, None)
+    >>> type(opt).__name__, opt.defaults["momentum"], clipper.clipnorm
+    ('SGD', 0.9, 1.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from steadygrad.errors import ConfigError
+from steadygrad.train.builtin_callbacks import EarlyStopping
+from steadygrad.train.callbacks import Callback
+from steadygrad.train.progress import ProgressBar
+
+__all__ = [
+    "CLIP_KEYS",
+    "DEFAULT_MONITOR",
+    "resolve_callbacks",
+    "resolve_monitor",
+    "resolve_optimizer",
+    "resolve_schedule",
+]
+
+CLIP_KEYS = ("clipvalue", "clipnorm", "global_clipnorm")
+
+DEFAULT_MONITOR: bool | int = False
+"""What ``fit(monitor=...)`` defaults to. ``True`` attaches a ``GradientMonitor`` sampling one
+step in ``steadygrad.diagnostics.monitor.DEFAULT_EVERY``; off by default so ``fit`` costs the
+same as a hand-written loop."""
+
+
+def resolve_optimizer(
+    optimizer: Any, model: nn.Module, learning_rate: float | None
+) -> tuple[torch.optim.Optimizer, Callable[..., torch.Tensor] | None]:
+    """``(torch optimizer, clipper or None)`` from a name, a Keras-style dict or an instance.
+
+    A dict is ``{"name": ..., "learning_rate": ..., <Keras-named hyperparameters>,
+    clipvalue/clipnorm/global_clipnorm}``; the clipping keys build a
+    :class:`~steadygrad.optim.clipping.GradientClipper` applied before each step.
+
+    >>> opt, clip = resolve_optimizer("adam", torch.nn.Linear(1, 1), 0.01)
+    >>> opt.defaults["lr"], clip
+    (0.01, None)
+    """
+    from steadygrad.optim.clipping import GradientClipper
+    from steadygrad.optim.optimizers import make_optimizer
+
+    if isinstance(optimizer, torch.optim.Optimizer):
+        if learning_rate is not None:
+            raise ConfigError(
+                "learning_rate", learning_rate, "None with an optimizer instance",
+                hint="set lr when constructing the optimizer, or pass optimizer by name",
+            )
+        return optimizer, None
+    params = [p for p in model.parameters() if p.requires_grad]
+    if isinstance(optimizer, str):
+        return make_optimizer(optimizer, params, learning_rate=learning_rate), None
+    if isinstance(optimizer, Mapping):
+        spec = dict(optimizer)
+        if "name" not in spec:
+            raise ConfigError(
+                "optimizer", optimizer, "a dict with a 'name' key",
+                hint="e.g. {'name': 'sgd', 'learning_rate': 0.01, 'momentum': 0.9}",
+            )
+        name = spec.pop("name")
+        lr = spec.pop("learning_rate", None)
+        if lr is not None and learning_rate is not None and lr != learning_rate:
+            raise ConfigError(
+                "learning_rate", learning_rate,
+                f"the same value as optimizer['learning_rate'] ({lr})",
+                hint="give the learning rate in one place",
+            )
+        lr = learning_rate if lr is None else lr
+        clip = {k: spec.pop(k) for k in CLIP_KEYS if k in spec}
+        clipper = GradientClipper(**clip) if clip else None
+        return make_optimizer(name, params, learning_rate=lr, **spec), clipper
+    raise ConfigError(
+        "optimizer", optimizer,
+        "an optimizer name, a dict {'name': ..., ...} or a torch.optim.Optimizer",
+    )
+
+
+def _is_plateau(obj: Any) -> bool:
+    return callable(getattr(obj, "update", None)) and callable(getattr(obj, "state_dict", None))
+
+
+def resolve_schedule(
+    schedule: Any, optimizer: torch.optim.Optimizer, total_steps: int
+) -> tuple[Callable[[int], float] | None, Any]:
+    """``(pure schedule or None, plateau scheduler or None)``.
+
+    A name or ``{"name": ..., **kw}`` goes through ``make_schedule`` with the optimizer's
+    learning rate as the base and the run's ``total_steps``; a constant schedule is dropped
+    after setting the rate once (no per-step work).
+
+    >>> opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+    >>> sched, plateau = resolve_schedule("cosine", opt, total_steps=10)
+    >>> round(sched(0), 3), round(sched(10), 3), plateau
+    (0.1, 0.0, None)
+    """
+    from steadygrad.optim.schedules import Constant, make_schedule
+
+    if schedule is None:
+        return None, None
+    if _is_plateau(schedule):
+        return None, schedule
+    base = float(optimizer.param_groups[0]["lr"])
+    if isinstance(schedule, str):
+        built = make_schedule(schedule, learning_rate=base, total_steps=total_steps)
+    elif isinstance(schedule, Mapping):
+        spec = dict(schedule)
+        if "name" not in spec:
+            raise ConfigError("schedule", schedule, "a dict with a 'name' key")
+        name = spec.pop("name")
+        lr = float(spec.pop("learning_rate", base))
+        built = make_schedule(name, learning_rate=lr, total_steps=total_steps, **spec)
+    elif callable(schedule):
+        built = schedule
+    else:
+        raise ConfigError(
+            "schedule", schedule,
+            "None, a schedule name, a dict {'name': ...}, a step -> lr callable or a "
+            "PerformanceScheduler",
+        )
+    if isinstance(built, Constant):
+        for group in optimizer.param_groups:
+            group["lr"] = built.lr
+        return None, None
+    return built, None
+
+
+def resolve_monitor(monitor: Any, model: nn.Module) -> Any:
+    """None, or a ``GradientMonitor``: ``True`` (default period), an int period, an instance.
+
+    >>> resolve_monitor(False, torch.nn.Linear(1, 1)) is None
+    True
+    >>> resolve_monitor(5, torch.nn.Linear(1, 1)).every
+    5
+    """
+    if monitor is None or monitor is False:
+        return None
+    from steadygrad.diagnostics.monitor import GradientMonitor
+
+    if monitor is True:
+        return GradientMonitor(model)
+    if isinstance(monitor, int):
+        return GradientMonitor(model, every=monitor)
+    if isinstance(monitor, GradientMonitor) or (
+        hasattr(monitor, "step") and hasattr(monitor, "armed") and hasattr(monitor, "attach")
+    ):
+        return monitor
+    raise ConfigError(
+        "monitor", monitor, "None/False (off), True (default sampling), an int period or a "
+        "GradientMonitor",
+    )
+
+
+def resolve_callbacks(
+    callbacks: Sequence[Callback], early_stopping: Any, verbose: Any
+) -> list[Callback]:
+    """Early stopping first, then the user's callbacks, then the progress display.
+
+    >>> [type(c).__name__ for c in resolve_callbacks([], {"patience": 2}, 2)]
+    ['EarlyStopping', 'ProgressBar']
+    """
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, Sequence):
+        raise ConfigError("callbacks", callbacks, "a list of Callback instances")
+    out: list[Callback] = []
+    if early_stopping is not None:
+        if isinstance(early_stopping, EarlyStopping):
+            out.append(early_stopping)
+        elif isinstance(early_stopping, Mapping):
+            out.append(EarlyStopping(**early_stopping))
+        else:
+            raise ConfigError(
+                "early_stopping", early_stopping, "None, a dict of EarlyStopping arguments or "
+                "an EarlyStopping", hint="e.g. {'patience': 5, 'restore_best_weights': True}",
+            )
+    out.extend(callbacks)
+    modes = {"auto": "auto", 1: "bar", 2: "epoch"}  # True == 1
+    if verbose in (False, 0, None):
+        return out
+    if verbose not in modes:
+        raise ConfigError("verbose", verbose, "'auto', 0/False, 1/True (bar) or 2 (epoch lines)")
+    mode = modes[verbose]
+    if mode == "bar" and not ProgressBar("auto").live:
+        mode = "epoch"
+    out.append(ProgressBar(mode))
+    return out

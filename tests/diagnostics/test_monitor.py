@@ -1,0 +1,137 @@
+"""GradientMonitor mechanics checked against torch itself."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from steadygrad.diagnostics.monitor import GradientMonitor
+from steadygrad.errors import ConfigError
+
+
+def _hooks(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+def _net() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 8),
+                         nn.ReLU(), nn.Linear(8, 3))
+
+
+def test_stats_match_torch_oracle_on_one_step() -> None:
+    net = _net()
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    caught: dict[str, torch.Tensor] = {}
+    net[3].register_forward_hook(lambda m, a, o: caught.__setitem__("z", o) or o.retain_grad())
+    net[4].register_forward_hook(lambda m, a, o: caught.__setitem__("a", o.detach()))
+    w_before = net[3].weight.detach().clone()
+    with GradientMonitor(net, every=1) as mon:
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        mon.step(loss)
+    s = mon.series()
+    assert s.layers == ["0", "3", "5"]
+    assert [m.activation for m in s.meta] == ["tanh", "relu", None]
+    a, z = caught["a"], caught["z"]
+    v = s.values
+    assert v["act_mean"][0, 1] == pytest.approx(a.mean().item(), abs=1e-6)
+    assert v["act_std"][0, 1] == pytest.approx(a.std(correction=0).item(), rel=1e-4)
+    assert v["zero_frac"][0, 1] == pytest.approx((a == 0).float().mean().item())
+    assert v["dead_frac"][0, 1] == pytest.approx((a.amax(0) <= 0).float().mean().item())
+    assert v["grad_rms"][0, 1] == pytest.approx(z.grad.pow(2).mean().sqrt().item(), rel=1e-5)
+    w = net[3].weight.detach()
+    assert v["weight_grad_norm"][0, 1] == pytest.approx(net[3].weight.grad.norm().item(),
+                                                        rel=1e-5)
+    assert v["update_ratio"][0, 1] == pytest.approx(((w - w_before).norm() / w.norm()).item(),
+                                                    rel=1e-4)
+    assert v["weight_rms"][0, 1] == pytest.approx(w.pow(2).mean().sqrt().item(), rel=1e-5)
+    assert s.loss[0] == pytest.approx(loss.item())
+    assert math.isnan(v["dead_frac"][0, 0])  # tanh: "silent" is not "dead"
+
+
+def test_saturation_counts_outputs_near_the_asymptotes() -> None:
+    net = nn.Sequential(nn.Linear(4, 50), nn.Sigmoid(), nn.Linear(50, 1))
+    nn.init.normal_(net[0].weight, std=5.0)
+    x = torch.randn(64, 4)
+    with GradientMonitor(net, every=1) as mon:
+        out = net(x)
+        out.sum().backward()
+        mon.step()
+    a = torch.sigmoid(net[0](x)).detach()
+    expected = ((a < 0.01) | (a > 0.99)).float().mean().item()
+    assert mon.series().values["sat_frac"][0, 0] == pytest.approx(expected, abs=1e-6)
+    assert expected > 0.3
+
+
+def test_hooks_are_attached_only_for_sampled_steps_and_removed_on_exception() -> None:
+    net = _net()
+    x = torch.randn(8, 6)
+    mon = GradientMonitor(net, every=3)
+    with pytest.raises(RuntimeError, match="boom"), mon:
+        assert mon.armed and _hooks(net) > 0  # step 0 is sampled
+        for i in range(5):
+            net(x).sum().backward()
+            mon.step()
+            assert mon.armed == ((i + 1) % 3 == 0)
+            assert (_hooks(net) > 0) == mon.armed
+        raise RuntimeError("boom")
+    assert _hooks(net) == 0 and not mon.armed
+    assert mon.series().steps == [0, 3]
+
+
+def test_conv_net_and_functional_activation_fall_back_to_layer_output() -> None:
+    class Custom(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(4 * 6 * 6, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = F.relu(self.conv(x))  # functional: invisible to the monitor
+            return self.fc(h.flatten(1))
+
+    net = Custom()
+    x = torch.randn(5, 1, 8, 8)
+    caught = {}
+    net.conv.register_forward_hook(lambda m, a, o: caught.__setitem__("z", o.detach()))
+    with GradientMonitor(net, every=1) as mon:
+        net(x).sum().backward()
+        mon.step()
+    s = mon.series()
+    assert s.layers == ["conv", "fc"] and s.meta[0].activation is None
+    assert s.meta[0].units == 4  # channels are the units of a conv layer
+    z = caught["z"]
+    assert s.values["act_mean"][0, 0] == pytest.approx(z.mean().item(), abs=1e-6)
+
+
+def test_execution_order_not_registration_order() -> None:
+    class Rev(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.late = nn.Linear(4, 2)
+            self.early = nn.Linear(3, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.late(torch.tanh(self.early(x)))
+
+    net = Rev()
+    with GradientMonitor(net, every=1) as mon:
+        net(torch.randn(2, 3)).sum().backward()
+        mon.step()
+    assert mon.series().layers == ["early", "late"]
+
+
+@pytest.mark.parametrize("kwargs", [{"every": 0}, {"every": 1.5}, {"bins": 1},
+                                    {"thresholds": {"persistence": 2}}])
+def test_bad_arguments_fail_before_any_work(kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        GradientMonitor(_net(), **kwargs)
+    with pytest.raises(ConfigError, match="model"):
+        GradientMonitor("net")  # type: ignore[arg-type]
