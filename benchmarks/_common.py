@@ -39,7 +39,9 @@ __all__ = [
     "configure_threads",
     "cpu_model",
     "deep_bn_mlp",
+    "load_average",
     "load_fashion_mnist",
+    "load_note",
     "markdown_table",
     "median",
     "ratio",
@@ -140,6 +142,28 @@ def load_average() -> str:
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         return "n/a"
+
+
+def load_note(info: dict[str, Any]) -> str | None:
+    """A sentence saying that other work loaded the CPU, when the 1-minute load average
+    before or after the run exceeded 1.0 (the benchmark's own single busy process).
+
+    >>> note = load_note({"load_before": "3.10 2 1", "load_after": "0.90 1 1", "cores": 2})
+    >>> note.split(":")[1].split(";")[0]
+    ' 1-minute load average 3.10 before, 0.90 after'
+    >>> load_note({"load_before": "0.50 0 0", "load_after": "1.00 0 0", "cores": 2}) is None
+    True
+    """
+    try:
+        before = float(str(info.get("load_before", "nan")).split()[0])
+        after = float(str(info.get("load_after", "nan")).split()[0])
+    except (ValueError, IndexError):
+        return None
+    if not max(before, after) > 1.0:
+        return None
+    return (f"Other jobs (other engineers’ tests and builds) were loading the "
+            f"{info.get('cores')}-core CPU while this ran: 1-minute load average {before:.2f} "
+            f"before, {after:.2f} after; wall times are inflated accordingly, CPU times much less.")
 
 
 def load_fashion_mnist(limit: int | None) -> tuple[Any, Any]:

@@ -30,6 +30,7 @@ __all__ = [
     "keras_model",
     "run_dataloader",
     "run_fit",
+    "run_fit_foreach",
     "run_keras",
     "run_minimal",
     "run_proto_compile",
@@ -159,7 +160,7 @@ def cpu_clock() -> Any:
 
 
 def run_fit(wl: Workload, x: Any, y: Any, epochs: int, seed: int, *, compile: bool = False,
-            monitor: Any = False, fit_kwargs: dict[str, Any] | None = None) -> Run:
+            monitor: Any = False, prebuilt: tuple[Any, Any] | None = None) -> Run:
     """``steadygrad.fit``; epoch seconds from ``history["seconds"]`` (compile excluded).
 
     ``setup_seconds`` is the rest of the ``fit`` call's wall time (validation, building the
@@ -172,12 +173,13 @@ def run_fit(wl: Workload, x: Any, y: Any, epochs: int, seed: int, *, compile: bo
         import torch._dynamo
 
         torch._dynamo.reset()  # fresh caches: a new model must not hit the recompile limit
-    model = wl.build(seed)
+    model, opt = prebuilt if prebuilt is not None else (wl.build(seed), None)
+    optim: dict[str, Any] = ({"optimizer": opt} if opt is not None else
+                             {"optimizer": wl.optimizer, "learning_rate": wl.learning_rate})
     clock = cpu_clock()
     start = time.perf_counter()
-    history = fit(model, (x, y), epochs=epochs, batch_size=BATCH, optimizer=wl.optimizer,
-                  learning_rate=wl.learning_rate, monitor=monitor, compile=compile, seed=seed,
-                  verbose=0, callbacks=[clock], **(fit_kwargs or {}))
+    history = fit(model, (x, y), epochs=epochs, batch_size=BATCH, monitor=monitor,
+                  compile=compile, seed=seed, verbose=0, callbacks=[clock], **optim)
     wall = time.perf_counter() - start
     seconds = [float(s) for s in history["seconds"]]
     comp = float(getattr(history, "compile_seconds", 0.0) or 0.0) if compile else None
@@ -194,6 +196,23 @@ def run_fit(wl: Workload, x: Any, y: Any, epochs: int, seed: int, *, compile: bo
             "codes": sorted({str(getattr(f, "code", f)) for f in health.findings}),
         }
     return run
+
+
+def run_fit_foreach(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
+    """``fit`` (eager) given a ``foreach=True`` torch optimizer instance (proposed default).
+
+    Same hyperparameters as :func:`torch_optimizer`; shows what building the optimizer with
+    the multi-tensor kernels (off by default on CPU in torch) would buy ``fit``.
+    """
+    import torch
+
+    model = wl.build(seed)
+    if wl.optimizer == "sgd":
+        opt: Any = torch.optim.SGD(model.parameters(), lr=wl.learning_rate, foreach=True)
+    else:
+        opt = torch.optim.NAdam(model.parameters(), lr=wl.learning_rate, eps=1e-7,
+                                momentum_decay=1.0, foreach=True)
+    return run_fit(wl, x, y, epochs, seed, prebuilt=(model, opt))
 
 
 def run_proto_compile(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:

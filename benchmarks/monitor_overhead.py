@@ -200,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         tab,
         "",
         *[f"- {v}" for v in verdicts],
+        *([f"- {common.load_note(info)}"] if common.load_note(info) else []),
+        "- On CPU, `.item()` does not stall a queue of pending work as it does on a GPU, so "
+        "the naive monitor's cost here is mostly its extra reductions and Python hooks; on an "
+        "accelerator its per-statistic host syncs cost far more.",
         "",
         f"Contenders: `off` = `monitor=False`; `default` = `monitor=True` (one step in "
         f"{DEFAULT_EVERY} sampled); `every1` = `monitor=1` (statistics on every step); `naive` "

@@ -17,6 +17,8 @@ Contenders (``--contenders``, default all):
   time of a warm-up ``fit`` on one full and one partial batch, before the timed call;
 - ``fit_compile_monitor``: ``fit(compile=True, monitor=True)``, showing that the monitor
   works in compiled mode (its health report is summarized);
+- ``fit_foreach``: ``fit`` eager given a ``foreach=True`` optimizer instance (a proposed
+  default: torch enables the multi-tensor kernels only on CUDA by default);
 - ``proto_compile``: not steadygrad, a prototype of a faster compiled step proposed for
   ``fit(compile=True)`` (:func:`run_proto_compile`), to show what the change would buy.
 
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -48,6 +51,7 @@ from _contenders import (
     keras_available,
     run_dataloader,
     run_fit,
+    run_fit_foreach,
     run_keras,
     run_minimal,
     run_proto_compile,
@@ -55,7 +59,7 @@ from _contenders import (
 )
 
 CONTENDERS = ("fit", "minimal", "dataloader", "fit_compile", "keras", "fit_compile_monitor",
-              "proto_compile")
+              "fit_foreach", "proto_compile")
 WORKLOADS = ("shallow", "deep")
 QUICK_ROWS = 5000
 SECTION = "Trainer speed"
@@ -71,6 +75,7 @@ def runner(name: str) -> Callable[[Workload, Any, Any, int, int], Run]:
         "fit_compile": lambda *a: run_fit(*a, compile=True),
         "keras": run_keras,
         "fit_compile_monitor": lambda *a: run_fit(*a, compile=True, monitor=True),
+        "fit_foreach": run_fit_foreach,
         "proto_compile": run_proto_compile,
     }
     return table[name]
@@ -108,7 +113,8 @@ def tables(results: dict[tuple[str, str], list[Run]], workload_names: Sequence[s
     """The Markdown results table and the goal verdicts."""
     rows, verdicts = [], []
     ref_of = {"fit": "minimal", "dataloader": "minimal", "fit_compile": "keras",
-              "fit_compile_monitor": "fit_compile", "proto_compile": "keras"}
+              "fit_compile_monitor": "fit_compile", "proto_compile": "keras",
+              "fit_foreach": "minimal"}
     med: dict[tuple[str, str], float] = {}
     cpu: dict[tuple[str, str], float] = {}
     for key, runs in results.items():
@@ -160,6 +166,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workloads", default=",".join(WORKLOADS),
                    help=f"comma-separated subset of {', '.join(WORKLOADS)}")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cold-compile", action="store_true",
+                   help="disable torch Inductor's on-disk caches (every compile from scratch)")
     p.add_argument("--write", action="store_true",
                    help=f"replace the '{SECTION}' section of docs/benchmarks.md")
     p.add_argument("--json", default=None, help="also save the raw results to this file")
@@ -186,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print (and with ``--write`` store) the tables."""
     args = parse_args(argv)
     threads = common.configure_threads(args.threads)
+    if args.cold_compile:
+        os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
     import torch
 
     torch.set_num_threads(threads)
@@ -239,6 +249,30 @@ def render(info: dict[str, Any], args: argparse.Namespace, rows: int, table: str
         )
     if skip is not None:
         lines.append(f"- Keras column skipped: {skip}.")
+    lines.append(
+        "- Compile times: "
+        + ("torch Inductor's on-disk caches disabled (`--cold-compile`): every compile from "
+           "scratch." if args.cold_compile else
+           "torch Inductor's on-disk caches enabled (the default; a re-run of the same graphs "
+           "reuses compiled kernels, so these are warm-cache times; `--cold-compile` measures "
+           "from scratch). JAX's persistent cache is off (its default).")
+    )
+    lines.append(
+        "- CPU seconds (`time.process_time`, all threads of the process) are far less "
+        "sensitive than wall time to other processes on the machine; for compiled contenders "
+        "they are given only for epochs after the first (the first one compiles)."
+    )
+    if info["threads"] == 1 and (info["cores"] or 1) > 1:
+        lines.append(
+            f"- Run with 1 compute thread on a {info['cores']}-core machine shared with other "
+            "work: with 2 threads and a load average above the core count, PyTorch's OpenMP "
+            "workers wait on each other at every parallel region (one of them is usually "
+            "descheduled): in a `--quick` check at load average 5–6, eager epochs were 15–90× "
+            "slower than with 1 thread, which measures the machine, not the trainer."
+        )
+    note = common.load_note(info)
+    if note:
+        lines.append(f"- {note}")
     lines += [
         "",
         "Contenders: `fit` = `steadygrad.fit` eager, monitor off (computes loss and accuracy); "
@@ -246,8 +280,10 @@ def render(info: dict[str, Any], args: argparse.Namespace, rows: int, table: str
         "`zero_grad(set_to_none=True)`, loss via `.item()`; `dataloader` = same loop over "
         "`TensorDataset` + `DataLoader(shuffle=True)`; `fit_compile` = `fit(compile=True)`; "
         "`keras` = Keras 3 `model.fit` on JAX (jit), loss + accuracy; `fit_compile_monitor` = "
-        "`fit(compile=True, monitor=True)`; `proto_compile` = not steadygrad: a prototype "
-        "of the compiled step proposed for `fit(compile=True)` (loss + gradients in one graph "
+        "`fit(compile=True, monitor=True)`; `fit_foreach` = `fit` given the same optimizer "
+        "built with `foreach=True` (a proposed default); `proto_compile` = not steadygrad: a "
+        "prototype of the compiled step proposed for `fit(compile=True)` (loss + gradients in "
+        "one graph "
         "via `torch.func.grad_and_value`, then the compiled `foreach` optimizer step; see "
         "`run_proto_compile`). Compile time is excluded from the epoch times "
         "(steadygrad: `history.compile_seconds`; Keras: a warm-up `fit` on one full and one "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -135,3 +136,21 @@ def test_bad_arguments_fail_before_any_work(kwargs: dict) -> None:
         GradientMonitor(_net(), **kwargs)
     with pytest.raises(ConfigError, match="model"):
         GradientMonitor("net")  # type: ignore[arg-type]
+
+
+def test_grads_cleared_before_step_and_short_batches_are_handled() -> None:
+    net = _net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with GradientMonitor(net, every=1) as mon:
+        for bs in (16, 16, 5, 16):
+            loss = F.cross_entropy(net(torch.randn(bs, 6)), torch.randint(0, 3, (bs,)))
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)  # too early: weight-grad stats become NaN
+            mon.step(loss)
+    s = mon.series()
+    assert s.steps == [0, 1, 2, 3]
+    assert np.isnan(s.values["weight_grad_norm"]).all()
+    assert np.isfinite(s.values["grad_rms"]).all()  # caught on the layer outputs
+    assert np.isfinite(s.values["update_ratio"]).all()
+    assert np.isfinite(s.values["dead_frac"][:, 1]).all()

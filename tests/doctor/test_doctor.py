@@ -14,7 +14,7 @@ from steadygrad.cli.main import main
 from steadygrad.doctor.candidates import merge_patches, patch_effect, propose
 from steadygrad.doctor.core import doctor, example_config, reference_config
 from steadygrad.doctor.result import succeeded
-from steadygrad.doctor.trials import IMPAIRED_LOSS_FRACTION, problem_kinds
+from steadygrad.doctor.trials import IMPAIRED_LOSS_FRACTION, Trial, problem_kinds
 from steadygrad.errors import ConfigError
 from steadygrad.experiments.config import config_from_dict, config_to_dict
 from steadygrad.experiments.loader import load_config
@@ -53,7 +53,7 @@ def test_patch_effect_resolves_div10_skips_noops_and_invalid_keys() -> None:
     assert table["train"]["optimizer"]["learning_rate"] == pytest.approx(0.001)
     # digits standardizes by default: setting it again changes nothing
     assert patch_effect(raw, {"data.standardize": True})[0] is None
-    assert patch_effect(raw, {"model.residual": False})[1].startswith("not applicable")
+    assert str(patch_effect(raw, {"model.residual": False})[1]).startswith("not applicable")
     assert merge_patches({"model.activation": "selu"}, {"model.activation": "elu"}) is None
 
 
@@ -114,6 +114,7 @@ def test_failing_net_is_repaired_by_controlled_trials(tmp_path: Path) -> None:
         if node is not None:
             assert node == value or (isinstance(value, bool) and node is value)
     doc = json.loads((tmp_path / "d" / "doctor.json").read_text())
+    assert result.reference is not None and result.reference.mean is not None
     assert doc["best"] == best.label and doc["reference_ratio"] == pytest.approx(
         best.mean / result.reference.mean)
     assert (tmp_path / "d" / "doctor.html").read_text().count("<tr>") == 2 + 1 + len(
@@ -134,3 +135,31 @@ def test_no_argument_doctor_finds_and_fixes_the_builtin_failing_net(tmp_path: Pa
     assert seconds < 180
     assert (tmp_path / "d" / "repaired.toml").is_file()
     assert any(f"{ratio:.1%}" in s for s in result.verdict())
+
+
+def _with_values(trial: Trial, values: list[float]) -> Trial:
+    import dataclasses
+
+    runs = tuple(dataclasses.replace(r, metric=v) for r, v in zip(trial.runs, values,
+                                                                  strict=True))
+    return dataclasses.replace(trial, runs=runs)
+
+
+def test_verdict_words_follow_the_numbers() -> None:
+    import dataclasses
+
+    from steadygrad.doctor.result import demo_result
+
+    r = demo_result()
+    text = " ".join(r.verdict())
+    assert "reaches 96.8% of it (meets the 90% target)" in text
+    assert "0.910 ± 0.014 vs baseline 0.120 ± 0.028" in text
+    # a weaker remedy misses the reference target, and the sentence says so
+    weak = dataclasses.replace(r, trials=(r.trials[0], _with_values(r.trials[1], [0.5, 0.6])))
+    assert "reaches 58.5% of it (misses the 90% target)" in " ".join(weak.verdict())
+    # a remedy that silences the finding but is worse than the baseline does not succeed
+    worse = dataclasses.replace(r, baseline=_with_values(r.baseline, [0.95, 0.95]))
+    assert worse.best is None
+    joined = " ".join(worse.verdict())
+    assert "No candidate succeeded" in joined and "worse than the baseline's 0.950" in joined
+    assert "No repaired.toml was written" in joined

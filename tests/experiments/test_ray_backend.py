@@ -20,7 +20,6 @@ SPEC = {"name": "onray", "seeds": [0, 1],
         "axes": {"model.activation": ["relu", "tanh"]}}
 
 
-@pytest.mark.slow
 def test_ray_sweep_matches_local_execution_and_claims_each_run_once(tmp_path: Path) -> None:
     sweep = sweep_from_dict(SPEC)
     ray.init(num_cpus=2, include_dashboard=False)

@@ -17,7 +17,6 @@ import pytest
 from safetensors.torch import load_file
 
 from steadygrad.errors import ConfigError
-from steadygrad.experiments.execute import run_config
 from steadygrad.experiments.index import RunIndex
 from steadygrad.experiments.loader import load_config
 from steadygrad.experiments.runner import run_sweep
@@ -64,12 +63,11 @@ def _running(index_path: Path) -> bool:
 
 def _kill_and_resume(tmp_path: Path, kills: int, seed: int) -> None:
     sweep = sweep_from_dict(SPEC)
-    # reference: the same runs executed one by one, uninterrupted, in this process
-    reference = {}
-    for run in sweep.runs:
-        result = run_config(run.config, tmp_path / "reference" / run.name)
-        assert result.status == "done", result.error
-        reference[run.name] = _check_done_run(result.run_dir)
+    # reference: the same sweep, uninterrupted
+    clean = run_sweep(sweep, tmp_path / "reference", workers=2, threads=1)
+    assert clean.ok, [r.error for r in clean.rows]
+    reference = {run.name: _check_done_run(clean.sweep_dir / "runs" / run.name)
+                 for run in sweep.runs}
     root = tmp_path / "sweeps"
     index_path = root / "killme" / "index.sqlite"
     rng = random.Random(seed)

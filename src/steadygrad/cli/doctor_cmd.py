@@ -14,7 +14,7 @@ Example:
     >>> add_parser(sub)
     >>> args = sub.choices["doctor"].parse_args(["--seeds", "2", "--steps", "50"])
     >>> args.config, args.seeds, args.steps, args.max_trials
-    (None, 2, 50, 8)
+    (None, 2, 50, 10)
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def add_parser(sub: Any) -> None:
                         "(default: the config's epochs)")
     parser.add_argument("--seeds", type=_int(1), default=3, metavar="N",
                         help="seeds per trial (default 3)")
-    parser.add_argument("--max-trials", type=_int(0), default=8, metavar="N",
-                        help="most candidate trials, the combination included (default 8)")
+    parser.add_argument("--max-trials", type=_int(0), default=10, metavar="N",
+                        help="most candidate trials, the combination included (default 10)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder, must be new or empty (default doctor/<name>-N)")
     parser.add_argument("--threads", type=_int(1), default=1, metavar="N",

@@ -33,7 +33,11 @@ __all__ = ["Check", "decode"]
 
 @dataclass(frozen=True)
 class Check:
-    """One sampled step: row indices, element counts, and the packed on-device numbers."""
+    """One sampled step: row indices, element counts, and the packed on-device numbers.
+
+    >>> Check(3, (), (), (), (), (), (), (), torch.zeros(3)).step
+    3
+    """
 
     step: int
     act_rows: tuple[int, ...]
@@ -57,6 +61,11 @@ def decode(checks: Sequence[Check], flat: np.ndarray, s: HealthSeries, gsq: np.n
         gsq: per-check squared global gradient norm (filled).
         units: filled with the number of units of each row.
         relu_rows: rows whose activation is a rectifier (only those get ``dead_frac``).
+
+    >>> c = Check(5, (), (), (), (), (), (), (), torch.tensor([0.1, 1.0, 0.7]))
+    >>> s = HealthSeries.empty([], [5]); decode([c], c.packed.numpy(), s, np.zeros(1), {}, set())
+    >>> round(float(s.loss[0]), 3), round(float(s.input_std[0]), 3)
+    (0.7, 1.0)
     """
     v = s.values
     pos = 0

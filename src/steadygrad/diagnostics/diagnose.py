@@ -77,6 +77,11 @@ def diagnose(
     Raises:
         ConfigError: a bad argument (named in the message).
         DataError: ``data_x``/``data_y`` are not tensors of matching length.
+
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    >>> rep = diagnose(net, torch.randn(16, 3), torch.randn(16, 1), steps=3, batch_size=8)
+    >>> rep.meta["loss"], len(rep.series.steps)
+    ('mse', 3)
     """
     if not isinstance(model, nn.Module):
         raise ConfigError("model", type(model).__name__, "a torch.nn.Module")

@@ -80,6 +80,10 @@ class LayerRow:
         act_leaf: position of the activation module in the leaf list (None if none).
         unit_dim: 1 for channel-first outputs, -1 for feature-last.
         fan_in: inputs per unit of the weighted layer (None if none).
+
+    >>> row = plan_rows([("fc", nn.Linear(3, 2)), ("act", nn.ReLU())])[0]
+    >>> row.name, row.activation, row.fan_in, row.members
+    ('fc', 'relu', 3, ('fc', 'act'))
     """
 
     index: int

@@ -95,6 +95,16 @@ class GradientMonitor:
 
     Raises:
         ConfigError: ``model`` is not a module, or ``every``/``bins`` are not positive ints.
+
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    >>> mon = GradientMonitor(net, every=2).attach()
+    >>> mon.armed  # step 0 is sampled
+    True
+    >>> net(torch.randn(4, 2)).sum().backward(); mon.step()
+    >>> mon.armed, mon.steps_seen  # step 1 is not
+    (False, 1)
+    >>> mon.detach(); [f.kind for f in mon.findings()]
+    []
     """
 
     def __init__(
@@ -354,7 +364,7 @@ class GradientMonitor:
     def _dead_counts(self, key: Any, rows: tuple[int, ...], unit_max: torch.Tensor
                      ) -> torch.Tensor:
         """Units per layer with no positive output over the last ``persistence`` checks."""
-        wkey = (key, rows)
+        wkey = (rows, tuple(unit_max.shape))  # not the batch size: the last batch may be short
         window = self._windows.get(wkey)
         if window is None:
             window = self._windows[wkey] = deque(maxlen=self.thresholds.persistence)

@@ -63,6 +63,11 @@ def plot_gradient_profile(series: Any, path: str | os.PathLike[str]) -> Path:
     Args:
         series: a :class:`HealthSeries` or a ``HealthReport``.
         path: the PNG to write.
+
+    >>> import tempfile
+    >>> s = HealthSeries.empty(["a", "b"], steps=[0])
+    >>> plot_gradient_profile(s, Path(tempfile.mkdtemp()) / "g.png").name
+    'g.png'
     """
     s = _series(series)
     plt = _plt()
@@ -86,6 +91,12 @@ def plot_activation_histograms(series: Any, path: str | os.PathLike[str]) -> Pat
     Args:
         series: a :class:`HealthSeries` or a ``HealthReport``.
         path: the PNG to write.
+
+    >>> import tempfile
+    >>> s = HealthSeries.empty(["a"], steps=[0])
+    >>> s.histograms = [(0, np.ones((1, 40)))]
+    >>> plot_activation_histograms(s, Path(tempfile.mkdtemp()) / "h.png").name
+    'h.png'
     """
     s = _series(series)
     plt = _plt()
@@ -113,6 +124,12 @@ def plot_unit_health(series: Any, path: str | os.PathLike[str]) -> Path:
     Args:
         series: a :class:`HealthSeries` or a ``HealthReport``.
         path: the PNG to write.
+
+    >>> import tempfile
+    >>> s = HealthSeries.empty(["a"], steps=[0, 5])
+    >>> s.values["dead_frac"][:, 0] = [0.1, 0.6]
+    >>> plot_unit_health(s, Path(tempfile.mkdtemp()) / "u.png").name
+    'u.png'
     """
     s = _series(series)
     plt = _plt()
@@ -132,7 +149,12 @@ def plot_unit_health(series: Any, path: str | os.PathLike[str]) -> Path:
 
 def plot_report(report: Any, folder: str | os.PathLike[str]) -> list[Path]:
     """Write the three plots (``gradient_profile.png``, ``activations.png``,
-    ``unit_health.png``) into ``folder``; returns their paths."""
+    ``unit_health.png``) into ``folder``; returns their paths.
+
+    >>> import tempfile
+    >>> [p.name for p in plot_report(HealthSeries.empty(["a"], [0]), tempfile.mkdtemp())]
+    ['gradient_profile.png', 'activations.png', 'unit_health.png']
+    """
     d = Path(folder)
     return [plot_gradient_profile(report, d / "gradient_profile.png"),
             plot_activation_histograms(report, d / "activations.png"),

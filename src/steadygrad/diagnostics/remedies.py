@@ -31,6 +31,10 @@ class Remedy:
         why: one line of why it helps.
         source: where the advice comes from.
         condition: for ``self_normalization``, the broken condition it repairs (else "").
+
+    >>> r = REMEDIES["self_normalization"][1]
+    >>> r.condition, r.patch
+    ('lecun_init', {'model.kernel_initializer': 'lecun_normal'})
     """
 
     name: str

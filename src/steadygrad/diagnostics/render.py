@@ -24,7 +24,11 @@ _MARK = {"info": "i", "warning": "!", "error": "x"}
 
 
 def format_value(x: float) -> str:
-    """Compact fixed-width number: ``-`` for NaN, scientific outside ``[0.01, 1000)``."""
+    """Compact fixed-width number: ``-`` for NaN, scientific outside ``[0.01, 1000)``.
+
+    >>> format_value(0.5), format_value(float("inf"))
+    ('0.500', 'inf')
+    """
     if x is None or not math.isfinite(x):
         return "-" if x is None or math.isnan(x) else ("inf" if x > 0 else "-inf")
     if x == 0:
@@ -40,6 +44,11 @@ def render_report(report: HealthReport, width: int = 100) -> str:
     Args:
         report: the health report.
         width: wrap width for finding messages.
+
+    >>> from steadygrad.diagnostics.report import HealthReport
+    >>> from steadygrad.diagnostics.series import HealthSeries
+    >>> print(render_report(HealthReport(HealthSeries.empty([], [0]), [])).splitlines()[-1])
+    no findings: gradients look healthy
     """
     s = report.series
     lines = [f"gradient health  ({s.checks} checks, steps {s.steps[0] if s.steps else '-'}"

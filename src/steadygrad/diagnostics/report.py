@@ -58,6 +58,10 @@ class HealthReport:
         findings: what the rules concluded.
         thresholds: the thresholds used.
         meta: free-form JSON-ready facts (sampling period, steps, optimizer, ...).
+
+    >>> rep = HealthReport(HealthSeries.empty(["fc"], [0]), findings=[], meta={"every": 1})
+    >>> rep.worst() is None, rep.to_dict()["schema"]
+    (True, 'steadygrad.health/1')
     """
 
     series: HealthSeries

@@ -68,6 +68,13 @@ class Thresholds:
         selu_std: tolerated ``std`` band ``[1/selu_std, selu_std]`` of a SELU activation.
         lr_low: median update/weight ratio below which the learning rate is too low.
         lr_high: median update/weight ratio above which the learning rate is too high.
+
+    >>> Thresholds(persistence=5).persistence
+    5
+    >>> Thresholds(dead_fraction=2.0)
+    Traceback (most recent call last):
+    ...
+    steadygrad.errors.ConfigError: thresholds.dead_fraction: got 2.0; expected a number in (0, 1)
     """
 
     persistence: int = 3
@@ -119,6 +126,10 @@ class Finding:
         message: one human sentence.
         evidence: the numbers behind it (JSON-ready).
         remedies: fixes from the toolbox, in order.
+
+    >>> f = Finding("dead_units", "warning", ("fc1",), 30, "msg", {"x": 1})
+    >>> Finding.from_dict(f.to_dict()) == f
+    True
     """
 
     kind: str
@@ -185,7 +196,7 @@ def _non_finite(s: HealthSeries) -> Finding | None:
         wts = np.flatnonzero(~np.isfinite(v["weight_rms"][k]) & ~np.isnan(v["weight_rms"][k]))
         wnan = np.flatnonzero(np.isnan(v["weight_rms"][k]) & ~np.isnan(v["weight_grad_norm"][k]))
         wts = np.union1d(wts, wnan)
-        loss_bad = bool(np.isinf(s.loss[k]) or (np.isnan(s.loss[k]) and False))
+        loss_bad = bool(np.isinf(s.loss[k]))  # a NaN loss is indistinguishable from "not given"
         if fwd.size:
             where, row, count = "forward", int(fwd[0]), v["act_nonfinite"][k, fwd[0]]
         elif wts.size:
@@ -368,10 +379,16 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     Args:
         series: what the monitor recorded.
         thresholds: rule thresholds (defaults: :class:`Thresholds`).
+
+    >>> evaluate(HealthSeries.empty(["a", "b", "c"], steps=[0, 1, 2]))
+    []
     """
     th = thresholds or Thresholds()
     impaired = learning_progress(series, th)["impaired"]
-    found: list[Finding | None] = [_non_finite(series)]
+    nonfinite = _non_finite(series)
+    if nonfinite is not None:
+        impaired = True  # NaN/Inf anywhere means training failed, whatever the loss said before
+    found: list[Finding | None] = [nonfinite]
     found += _gradient_profile(series, th, impaired)
     found.append(_per_layer(series, th, impaired, "dead_units", RELU_FAMILY, "dead_frac",
                             th.dead_fraction, "dead units"))

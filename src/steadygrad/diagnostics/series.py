@@ -86,6 +86,10 @@ class HealthSeries:
         input_std: mean over input features of the feature's standard deviation.
         histograms: ``(step, (layers, bins) counts)`` at a few checks.
         meta: static per-layer description.
+
+    >>> s = HealthSeries.empty(["a"], steps=[0, 10, 20])
+    >>> s.checks, s.values["update_ratio"].shape
+    (3, (3, 1))
     """
 
     layers: list[str]

@@ -40,6 +40,7 @@ from steadygrad.doctor.result import DoctorResult, rank
 from steadygrad.doctor.trials import DataCache, Trial, run_trial
 from steadygrad.errors import ConfigError
 from steadygrad.experiments.config import RunConfig, config_from_dict, config_to_dict
+from steadygrad.experiments.loader import set_key
 
 __all__ = ["doctor", "example_config", "reference_config"]
 
@@ -107,7 +108,8 @@ def _printer(progress: Callable[[str], None] | bool | None) -> Callable[[str], N
     return lambda line: None
 
 
-def _resolve_lr(table: dict[str, Any], key: str, seed: int, cache: DataCache) -> tuple[float, str]:
+def _resolve_lr(table: dict[str, Any], key: str, seed: int, cache: DataCache
+                ) -> tuple[float | None, str]:
     """The rate for the ``"lr_find"`` placeholder: the range test's minimum-loss rate / 10.
 
     The minimum-loss rule (Géron, *Hands-On ML* ch. 11) rather than the steepest slope: on a
@@ -125,8 +127,15 @@ def _resolve_lr(table: dict[str, Any], key: str, seed: int, cache: DataCache) ->
     optimizer = fit_arguments(config)["optimizer"]
     found = lr_find(model, data, optimizer=optimizer, batch_size=config.train.batch_size,
                     num_steps=100, seed=seed)
-    rule = "min_loss_div10" if "min_loss_div10" in found.suggestions else "steepest"
-    lr = float(f"{found.suggestions[rule]:.3g}")
+    smoothed = [v if math.isfinite(v) else math.inf for v in found.smoothed]
+    if not smoothed:
+        return None, "LR range test recorded no step"
+    lowest = min(range(len(smoothed)), key=smoothed.__getitem__)
+    if lowest < max(1, len(smoothed) // 10):
+        return None, (f"LR range test inconclusive: the smoothed loss was lowest at step "
+                      f"{lowest} of {len(smoothed)} (rate {found.lrs[lowest]:.3g}), i.e. it "
+                      "never fell as the rate grew")
+    lr = float(f"{found.lrs[lowest] / 10:.3g}")
     return lr, (f"LR range test (Smith 2017) on the seed-{seed} model: the rate at the lowest "
                 f"smoothed loss / 10 = {lr:g}")
 
@@ -142,7 +151,7 @@ def _budget(table: dict[str, Any], steps: int | None, n_train: int) -> tuple[int
 
 
 def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: int = 3,
-           max_trials: int = 8, out_dir: str | Path | None = None,
+           max_trials: int = 10, out_dir: str | Path | None = None,
            progress: Callable[[str], None] | bool | None = None,
            reference: RunConfig | None = None, threads: int | None = 1) -> DoctorResult:
     """Diagnose ``config`` and run the controlled trials that show which remedy works.
@@ -253,13 +262,16 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
             for key, value in cand.patch.items():
                 if value == "lr_find":
                     lr, note = _resolve_lr(new, key, seed_list[0], cache)
-                    from steadygrad.experiments.loader import set_key
-
+                    if lr is None:
+                        break
                     set_key(new, key, lr)
                     patch[key] = lr
                 elif value == "div10":
                     patch[key] = new["train"]["optimizer"]["learning_rate"]
-            trials.append(trial(cand.name, "candidate", new, patch, note))
+            else:
+                trials.append(trial(cand.name, "candidate", new, patch, note))
+                continue
+            skipped.append((cand.name, note))
         ranked = rank(trials, baseline, metric)
         if max_trials >= 3 and len(ranked) >= 2:
             first = ranked[0]

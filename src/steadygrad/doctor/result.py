@@ -27,7 +27,7 @@ from typing import Any
 
 from steadygrad.doctor.trials import Trial
 
-__all__ = ["DoctorResult", "better", "fmt", "rank", "succeeded"]
+__all__ = ["DoctorResult", "better", "demo_result", "fmt", "rank", "succeeded"]
 
 
 def _sign(metric: str) -> float:
@@ -48,7 +48,12 @@ def better(a: float | None, b: float | None, metric: str) -> bool:
 
 
 def rank(trials: Sequence[Trial], baseline: Trial, metric: str) -> list[Trial]:
-    """Trials ordered by problem-free seeds, then metric mean (ties keep the trial order)."""
+    """Trials ordered by problem-free seeds, then metric mean (ties keep the trial order).
+
+    >>> r = demo_result()
+    >>> [t.label for t in rank(r.trials, r.baseline, r.metric)]
+    ['relu_he', 'glorot_init']
+    """
     sign = _sign(metric)
 
     def key(item: tuple[int, Trial]) -> tuple[int, float, int]:
@@ -60,7 +65,12 @@ def rank(trials: Sequence[Trial], baseline: Trial, metric: str) -> list[Trial]:
 
 
 def succeeded(trial: Trial, baseline: Trial, metric: str) -> bool:
-    """Problems gone in every seed, every seed finished, mean metric no worse than baseline."""
+    """Problems gone in every seed, every seed finished, mean metric no worse than baseline.
+
+    >>> r = demo_result()
+    >>> [succeeded(t, r.baseline, r.metric) for t in r.trials]
+    [False, True]
+    """
     return (trial.problem_seeds == 0 and all(r.status == "done" for r in trial.runs)
             and trial.mean is not None and better(trial.mean, baseline.mean, metric))
 
@@ -94,6 +104,11 @@ class DoctorResult:
         out_dir: the output folder.
         seconds: total wall time.
         files: the files written (name -> path).
+
+    Example:
+        >>> r = demo_result()
+        >>> r.healthy, r.best.label, round(r.reference_ratio, 3)
+        (False, 'relu_he', 0.968)
     """
 
     config_name: str
@@ -161,3 +176,34 @@ class DoctorResult:
             "skipped": [{"candidate": c, "why": w} for c, w in self.skipped],
             "verdict": self.verdict(), "seconds": self.seconds, "files": self.files,
         }
+
+
+def demo_result(out_dir: str | Path = ".") -> DoctorResult:
+    """A small hand-made :class:`DoctorResult` (no training) for examples and tests.
+
+    Baseline 0.10/0.14 with saturation; ``glorot_init`` 0.12/0.10 still saturated;
+    ``relu_he`` 0.90/0.92 clean; reference 0.93/0.95.
+
+    >>> demo_result().baseline.problems
+    ('saturation',)
+    """
+    from steadygrad.doctor.trials import SeedRun
+
+    def trial(label: str, role: str, values: Sequence[float], problems: tuple[str, ...],
+              patch: dict[str, Any]) -> Trial:
+        runs = tuple(SeedRun(i, "done", v, 2.2 if problems else 0.3, problems,
+                             tuple({"kind": k, "severity": "info", "layers": ["dense1"]}
+                                   for k in problems), 1.0, f"runs/{label}-seed={i}")
+                     for i, v in enumerate(values))
+        return Trial(label, role, patch, {"model": {"activation": "sigmoid"}}, runs)
+
+    sat = ("saturation",)
+    return DoctorResult(
+        "demo", False, "val_accuracy", "multiclass", [0, 1], 5, 180,
+        trial("baseline", "baseline", [0.10, 0.14], sat, {}),
+        trial("reference", "reference", [0.93, 0.95], (), {}),
+        (trial("glorot_init", "candidate", [0.12, 0.10], sat,
+               {"model.kernel_initializer": "glorot_uniform"}),
+         trial("relu_he", "candidate", [0.90, 0.92], (),
+               {"model.activation": "relu", "model.kernel_initializer": "he_normal"})),
+        (("schedule", "not applicable"),), Path(out_dir), 12.5)

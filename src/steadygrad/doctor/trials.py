@@ -104,6 +104,10 @@ class SeedRun:
         seconds: wall time of the run.
         run_dir: its run directory.
         error: last line of the traceback of a failed run.
+
+    Example:
+        >>> SeedRun(0, "done", 0.9, 0.3, (), (), 1.5, "runs/a").metric
+        0.9
     """
 
     seed: int
@@ -134,6 +138,13 @@ class Trial:
         table: the full config table that ran (``train.seed`` set per run).
         runs: one :class:`SeedRun` per seed, in seed order.
         note: how the patch was resolved (e.g. the LR range test's suggestion).
+
+    Example:
+        >>> runs = (SeedRun(0, "done", 0.8, 0.5, (), (), 1.0, ""),
+        ...         SeedRun(1, "done", 0.6, 0.9, ("saturation",), (), 1.0, ""))
+        >>> t = Trial("x", "candidate", {}, {}, runs)
+        >>> round(t.mean, 3), round(t.std, 3), t.problems, t.problem_seeds
+        (0.7, 0.141, ('saturation',), 1)
     """
 
     label: str
@@ -234,6 +245,15 @@ def run_trial(label: str, role: str, table: Mapping[str, Any], patch: Mapping[st
 
     Returns:
         The :class:`Trial`.
+
+    Example:
+        >>> import tempfile
+        >>> table = {"data": {"name": "digits", "n_train": 60}, "model": {"hidden": [4]},
+        ...          "train": {"epochs": 1}}
+        >>> t = run_trial("tiny", "baseline", table, {}, [0, 1], tempfile.mkdtemp(),
+        ...               metric="val_accuracy", cache=DataCache())
+        >>> [r.seed for r in t.runs], [r.status for r in t.runs]
+        ([0, 1], ['done', 'done'])
     """
     from steadygrad.experiments.execute import run_config
 

@@ -28,7 +28,7 @@ from steadygrad.experiments.config import config_from_dict, config_to_dict
 from steadygrad.experiments.loader import dump_toml
 from steadygrad.experiments.store import atomic_write_json, atomic_write_text
 
-__all__ = ["render_markdown", "render_text", "table_rows", "table_rows_header",
+__all__ = ["render_html", "render_markdown", "render_text", "table_rows", "table_rows_header",
            "write_outputs"]
 
 
@@ -44,7 +44,12 @@ def _ordered(r: DoctorResult) -> list[Trial]:
 
 
 def table_rows(r: DoctorResult) -> list[list[str]]:
-    """One row per trial: baseline, reference, then candidates in rank order."""
+    """One row per trial: baseline, reference, then candidates in rank order.
+
+    >>> from steadygrad.doctor.result import demo_result
+    >>> [row[0] for row in table_rows(demo_result())]
+    ['baseline', 'reference', 'relu_he', 'glorot_init']
+    """
     rows = []
     for t in _ordered(r):
         ok = succeeded(t, r.baseline, r.metric) if t.role in ("candidate", "combination") \
@@ -57,7 +62,12 @@ def table_rows(r: DoctorResult) -> list[list[str]]:
 
 
 def render_text(r: DoctorResult, width: int = 100) -> str:
-    """The terminal summary: ranking table, skipped candidates and the verdict."""
+    """The terminal summary: ranking table, skipped candidates and the verdict.
+
+    >>> from steadygrad.doctor.result import demo_result
+    >>> print(render_text(demo_result()).splitlines()[0])
+    steadygrad doctor: demo
+    """
     head = table_rows_header()
     head[3] = r.metric
     rows = table_rows(r)
@@ -80,7 +90,12 @@ def render_text(r: DoctorResult, width: int = 100) -> str:
 
 
 def render_markdown(r: DoctorResult) -> str:
-    """``doctor.md``."""
+    """``doctor.md``: the verdict, the trials table and the skipped candidates.
+
+    >>> from steadygrad.doctor.result import demo_result
+    >>> "| relu_he | candidate |" in render_markdown(demo_result())
+    True
+    """
     head = table_rows_header()
     head[3] = r.metric
     lines = [f"# steadygrad doctor: {r.config_name}", "", "## Verdict", ""]
@@ -103,7 +118,13 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;
 
 
 def render_html(r: DoctorResult) -> str:
-    """``doctor.html``: self-contained (inline CSS, no external URL)."""
+    """``doctor.html``: self-contained (inline CSS, no external URL).
+
+    >>> from steadygrad.doctor.result import demo_result
+    >>> page = render_html(demo_result())
+    >>> page.count("<tr>"), "http" in page
+    (5, False)
+    """
     e = html.escape
     head = table_rows_header()
     head[3] = r.metric
@@ -132,14 +153,21 @@ def _sweep_json(r: DoctorResult) -> dict[str, Any]:
 
 
 def write_outputs(r: DoctorResult) -> DoctorResult:
-    """Write every output file of ``r`` into ``r.out_dir``; returns ``r`` with ``files`` set."""
+    """Write every output file of ``r`` into ``r.out_dir``; returns ``r`` with ``files`` set.
+
+    >>> import tempfile, pathlib
+    >>> from steadygrad.doctor.result import demo_result
+    >>> r = write_outputs(demo_result(tempfile.mkdtemp()))
+    >>> sorted(p.name for p in pathlib.Path(r.out_dir).iterdir() if p.suffix != "")
+    ['doctor.html', 'doctor.json', 'doctor.md', 'repaired.toml', 'sweep.json']
+    """
     out = Path(r.out_dir)
     files: dict[str, str] = {}
     best = r.best
     if best is not None:
         table = json.loads(json.dumps(best.table))
         table["name"] = f"{r.config_name}-repaired"
-        table["train"]["seed"] = r.seeds[0]
+        table.setdefault("train", {})["seed"] = r.seeds[0]
         config = config_from_dict(table)
         text = (f"# repaired by steadygrad doctor: {best.label} "
                 f"({describe_patch(best.patch)})\n" + dump_toml(config_to_dict(config)))

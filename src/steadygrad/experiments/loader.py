@@ -30,16 +30,21 @@ import datetime as _dt
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import tomllib
 import yaml
 
 from steadygrad.errors import ConfigError
 from steadygrad.experiments.config import RunConfig, config_from_dict, config_to_dict
 from steadygrad.experiments.store import atomic_write_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 needs the tomli backport
+    import tomli as tomllib
 
 __all__ = [
     "MAX_CONFIG_BYTES",

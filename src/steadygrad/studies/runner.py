@@ -75,7 +75,12 @@ def expand(spec: Mapping[str, Any], seeds: int | None = None,
 
 @dataclass(frozen=True)
 class StudyResult:
-    """A finished study: where it is, its conclusions and the files written."""
+    """A finished study: where it is, its conclusions and the files written.
+
+    Example:
+        >>> StudyResult("depth", "quick", Path("studies/depth-quick"), ["..."], {}).mode
+        'quick'
+    """
 
     name: str
     mode: str
@@ -103,6 +108,14 @@ def write_sweep_report(report: Any, out: Path) -> dict[str, str]:
 
     The tables and sentences do not depend on the figures, so a plotting error (recorded as
     ``files["figures_error"]``) does not cost the report.
+
+    Example:
+        >>> from steadygrad.experiments.report import SweepReport
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> files = write_sweep_report(SweepReport("s", d, "val_accuracy", (), (), ()), d)
+        >>> sorted(k for k in files if k in ("csv", "html", "markdown"))
+        ['csv', 'html', 'markdown']
     """
     from steadygrad.experiments.report import results_csv, write_report
     from steadygrad.experiments.report_html import render_html, render_markdown
@@ -138,6 +151,13 @@ def run_study(name: str, *, full: bool = False, out_dir: str | Path = "studies",
     Raises:
         UnknownNameError: unknown study name.
         ConfigError: bad arguments, or the study folder exists without ``resume``.
+
+    Example:
+        >>> import tempfile
+        >>> result = run_study("clipping", seeds=1, out_dir=tempfile.mkdtemp(),
+        ...                    overrides=["train.epochs=1"])  # doctest: +SKIP
+        >>> result.conclusions[0]  # doctest: +SKIP
+        'Measured ranking (fewest diverged runs first, then mean val_accuracy ...'
     """
     from steadygrad.experiments.report import build_report
     from steadygrad.experiments.runner import run_sweep
