@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from steadygrad._atomic import atomic_path
 from steadygrad.errors import ConfigError
 
 __all__ = ["ONNX_PACKAGES", "check_onnx", "export_onnx", "onnx_available"]
@@ -151,10 +152,8 @@ def export_onnx(
         dynamic_shapes=({0: batch},), opset_version=opset_version, verbose=False,
     )
     assert program is not None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    program.save(str(tmp))
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        program.save(str(tmp))
     if check:
         check_onnx(exported, out, torch.randn(3, *shape, device=device), atol=atol)
     return out

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from steadygrad._atomic import atomic_write_bytes
 from steadygrad.errors import DataError
 
 __all__ = ["read_idx", "write_idx"]
@@ -117,11 +117,4 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     p = Path(path)
     if p.suffix == ".gz":
         payload = gzip.compress(payload, mtime=0)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(p, payload)

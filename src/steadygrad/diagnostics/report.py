@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from steadygrad._atomic import atomic_write_text
 from steadygrad.diagnostics.rules import SEVERITIES, Finding, Thresholds, learning_progress
 from steadygrad.diagnostics.series import LAYER_SERIES, HealthSeries, LayerMeta
 from steadygrad.errors import ConfigError, DataError
@@ -154,18 +154,7 @@ class HealthReport:
         if p.exists() and not overwrite:
             raise ConfigError("path", str(p), "a path that does not exist yet",
                               hint="pass overwrite=True to replace it")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_json(indent=1))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return p
+        return atomic_write_text(p, self.to_json(indent=1))
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> HealthReport:

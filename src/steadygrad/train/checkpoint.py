@@ -40,6 +40,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from steadygrad import _atomic
 from steadygrad.errors import CheckpointError
 
 __all__ = [
@@ -58,39 +59,17 @@ FORMAT = "steadygrad-checkpoint/1"
 TMP_PREFIX = ".tmp-"
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, replace.
+    """Write ``data`` to ``path`` atomically (see :mod:`steadygrad._atomic`).
+
+    The temporary file carries :data:`TMP_PREFIX`, so :meth:`CheckpointManager.cleanup`
+    recognizes and removes the leftover of an interrupted write.
 
     >>> import tempfile; p = Path(tempfile.mkdtemp()) / "x.txt"
     >>> atomic_write_bytes(p, b"hi"); p.read_bytes()
     b'hi'
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    _atomic.atomic_write_bytes(path, data, prefix=f"{TMP_PREFIX}{Path(path).name}.")
 
 
 def _to_storable(t: torch.Tensor) -> torch.Tensor:
@@ -328,14 +307,14 @@ class CheckpointManager:
                     f.write(payload)
                     f.flush()
                     os.fsync(f.fileno())
-            _fsync_dir(tmp)
+            _atomic.fsync_dir(tmp)
             if final.exists():
                 old = final.rename(self.directory / f"{TMP_PREFIX}old-{name}")
                 os.replace(tmp, final)
                 shutil.rmtree(old)
             else:
                 os.replace(tmp, final)
-            _fsync_dir(self.directory)
+            _atomic.fsync_dir(self.directory)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

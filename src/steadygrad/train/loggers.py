@@ -27,8 +27,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from steadygrad._atomic import atomic_write_bytes
 from steadygrad.train.callbacks import CALLBACKS, Callback, Logs
-from steadygrad.train.checkpoint import atomic_write_bytes
 
 __all__ = ["CSVLogger", "JSONLLogger", "TensorBoard"]
 

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from steadygrad._atomic import atomic_path
 from steadygrad.errors import ConfigError
 from steadygrad.uncertainty.calibration import (
     DEFAULT_BINS,
@@ -89,8 +90,6 @@ def reliability_diagram(
     bottom.set_ylabel("examples")
     bottom.set_xlim(0, 1)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     return out
