@@ -41,6 +41,7 @@ from typing import Any
 
 from steadygrad._registry import Registry
 from steadygrad.errors import ConfigError
+from steadygrad.optim.plateau import PerformanceScheduler
 from steadygrad.optim._checks import number as _num
 from steadygrad.optim._checks import set_frozen as _set
 from steadygrad.optim._checks import steps as _steps
@@ -311,6 +312,9 @@ SCHEDULES.add("exponential", exponential, "exponential_decay")
 SCHEDULES.add("piecewise_constant", piecewise_constant, "piecewise", "piecewise_constant_decay")
 SCHEDULES.add("cosine", cosine, "cosine_decay")
 SCHEDULES.add("one_cycle", one_cycle, "1cycle", "onecycle")
+# Performance scheduling is the one stateful schedule: the trainer feeds it the monitored
+# metric once per epoch (``update(metric, lr)``) instead of calling it with the step.
+SCHEDULES.add("reduce_on_plateau", PerformanceScheduler, "performance", "plateau")
 
 
 # ---------------------------------------------------------------------------- by name
@@ -338,7 +342,9 @@ def make_schedule(
 
     Args:
         identifier: a name in ``SCHEDULES`` (``constant``, ``power``, ``exponential``,
-            ``piecewise_constant``, ``cosine``, ``one_cycle``) or a ``step -> lr`` callable.
+            ``piecewise_constant``, ``cosine``, ``one_cycle``, ``reduce_on_plateau`` — the
+            last returns a :class:`PerformanceScheduler`, which the trainer updates once per
+            epoch from the monitored metric) or a ``step -> lr`` callable.
         learning_rate: the base (peak for ``one_cycle``) learning rate.
         total_steps: number of optimizer steps in the run, when known.
         **kw: the factory's other arguments (``decay_rate``, ``alpha``, ``momentum``, ...).
@@ -375,6 +381,8 @@ def make_schedule(
                               hint="piecewise_constant needs boundaries and values")
     if name == "constant":
         return constant(learning_rate)
+    if name == "reduce_on_plateau":
+        return PerformanceScheduler(**kw)  # type: ignore[return-value]  # stateful, per epoch
     if name == "piecewise_constant":
         return piecewise_constant(**kw)
     if name in ("power", "exponential"):
