@@ -180,15 +180,18 @@ def _gradients(report: SweepReport, colors: list[Any]) -> bytes | None:
     for config, color, (names, values) in profiles:  # type: ignore[misc]
         left.plot(np.arange(len(names)), values, color=color, marker="o", label=config.label)
         left.set_xticks(np.arange(len(names)), names, rotation=45, ha="right", fontsize=8)
-        curves, steps = [], None
+        curves, steps = [], []
         for run in config.runs:
             health = run.health or {}
             if health.get("grad_norm"):
                 curves.append([math.nan if v is None else v for v in health["grad_norm"]])
-                steps = health.get("steps")
+                # a run that diverged has a shorter series: keep the steps of the longest
+                if len(health.get("steps") or ()) > len(steps):
+                    steps = list(health["steps"])
         if curves and steps:
             mean, _ = stack_curves(curves)
-            right.plot(steps[: len(mean)], mean, color=color, label=config.label)
+            n = min(len(steps), len(mean))
+            right.plot(steps[:n], mean[:n], color=color, label=config.label)
     left.set_yscale("log")
     left.set_title("gradient RMS per layer at the last check (input → output)")
     left.set_xlabel("layer")
@@ -241,7 +244,21 @@ def _profiles(report: SweepReport) -> dict[str, bytes]:
 
 
 def figures(report: SweepReport) -> dict[str, bytes]:
-    """The report's figures as ``{name: PNG bytes}`` (a figure without data is left out)."""
+    """The report's figures as ``{name: PNG bytes}`` (a figure without data is left out).
+
+    Example (no learning curves or gradient data here, so only the time figure is drawn):
+        >>> from pathlib import Path
+        >>> from steadygrad.experiments.report import RunRecord, SweepReport, summarize
+        >>> runs = tuple(RunRecord(f"activation={a}-seed={s}", (("model.activation", a),), s,
+        ...                        "done", final={"val_accuracy": v}, seconds_per_epoch=t)
+        ...              for a, s, v, t in [("relu", 0, 0.9, 0.1), ("relu", 1, 0.8, 0.1),
+        ...                                 ("tanh", 0, 0.7, 0.2), ("tanh", 1, 0.6, 0.2)])
+        >>> report = SweepReport("acts", Path("sweeps/acts"), "val_accuracy", runs,
+        ...                      tuple(summarize(runs, "val_accuracy")), ("model.activation",))
+        >>> images = figures(report)
+        >>> sorted(images), images["time"][:4]
+        (['time'], b'\\x89PNG')
+    """
     colors = _colors(len(report.configs))
     out = {}
     for name, make in (("curves", _curves), ("time", _time), ("gradients", _gradients)):
