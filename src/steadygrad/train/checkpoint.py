@@ -321,7 +321,10 @@ class CheckpointManager:
         atomic_write_bytes(self.directory / "latest", json.dumps({"checkpoint": name}).encode())
         for old_ckpt in self.checkpoints()[: -self.keep]:
             if old_ckpt != final:
-                shutil.rmtree(old_ckpt, ignore_errors=True)
+                # rename first: a kill mid-delete must not leave a half-deleted checkpoint
+                # under its final name (cleanup() removes TMP_PREFIX leftovers next start)
+                doomed = old_ckpt.rename(self.directory / f"{TMP_PREFIX}del-{old_ckpt.name}")
+                shutil.rmtree(doomed, ignore_errors=True)
         return final
 
     def load(self, path: str | Path | None = None) -> Checkpoint:
@@ -336,5 +339,10 @@ class CheckpointManager:
         if not isinstance(structure, dict) or structure.get("format") != FORMAT:
             raise CheckpointError(f"{target} is not a {FORMAT} checkpoint")
         tensors = read_tensors(target / "state.safetensors")
-        state = unpack(structure["state"], tensors)
+        try:
+            state = unpack(structure["state"], tensors)
+        except (TypeError, ValueError, AttributeError, KeyError) as e:
+            raise CheckpointError(
+                f"{target}/state.json has a malformed structure ({type(e).__name__}: {e})"
+            ) from e
         return Checkpoint(target, read_tensors(target / "model.safetensors"), state)

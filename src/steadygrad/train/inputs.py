@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from steadygrad.data.validate import check_features
 from steadygrad.errors import ConfigError, DataError
 from steadygrad.train.losses import TASKS, infer_task, loss_task
 
@@ -66,6 +67,7 @@ def _pair(value: Any, field: str) -> tuple[torch.Tensor, torch.Tensor]:
     if x.shape[0] == 0:
         raise DataError(f"{field}: got 0 rows; expected at least one sample")
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        check_features(x, split=f"{field} x")  # names the count, first row, column and value
         raise DataError(f"{field}: x contains NaN or Inf; clean or impute the features first")
     if y.is_floating_point() and not bool(torch.isfinite(y).all()):
         raise DataError(f"{field}: y contains NaN or Inf; drop or fix those targets first")

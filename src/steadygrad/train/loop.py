@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from steadygrad.errors import CheckpointError, ConfigError, NonFiniteError
+from steadygrad.errors import CheckpointError, ConfigError, DataError, NonFiniteError
 from steadygrad.train.callbacks import Callback, CallbackList, Trainer
 from steadygrad.train.checkpoint import CheckpointManager
 from steadygrad.train.evaluate import default_metrics, model_device
@@ -166,7 +166,14 @@ def fit(
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        probe = model(x[:2])
+        try:
+            probe = model(x[:2])
+        except RuntimeError as e:
+            raise DataError(
+                f"data: got x of shape {tuple(x.shape)} (samples of shape {tuple(x.shape[1:])}), "
+                f"which the model cannot take ({e}); fix: build the model for "
+                f"input_shape={tuple(x.shape[1:])} or reshape the data"
+            ) from e
         check_targets(probe, y, task)
         if val is not None:
             check_targets(probe, val[1], task)
