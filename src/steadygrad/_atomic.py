@@ -38,7 +38,16 @@ _FILE_MODE = 0o666 & ~_umask()
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
-    """Flush a directory entry to disk (a no-op where directories cannot be opened)."""
+    """Flush a directory entry to disk (a no-op where directories cannot be opened).
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> fsync_dir(folder) is None
+        True
+        >>> fsync_dir(Path(folder) / "missing") is None  # unopenable: silently ignored
+        True
+    """
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - Windows
@@ -60,6 +69,24 @@ def atomic_path(path: str | os.PathLike[str], *, prefix: str | None = None) -> I
     usual permissions (``0o666`` minus the umask), not ``mkstemp``'s private ``0o600``.
     ``prefix`` names the temporary file (default ``.<name>.``) so that an owner can recognize
     and clean its own leftovers.
+
+    Example:
+        >>> import tempfile
+        >>> final = Path(tempfile.mkdtemp()) / "out.txt"
+        >>> with atomic_path(final) as tmp:
+        ...     _ = tmp.write_text("new")
+        ...     print(tmp.name.startswith(".out.txt."), final.exists())
+        True False
+        >>> final.read_text()
+        'new'
+        >>> try:
+        ...     with atomic_path(final) as tmp:
+        ...         _ = tmp.write_text("half")
+        ...         raise RuntimeError("crash")
+        ... except RuntimeError:
+        ...     pass
+        >>> final.read_text(), sorted(p.name for p in final.parent.iterdir())
+        ('new', ['out.txt'])
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -83,12 +110,26 @@ def atomic_path(path: str | os.PathLike[str], *, prefix: str | None = None) -> I
 def atomic_write_bytes(
     path: str | os.PathLike[str], data: bytes, *, prefix: str | None = None
 ) -> Path:
-    """Write ``data`` to ``path`` atomically; returns ``path`` as a :class:`~pathlib.Path`."""
+    """Write ``data`` to ``path`` atomically; returns ``path`` as a :class:`~pathlib.Path`.
+
+    Example:
+        >>> import tempfile
+        >>> out = atomic_write_bytes(Path(tempfile.mkdtemp()) / "sub" / "w.bin", b"\\x00\\x01")
+        >>> out.name, out.read_bytes()
+        ('w.bin', b'\\x00\\x01')
+    """
     with atomic_path(path, prefix=prefix) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write UTF-8 ``text`` to ``path`` atomically; returns ``path``."""
+    """Write UTF-8 ``text`` to ``path`` atomically; returns ``path``.
+
+    Example:
+        >>> import tempfile
+        >>> out = atomic_write_text(Path(tempfile.mkdtemp()) / "t.txt", "héllo")
+        >>> out.read_bytes()
+        b'h\\xc3\\xa9llo'
+    """
     return atomic_write_bytes(path, text.encode("utf-8"))

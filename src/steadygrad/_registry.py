@@ -48,6 +48,20 @@ class Registry(Generic[T]):
 
     Args:
         kind: what the registry holds, used in error messages (``"activation"``).
+
+    Example:
+        >>> reg: Registry[int] = Registry("optimizer")
+        >>> reg.add("sgd", 1, "plain-sgd")
+        >>> reg.add("adam", 2)
+        >>> reg.names(), reg.all_names(), len(reg)
+        (['adam', 'sgd'], ['adam', 'plain_sgd', 'sgd'], 2)
+        >>> reg.get("Plain SGD"), reg.canonical("PLAIN-SGD"), "ADAM" in reg, reg.get(7)
+        (1, 'sgd', True, 7)
+        >>> try:
+        ...     reg.get("adm")
+        ... except KeyError as err:
+        ...     print(err)
+        optimizer: got 'adm'; expected one of adam, sgd; did you mean 'adam'?
     """
 
     def __init__(self, kind: str) -> None:

@@ -58,7 +58,16 @@ def make_parser(sub: Any, name: str, *, help: str, description: str,
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``CONFIG`` file argument and the repeatable ``--set KEY=VALUE`` override."""
+    """Add the ``CONFIG`` file argument and the repeatable ``--set KEY=VALUE`` override.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_config_arguments(parser)
+        >>> parser.parse_args(["run.yaml"])
+        Namespace(config='run.yaml', overrides=[])
+        >>> parser.parse_args(["run.yaml", "--set", "model.activation=selu"]).overrides
+        ['model.activation=selu']
+    """
     parser.add_argument("config", metavar="CONFIG",
                         help="run config file (.toml, .yaml/.yml or .json)")
     parser.add_argument(

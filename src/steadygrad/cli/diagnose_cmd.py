@@ -69,7 +69,17 @@ def _positive_int(text: str) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    """Register the ``diagnose`` subcommand."""
+    """Register the ``diagnose`` subcommand.
+
+    Example:
+        >>> import argparse
+        >>> sub = argparse.ArgumentParser(prog="steadygrad").add_subparsers()
+        >>> add_parser(sub)
+        >>> args = sub.choices["diagnose"].parse_args(["run.toml", "--steps", "20",
+        ...                                             "--fail-on", "error"])
+        >>> args.config, args.steps, args.every, args.fail_on, args.func is run
+        ('run.toml', 20, None, 'error', True)
+    """
     parser = make_parser(
         sub, "diagnose", help="train N steps under the gradient monitor and report its health",
         description="Train the first N steps of a config with the per-layer gradient monitor "
@@ -113,7 +123,20 @@ class StopAfterSteps(Callback):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train under the monitor and print (or save) the health report."""
+    """Train under the monitor and print (or save) the health report.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "tiny.toml").write_text("[model]\\nhidden = [8]\\n")
+        >>> from steadygrad.cli.main import build_parser
+        >>> args = build_parser().parse_args(["diagnose", str(d / "tiny.toml"), "--steps", "3",
+        ...                                   "--save", str(d)])
+        >>> run(args)  # checked before any training
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: --save: got '...'; expected a file path for the JSON report
+    """
     from dataclasses import replace
     from pathlib import Path
 

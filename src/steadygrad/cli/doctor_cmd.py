@@ -54,7 +54,17 @@ def _int(low: int) -> Any:
 
 
 def add_parser(sub: Any) -> None:
-    """Register the ``doctor`` subcommand."""
+    """Register the ``doctor`` subcommand.
+
+    Example:
+        >>> import argparse
+        >>> sub = argparse.ArgumentParser(prog="steadygrad").add_subparsers()
+        >>> add_parser(sub)
+        >>> args = sub.choices["doctor"].parse_args(["run.toml", "--max-trials", "0",
+        ...                                           "--set", "train.epochs=2"])
+        >>> args.config, args.max_trials, args.overrides, args.threads, args.func is run
+        ('run.toml', 0, ['train.epochs=2'], 1, True)
+    """
     parser = make_parser(
         sub, "doctor", help="diagnose a setup and run the trials that show which fix works",
         description="Run the config under the gradient monitor; for every finding, try the "
@@ -102,7 +112,19 @@ def default_out(name: str, root: str | Path = "doctor") -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``steadygrad doctor``; returns the exit code."""
+    """Execute ``steadygrad doctor``; returns the exit code.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "tiny.toml").write_text("[model]\\nhidden = [8]\\n")
+        >>> from steadygrad.cli.main import build_parser
+        >>> args = build_parser().parse_args(["doctor", str(d / "tiny.toml"), "--data", "digits"])
+        >>> run(args)  # --data is for the built-in example only; rejected before any trial
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: --data: got 'digits'; expected no --data with a CONFIG ...
+    """
     from steadygrad.doctor.core import doctor, example_config
     from steadygrad.doctor.write import render_text
     from steadygrad.experiments.loader import load_config

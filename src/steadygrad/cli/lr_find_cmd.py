@@ -74,7 +74,17 @@ def _steps(text: str) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    """Register the ``lr-find`` subcommand."""
+    """Register the ``lr-find`` subcommand.
+
+    Example:
+        >>> import argparse
+        >>> sub = argparse.ArgumentParser(prog="steadygrad").add_subparsers()
+        >>> add_parser(sub)
+        >>> args = sub.choices["lr-find"].parse_args(["run.toml", "--steps", "50",
+        ...                                            "--end-lr", "1"])
+        >>> args.config, args.steps, args.start_lr, args.end_lr, args.func is run
+        ('run.toml', 50, 1e-07, 1.0, True)
+    """
     parser = make_parser(
         sub, "lr-find", help="learning-rate range test: suggest a learning rate",
         description="Train a few steps while the learning rate grows exponentially and "
@@ -97,7 +107,20 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the range test and print the suggestions with their rules."""
+    """Run the range test and print the suggestions with their rules.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "tiny.toml").write_text("[model]\\nhidden = [8]\\n")
+        >>> from steadygrad.cli.main import build_parser
+        >>> args = build_parser().parse_args(["lr-find", str(d / "tiny.toml"),
+        ...                                   "--start-lr", "1", "--end-lr", "0.1"])
+        >>> run(args)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: --start-lr: got 1.0; expected a rate below --end-lr (0.1)
+    """
     from steadygrad.experiments.execute import build_model, fit_arguments, load_data
     from steadygrad.experiments.store import atomic_write_bytes
     from steadygrad.optim.lr_finder import lr_find

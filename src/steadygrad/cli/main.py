@@ -43,7 +43,13 @@ _SUBCOMMANDS = (train_cmd, diagnose_cmd, lr_find_cmd, summary_cmd, sweep_cmd, re
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
+    """The top-level parser with every subcommand registered.
+
+    Example:
+        >>> args = build_parser().parse_args(["summary", "deep_sigmoid", "--seed", "3"])
+        >>> args.command, args.model, args.seed, args.func.__module__
+        ('summary', 'deep_sigmoid', 3, 'steadygrad.cli.summary_cmd')
+    """
     parser = argparse.ArgumentParser(
         prog="steadygrad",
         description="Train deep networks stably: diagnose gradient health, try the remedies, "
@@ -59,7 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``steadygrad`` console script; returns the exit code."""
+    """Entry point of the ``steadygrad`` console script; returns the exit code.
+
+    Bad input is reported on stderr as ``steadygrad CMD: error: ...`` with exit code 2.
+
+    Example:
+        >>> import contextlib, io
+        >>> with contextlib.redirect_stdout(io.StringIO()):
+        ...     ok = main(["summary", "deep_sigmoid"])
+        >>> err = io.StringIO()
+        >>> with contextlib.redirect_stderr(err):
+        ...     bad = main(["train", "no-such-file.toml"])
+        >>> ok, bad, err.getvalue().strip()
+        (0, 2, "steadygrad train: error: config file: got 'no-such-file.toml'; expected ...")
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

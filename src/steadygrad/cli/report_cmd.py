@@ -29,7 +29,16 @@ _EXAMPLES = """
 
 
 def add_parser(sub: Any) -> None:
-    """Register the ``report`` subcommand."""
+    """Register the ``report`` subcommand.
+
+    Example:
+        >>> import argparse
+        >>> sub = argparse.ArgumentParser(prog="steadygrad").add_subparsers()
+        >>> add_parser(sub)
+        >>> args = sub.choices["report"].parse_args(["sweeps/act", "--metric", "val_loss"])
+        >>> args.directory, args.out, args.metric, args.json, args.func is run
+        ('sweeps/act', None, 'val_loss', False, True)
+    """
     parser = make_parser(
         sub, "report", help="write the HTML/CSV/Markdown report of a sweep",
         description="Summarize a sweep directory: ranking with mean ± std over seeds, "
@@ -49,7 +58,16 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the report and print where it is."""
+    """Build the report and print where it is.
+
+    Example:
+        >>> import tempfile
+        >>> from steadygrad.cli.main import build_parser
+        >>> run(build_parser().parse_args(["report", tempfile.mkdtemp()]))
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: DIR: got '...'; expected a sweep directory ...
+    """
     from steadygrad.experiments.report import build_report, write_report
 
     report = build_report(args.directory, metric=args.metric)

@@ -43,7 +43,16 @@ def _positive(text: str) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    """Register the ``study`` subcommand."""
+    """Register the ``study`` subcommand.
+
+    Example:
+        >>> import argparse
+        >>> sub = argparse.ArgumentParser(prog="steadygrad").add_subparsers()
+        >>> add_parser(sub)
+        >>> args = sub.choices["study"].parse_args(["depth", "--full", "--workers", "2"])
+        >>> args.name, args.full, args.workers, args.out, args.func is run
+        ('depth', True, 2, 'studies', True)
+    """
     parser = make_parser(
         sub, "study", help="run a built-in study (sweep + analysis) and write its report",
         description="Run one of the built-in studies (unstable-gradients, initializers, "
@@ -71,7 +80,20 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``steadygrad study``; returns the exit code."""
+    """Execute ``steadygrad study``; returns the exit code.
+
+    Example:
+        >>> from steadygrad.cli.main import build_parser
+        >>> run(build_parser().parse_args(["study", "--list"]))  # doctest: +ELLIPSIS
+        activations          Does the usual ranking SELU > ELU > ... hold here?
+        ...
+        unstable-gradients   Which activation/initialization pairs ...
+        0
+        >>> run(build_parser().parse_args(["study"]))
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: NAME: got None; expected one of activations, ...
+    """
     from steadygrad.errors import ConfigError
     from steadygrad.studies.registry import STUDIES, load_spec
     from steadygrad.studies.runner import run_study

@@ -35,7 +35,16 @@ _CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
 
 
 def add_parser(sub: Any) -> None:
-    """Register the ``summary`` subcommand."""
+    """Register the ``summary`` subcommand.
+
+    Example:
+        >>> import argparse
+        >>> sub = argparse.ArgumentParser(prog="steadygrad").add_subparsers()
+        >>> add_parser(sub)
+        >>> args = sub.choices["summary"].parse_args([])
+        >>> args.model, args.seed, args.json, args.func is run
+        ('book_bn', 0, False, True)
+    """
     parser = sub.add_parser(
         "summary",
         help="print a Keras-style summary of a model",
@@ -62,7 +71,22 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the model, summarize it and print the result."""
+    """Build the model, summarize it and print the result.
+
+    Example:
+        >>> import contextlib, io, json
+        >>> from steadygrad.cli.main import build_parser
+        >>> parser = build_parser()
+        >>> buf = io.StringIO()
+        >>> with contextlib.redirect_stdout(buf):
+        ...     code = run(parser.parse_args(["summary", "book_bn", "--json"]))
+        >>> code, json.loads(buf.getvalue())["model_name"]
+        (0, 'Sequential')
+        >>> run(parser.parse_args(["summary", "book_bn", "--set", "model.hidden=[4]"]))
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: --set: got 'model.hidden=[4]'; expected a CONFIG file ...
+    """
     if Path(args.model).suffix.lower() in _CONFIG_SUFFIXES:
         from steadygrad.experiments.execute import build_model, load_data
         from steadygrad.experiments.loader import load_config

@@ -57,7 +57,16 @@ def _positive_int(text: str) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    """Register the ``sweep`` subcommand."""
+    """Register the ``sweep`` subcommand.
+
+    Example:
+        >>> import argparse
+        >>> sub = argparse.ArgumentParser(prog="steadygrad").add_subparsers()
+        >>> add_parser(sub)
+        >>> args = sub.choices["sweep"].parse_args(["s.toml", "--workers", "2", "--resume"])
+        >>> args.file, args.workers, args.backend, args.resume, args.out, args.func is run
+        ('s.toml', 2, 'local', True, 'sweeps', True)
+    """
     parser = make_parser(
         sub, "sweep", help="run a sweep (grid/random configs x seeds), resumably",
         description="Expand a sweep file into run configs and execute them on local worker "
@@ -156,7 +165,15 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate the sweep, run it and print the outcome."""
+    """Validate the sweep, run it and print the outcome.
+
+    Example:
+        >>> from steadygrad.cli.main import build_parser
+        >>> run(build_parser().parse_args(["sweep", "s.toml", "--retry-failed"]))
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: --retry-failed: got True; expected --retry-failed ...
+    """
     from steadygrad.experiments.execute import load_data
     from steadygrad.experiments.runner import run_sweep
     from steadygrad.experiments.space import load_sweep

@@ -58,7 +58,16 @@ EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3}
 
 
 def add_parser(sub: Any) -> None:
-    """Register the ``train`` subcommand."""
+    """Register the ``train`` subcommand.
+
+    Example:
+        >>> import argparse
+        >>> sub = argparse.ArgumentParser(prog="steadygrad").add_subparsers()
+        >>> add_parser(sub)
+        >>> args = sub.choices["train"].parse_args(["run.toml", "--name", "a", "--overwrite"])
+        >>> args.config, args.name, args.overwrite, args.out, args.func is run
+        ('run.toml', 'a', True, 'runs', True)
+    """
     parser = make_parser(
         sub, "train", help="train one config into the run store",
         description="Train one run config and write its run directory (config, history.csv, "
@@ -90,7 +99,21 @@ def _findings(run_dir: Path) -> list[dict[str, Any]] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate everything, train, commit the run directory and print the outcome."""
+    """Validate everything, train, commit the run directory and print the outcome.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "tiny.toml").write_text("[model]\\nhidden = [8]\\n")
+        >>> _ = (d / "taken").write_text("a file, not a folder")
+        >>> from steadygrad.cli.main import build_parser
+        >>> args = build_parser().parse_args(["train", str(d / "tiny.toml"),
+        ...                                   "--out", str(d / "taken")])
+        >>> run(args)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: --out: got '...taken'; expected a folder ...
+    """
     from dataclasses import replace
 
     from steadygrad.experiments.config import RunConfig

@@ -51,7 +51,13 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 @dataclass(frozen=True)
 class LatencyRow:
-    """Timings of one batch size (milliseconds per forward pass of the whole batch)."""
+    """Timings of one batch size (milliseconds per forward pass of the whole batch).
+
+    Example:
+        >>> row = LatencyRow(batch_size=50, median_ms=2.0, p90_ms=2.5)
+        >>> row.us_per_example, row.examples_per_s
+        (40.0, 25000.0)
+    """
 
     batch_size: int
     median_ms: float
@@ -70,7 +76,20 @@ class LatencyRow:
 
 @dataclass
 class LatencyTable:
-    """The result of :func:`latency`: one row per batch size plus the context."""
+    """The result of :func:`latency`: one row per batch size plus the context.
+
+    Example:
+        >>> table = LatencyTable([LatencyRow(1, 0.05, 0.08), LatencyRow(100, 1.0, 1.25)],
+        ...                      input_shape=(8,), threads=1, repeats=5, warmup=1, device="cpu")
+        >>> table.row(100).us_per_example
+        10.0
+        >>> print(table.to_markdown().splitlines()[-1])
+        | 100 | 1.0000 | 1.2500 | 10.00 | 100,000 |
+        >>> table.row(7)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: batch_size: got 7; expected one of 1, 100
+    """
 
     rows: list[LatencyRow]
     input_shape: tuple[int, ...]
@@ -146,6 +165,16 @@ def latency(
 
     Raises:
         ConfigError: bad arguments, or no ``input_shape`` and no ``Linear`` to infer it from.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5)).train()
+        >>> table = latency(net, batch_sizes=(2, 8), repeats=3, warmup=0)
+        >>> [r.batch_size for r in table.rows], table.input_shape, table.repeats, net.training
+        ([2, 8], (4,), 3, True)
+        >>> latency(torch.nn.ReLU(), batch_sizes=(1,))  # no Linear: the shape must be given
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: input_shape: got None; expected one example's shape ...
     """
     if not isinstance(model, nn.Module):
         raise ConfigError("model", type(model).__name__, "a torch.nn.Module")

@@ -131,6 +131,22 @@ def export_onnx(
         ConfigError: bad ``path``/``input_shape``, or the file exists and not ``overwrite``.
         ImportError: the optional ONNX packages are missing (the message says what to
             install).
+
+    Example (the checks that run before any export; a real export takes seconds and is
+    exercised in tests/compress):
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> model = nn.Linear(4, 2)
+        >>> export_onnx(model, folder / "model.pt", (4,))
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: path: got '...model.pt'; expected a path ending in .onnx
+        >>> _ = (folder / "old.onnx").write_bytes(b"")
+        >>> export_onnx(model, folder / "old.onnx", (4,))
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: path: got '...old.onnx'; expected a path that does not \
+exist yet; pass overwrite=True to replace it
     """
     if not isinstance(model, nn.Module):
         raise ConfigError("model", type(model).__name__, "a torch.nn.Module")

@@ -147,6 +147,13 @@ class PruneReport:
         schedule: the sparsity reached after each step.
         fine_tune_results: what the fine-tuning call returned after each step.
         layer_sparsity: per-layer sparsity of the final model.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Sequential(torch.nn.Linear(10, 10))
+        >>> report = prune_to_sparsity(model, 0.5, steps=2)  # Zhu-Gupta: 0.4375 -> 44 of 100
+        >>> report.target, report.schedule, report.layer_sparsity
+        (0.5, [0.44, 0.5], {'0': 0.5})
     """
 
     target: float
@@ -202,6 +209,25 @@ def prune_to_sparsity(
 
     Raises:
         ConfigError: bad arguments, or a model that already carries pruning masks.
+
+    Example:
+        >>> import torch
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(8, 2))
+        >>> kept = torch.cat([model[0].weight.flatten(), model[2].weight.flatten()]).abs()
+        >>> calls = []
+        >>> report = prune_to_sparsity(model, 0.75, steps=2, fine_tune=calls.append)
+        >>> report.schedule, len(calls), sparsity(model)  # 60 of the 80 weights are zero
+        ([0.65, 0.75], 2, 0.75)
+        >>> left = torch.cat([model[0].weight.flatten(), model[2].weight.flatten()]).abs()
+        >>> bool(left[left > 0].min() >= kept.sort().values[59])  # the 20 largest |w| survive
+        True
+        >>> prune_to_sparsity(model, 1.0)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: target: got 1.0; expected a sparsity in [0, 1); e.g. 0.9
     """
     weights = _weights(model)
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 <= target < 1:

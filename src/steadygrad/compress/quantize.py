@@ -114,6 +114,20 @@ def quantize_dynamic_int8(model: nn.Module, *, backend: str = "auto") -> nn.Modu
     Raises:
         ConfigError: unknown backend, a backend that is unavailable here (the message says
             how to get one), or a model with no ``Linear`` layer or not on the CPU.
+
+    Example:
+        >>> import torch
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+        >>> q = quantize_dynamic_int8(model)
+        >>> x = torch.randn(4, 8)
+        >>> bool((q(x) - model(x)).abs().max() < 0.05), type(model[0]) is nn.Linear
+        (True, True)
+        >>> quantize_dynamic_int8(nn.ReLU())
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: model: got 'ReLU'; expected a model with nn.Linear layers
     """
     if not isinstance(model, nn.Module):
         raise ConfigError("model", type(model).__name__, "a torch.nn.Module")

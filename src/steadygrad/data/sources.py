@@ -60,6 +60,15 @@ class ImageSource:
         files: role (``x_train``, ``y_train``, ``x_test``, ``y_test``) -> (file name, digest).
         algorithm: hash algorithm of the published digests (``"md5"``, ``"sha256"``).
         mirrors: base URLs tried in order.
+
+    Example:
+        >>> FASHION_MNIST.name, FASHION_MNIST.algorithm, sorted(FASHION_MNIST.files)
+        ('fashion-mnist', 'md5', ['x_test', 'x_train', 'y_test', 'y_train'])
+        >>> FASHION_MNIST.files["y_test"]
+        ('t10k-labels-idx1-ubyte.gz', 'bb300cfdad3c16e7a12a480ee83cd310')
+        >>> tiny = ImageSource("tiny", ("tiny_set",), {}, "sha256", ())
+        >>> tiny.stems
+        ('tiny', 'tiny_set')
     """
 
     name: str

@@ -47,6 +47,14 @@ class Table:
         columns: feature column names (``col0``, ``col1``, ... without a header).
         target: the target column's name.
         class_names: class names when the target column held names, else None.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "r.csv"
+        >>> _ = path.write_text("1,2,0.5\\n3,4,1.5\\n")  # no header; float target: regression
+        >>> table = read_csv(path, target=-1)
+        >>> table.x.shape, table.y.dtype, table.columns, table.target, table.class_names
+        ((2, 2), dtype('float64'), ('col0', 'col1'), 'col2', None)
     """
 
     x: np.ndarray

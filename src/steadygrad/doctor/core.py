@@ -180,6 +180,25 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
     Raises:
         ConfigError: a bad argument, or ``out_dir`` is a non-empty folder.
         DataError: the dataset cannot be loaded (before any run).
+
+    Example (arguments are checked before any data is loaded or any run starts; a real
+    diagnosis takes seconds, see ``tests/doctor`` and ``steadygrad doctor``):
+        >>> import tempfile
+        >>> cfg = example_config()
+        >>> cfg.name, len(cfg.model.hidden), cfg.train.epochs
+        ('deep_sigmoid', 10, 5)
+        >>> doctor(cfg, seeds=0)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: seeds: got 0; expected an integer >= 1
+        >>> busy = Path(tempfile.mkdtemp())
+        >>> _ = (busy / "old.txt").write_text("results")
+        >>> doctor(cfg, max_trials=0, out_dir=busy)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: out_dir: got '...'; expected a missing or empty folder; ...
+        >>> sorted(p.name for p in busy.iterdir())  # nothing was written
+        ['old.txt']
     """
     if threads is not None:
         _check_int("threads", threads, 1)

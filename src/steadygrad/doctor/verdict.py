@@ -28,7 +28,25 @@ __all__ = ["describe_patch", "paired", "sentences"]
 
 def paired(trial: Trial, baseline: Trial, metric: str) -> tuple[float | None, float | None,
                                                                   int, int]:
-    """Per-seed paired difference trial - baseline: (mean, std, seeds better, seeds compared)."""
+    """Per-seed paired difference trial - baseline: (mean, std, seeds better, seeds compared).
+
+    Only seeds present in both trials with a metric are compared; for a loss metric (no
+    ``"acc"`` in its name) lower is better.
+
+    Example:
+        >>> from steadygrad.doctor.trials import SeedRun
+        >>> def trial(values):
+        ...     return Trial("t", "candidate", {}, {}, tuple(
+        ...         SeedRun(i, "done", v, 0.3, (), (), 1.0, "") for i, v in enumerate(values)))
+        >>> mean, std, wins, n = paired(trial([0.9, 0.6, 0.8]), trial([0.5, 0.7, None]),
+        ...                             "val_accuracy")
+        >>> round(mean, 3), round(std, 3), wins, n  # seeds 0 and 1: +0.4 and -0.1
+        (0.15, 0.354, 1, 2)
+        >>> paired(trial([0.2]), trial([0.5]), "val_loss")[2]  # a lower loss is a win
+        1
+        >>> paired(trial([]), trial([0.5]), "val_loss")
+        (None, None, 0, 0)
+    """
     base = {r.seed: r.metric for r in baseline.runs}
     diffs = [r.metric - b for r in trial.runs
              if r.metric is not None and (b := base.get(r.seed)) is not None]

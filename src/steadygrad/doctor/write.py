@@ -33,7 +33,15 @@ __all__ = ["render_html", "render_markdown", "render_text", "table_rows", "table
 
 
 def table_rows_header() -> list[str]:
-    """Column names of the ranking table."""
+    """Column names of the ranking table (one per cell of :func:`table_rows`).
+
+    Example:
+        >>> table_rows_header()[:3], len(table_rows_header())
+        (['trial', 'role', 'patch'], 7)
+        >>> from steadygrad.doctor.result import demo_result
+        >>> all(len(row) == len(table_rows_header()) for row in table_rows(demo_result()))
+        True
+    """
     return ["trial", "role", "patch", "metric (mean ± std)", "problem seeds", "problems",
             "success"]
 

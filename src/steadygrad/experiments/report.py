@@ -55,7 +55,15 @@ _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (n-1) of the finite values; None where undefined."""
+    """Mean and sample standard deviation (n-1) of the finite values; None where undefined.
+
+    Example:
+        >>> mean, std = mean_std([1.0, 2.0, float("nan"), 3.0])  # NaN ignored
+        >>> mean, std
+        (2.0, 1.0)
+        >>> mean_std([float("inf"), 4.0])
+        (4.0, None)
+    """
     finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return None, None
@@ -156,6 +164,16 @@ class ConfigResult:
         n: the number of those runs.
         seconds_per_epoch: mean time per epoch over its runs.
         findings: its gradient-health findings, most severe first.
+
+    Example:
+        >>> runs = [RunRecord(f"r{s}", (("model.activation", "relu"),), s, status,
+        ...                   final={"val_loss": v}, seconds_per_epoch=0.5)
+        ...         for s, status, v in [(0, "done", 0.4), (1, "done", 0.6), (2, "diverged", 9.0)]]
+        >>> config = summarize(runs, "val_loss")[0]  # the diverged run is not averaged
+        >>> config.label, round(config.mean, 3), round(config.std, 3), config.n
+        ('activation=relu', 0.5, 0.141, 2)
+        >>> config.count("done"), config.count("diverged"), config.seconds_per_epoch
+        (2, 1, 0.5)
     """
 
     label: str
@@ -269,7 +287,21 @@ def summarize(runs: Sequence[RunRecord], metric: str) -> list[ConfigResult]:
 
 @dataclass(frozen=True)
 class SweepReport:
-    """Everything a report shows, computed from a sweep directory by :func:`build_report`."""
+    """Everything a report shows, computed from a sweep directory by :func:`build_report`.
+
+    Example:
+        >>> runs = tuple(RunRecord(f"activation={a}-seed={s}", (("model.activation", a),), s,
+        ...                        "done", final={"val_accuracy": v}, seconds_per_epoch=t)
+        ...              for a, s, v, t in [("relu", 0, 0.9, 0.1), ("relu", 1, 0.8, 0.1),
+        ...                                 ("tanh", 0, 0.7, 0.2), ("tanh", 1, 0.6, 0.2)])
+        >>> report = SweepReport("acts", Path("sweeps/acts"), "val_accuracy", runs,
+        ...                      tuple(summarize(runs, "val_accuracy")), ("model.activation",))
+        >>> report.direction, report.count("done"), [c.label for c in report.configs]
+        ('max', 4, ['activation=relu', 'activation=tanh'])
+        >>> print(report.sentences()[1])
+        Best mean val_accuracy (higher is better): activation=relu with 0.8500 ± 0.0707
+        over 2 seeds.
+    """
 
     name: str
     sweep_dir: Path
@@ -338,6 +370,31 @@ def build_report(sweep_dir: str | Path, metric: str | None = None) -> SweepRepor
     Raises:
         ConfigError: ``sweep_dir`` is not a sweep directory (no ``sweep.json``), or ``metric``
             was not logged by any run.
+
+    Example (a hand-made sweep folder: ``sweep.json`` plus ``runs/<name>/summary.json``):
+        >>> import tempfile
+        >>> sweep = Path(tempfile.mkdtemp())
+        >>> entries = []
+        >>> for act, seed, acc in [("relu", 0, 0.9), ("relu", 1, 0.8), ("tanh", 0, 0.7)]:
+        ...     name = f"activation={act}-seed={seed}"
+        ...     entries.append({"name": name, "settings": [["model.activation", act],
+        ...                                                ["train.seed", seed]]})
+        ...     (sweep / "runs" / name).mkdir(parents=True)
+        ...     _ = (sweep / "runs" / name / "summary.json").write_text(json.dumps(
+        ...         {"status": "done", "final": {"val_accuracy": acc, "val_loss": 1 - acc}}))
+        >>> _ = (sweep / "sweep.json").write_text(json.dumps({"spec": {"name": "acts"},
+        ...                                                   "runs": entries}))
+        >>> report = build_report(sweep)
+        >>> report.name, report.metric, report.axes, [r.seed for r in report.runs]
+        ('acts', 'val_accuracy', ('model.activation',), [0, 1, 0])
+        >>> [(c.label, round(c.mean, 2), c.n) for c in report.configs]
+        [('activation=relu', 0.85, 2), ('activation=tanh', 0.7, 1)]
+        >>> build_report(sweep, metric="val_loss").configs[0].label  # lower loss ranks first
+        'activation=relu'
+        >>> build_report(sweep, metric="accuracy")
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: --metric: got 'accuracy'; expected a logged metric: ...
     """
     sweep_dir = Path(sweep_dir)
     spec = load_json(sweep_dir / "sweep.json")
@@ -371,6 +428,24 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, *,
 
     Returns:
         ``{"html": ..., "csv": ..., "markdown": ..., "<figure name>": ...}`` paths.
+
+    Example:
+        >>> import tempfile
+        >>> from steadygrad.experiments.report import RunRecord, SweepReport, summarize
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> runs = tuple(RunRecord(f"activation={a}-seed={s}", (("model.activation", a),), s,
+        ...                        "done", final={"val_accuracy": v}, seconds_per_epoch=t)
+        ...              for a, s, v, t in [("relu", 0, 0.9, 0.1), ("relu", 1, 0.8, 0.1),
+        ...                                 ("tanh", 0, 0.7, 0.2), ("tanh", 1, 0.6, 0.2)])
+        >>> report = SweepReport("acts", folder, "val_accuracy", runs,
+        ...                      tuple(summarize(runs, "val_accuracy")), ("model.activation",))
+        >>> paths = write_report(folder, report=report)  # no history: only the time figure
+        >>> {k: p.name for k, p in paths.items()}
+        {'html': 'report.html', 'csv': 'results.csv', 'markdown': 'report.md', 'time': 'time.png'}
+        >>> paths["csv"].read_text().splitlines()[1]
+        'activation=relu-seed=0,relu,0,done,,0.1,0.9,'
+        >>> "data:image/png;base64," in paths["html"].read_text()  # self-contained page
+        True
     """
     from steadygrad.experiments.report_html import render_html, render_markdown
     from steadygrad.experiments.report_plots import figures

@@ -141,7 +141,23 @@ def _ranking_rows(report: SweepReport) -> tuple[list[str], list[list[str]]]:
 
 
 def render_html(report: SweepReport, images: dict[str, bytes]) -> str:
-    """The self-contained report page for ``report`` with the PNG ``images`` embedded."""
+    """The self-contained report page for ``report`` with the PNG ``images`` embedded.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from steadygrad.experiments.report import RunRecord, SweepReport, summarize
+        >>> runs = tuple(RunRecord(f"activation={a}-seed={s}", (("model.activation", a),), s,
+        ...                        "done", final={"val_accuracy": v}, seconds_per_epoch=t)
+        ...              for a, s, v, t in [("relu", 0, 0.9, 0.1), ("relu", 1, 0.8, 0.1),
+        ...                                 ("tanh", 0, 0.7, 0.2), ("tanh", 1, 0.6, 0.2)])
+        >>> report = SweepReport("acts", Path("sweeps/acts"), "val_accuracy", runs,
+        ...                      tuple(summarize(runs, "val_accuracy")), ("model.activation",))
+        >>> page = render_html(report, {"time": b"\\x89PNG fake bytes"})
+        >>> page.startswith("<!DOCTYPE html>"), "<title>Sweep report: acts</title>" in page
+        (True, True)
+        >>> "data:image/png;base64,iVBORyBmYWtlIGJ5dGVz" in page, "http://" in page
+        (True, False)
+    """
     from steadygrad import __version__
 
     better = "higher" if report.direction == "max" else "lower"
@@ -232,7 +248,27 @@ def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def render_markdown(report: SweepReport, image_files: dict[str, str]) -> str:
-    """``report.md``: the same sections as the page, figures linked as relative files."""
+    """``report.md``: the same sections as the page, figures linked as relative files.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from steadygrad.experiments.report import RunRecord, SweepReport, summarize
+        >>> runs = tuple(RunRecord(f"activation={a}-seed={s}", (("model.activation", a),), s,
+        ...                        "done", final={"val_accuracy": v}, seconds_per_epoch=t)
+        ...              for a, s, v, t in [("relu", 0, 0.9, 0.1), ("relu", 1, 0.8, 0.1),
+        ...                                 ("tanh", 0, 0.7, 0.2), ("tanh", 1, 0.6, 0.2)])
+        >>> report = SweepReport("acts", Path("sweeps/acts"), "val_accuracy", runs,
+        ...                      tuple(summarize(runs, "val_accuracy")), ("model.activation",))
+        >>> lines = render_markdown(report, {"time": "time.png"}).splitlines()
+        >>> lines[0], "![Time per epoch](time.png)" in lines
+        ('# Sweep report: acts', True)
+        >>> print("\\n".join(lines[lines.index("## Ranking by val_accuracy (mean ± std over "
+        ...                                      "seeds)") + 2:][:4]))
+        | # | config | val_accuracy | seeds | s / epoch | runs | health |
+        |---|---|---|---|---|---|---|
+        | 1 | activation=relu | 0.8500 ± 0.0707 | 2/2 | 0.1 ± 0 | 2 done | ok |
+        | 2 | activation=tanh | 0.6500 ± 0.0707 | 2/2 | 0.2 ± 0 | 2 done | ok |
+    """
     better = "higher" if report.direction == "max" else "lower"
     lines = [f"# Sweep report: {report.name}", "",
              f"Ranked by `{report.metric}` ({better} is better); {len(report.runs)} runs in "

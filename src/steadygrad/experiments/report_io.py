@@ -45,7 +45,17 @@ def read_history_csv(path: str | Path) -> dict[str, list[float]]:
 
 
 def load_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None when missing, unreadable or not an object."""
+    """The JSON object in ``path``; None when missing, unreadable or not an object.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "ok.json").write_text('{"final": {"loss": 0.5}}')
+        >>> _ = (folder / "list.json").write_text("[1, 2]")
+        >>> _ = (folder / "torn.json").write_text('{"final": ')  # a half-written file
+        >>> [load_json(folder / n) for n in ("ok.json", "list.json", "torn.json", "no.json")]
+        [{'final': {'loss': 0.5}}, None, None, None]
+    """
     if not path.is_file():
         return None
     try:

@@ -42,7 +42,13 @@ InitSpec = str | Mapping[str, Any] | Callable[..., torch.Tensor]
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """The resolved settings of one hidden layer (defaults + overrides)."""
+    """The resolved settings of one hidden layer (defaults + overrides).
+
+    Example:
+        >>> spec = LayerSpec(64, "relu", "he_normal", "none", 0.0, 0.0, 1e-4, None)
+        >>> spec.units, spec.batch_norm, replace(spec, units=32).units
+        (64, 'none', 32)
+    """
 
     units: int
     activation: Activation
@@ -55,12 +61,36 @@ class LayerSpec:
 
 
 def check_int(path: str, value: Any, minimum: int = 1) -> int:
+    """``value`` if it is an int (not a bool) >= ``minimum``, else a ConfigError naming ``path``.
+
+    Example:
+        >>> check_int("hidden[0]", 64), check_int("seed", 0, minimum=0)
+        (64, 0)
+        >>> check_int("hidden[1]", True)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: hidden[1]: got True; expected an int >= 1
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(path, value, f"an int >= {minimum}")
     return value
 
 
 def check_float(path: str, value: Any, lo: float, hi: float, *, hi_open: bool = False) -> float:
+    """``value`` as a float if finite and in ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``).
+
+    Example:
+        >>> check_float("dropout", 0, 0.0, 1.0, hi_open=True)
+        0.0
+        >>> check_float("dropout", 1.0, 0.0, 1.0, hi_open=True)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: dropout: got 1.0; expected a float in [0.0, 1.0)
+        >>> check_float("l2", float("nan"), 0.0, math.inf)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: l2: got nan; expected a float in [0.0, inf]
+    """
     bounds = f"[{lo}, {hi})" if hi_open else f"[{lo}, {hi}]"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(path, value, f"a float in {bounds}")
@@ -70,12 +100,32 @@ def check_float(path: str, value: Any, lo: float, hi: float, *, hi_open: bool = 
 
 
 def check_choice(path: str, value: Any, allowed: Sequence[str]) -> str:
+    """``value`` if it is one of the ``allowed`` strings (exact match), else a ConfigError.
+
+    Example:
+        >>> check_choice("batch_norm", "after", BATCH_NORM_PLACEMENTS)
+        'after'
+        >>> check_choice("batch_norm", "After", BATCH_NORM_PLACEMENTS)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: batch_norm: got 'After'; expected one of none, before, after
+    """
     if not isinstance(value, str) or value not in allowed:
         raise ConfigError(path, value, f"one of {', '.join(allowed)}")
     return value
 
 
 def check_max_norm(path: str, value: Any) -> float | None:
+    """None (no constraint) or a finite positive max-norm as a float.
+
+    Example:
+        >>> check_max_norm("max_norm", None), check_max_norm("max_norm", 3)
+        (None, 3.0)
+        >>> check_max_norm("max_norm", 0)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: max_norm: got 0; expected None or a positive float; ...
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -86,6 +136,16 @@ def check_max_norm(path: str, value: Any) -> float | None:
 
 
 def input_features(input_shape: Any) -> tuple[tuple[int, ...], int]:
+    """One example's shape as a tuple and its number of features (the product).
+
+    Example:
+        >>> input_features(784), input_features((1, 28, 28)), input_features([3, 4])
+        (((784,), 784), ((1, 28, 28), 784), ((3, 4), 12))
+        >>> input_features((0, 28))
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: input_shape: got (0, 28); expected a non-empty tuple ...
+    """
     shape = (input_shape,) if isinstance(input_shape, int) else input_shape
     if (
         not isinstance(shape, (tuple, list, torch.Size))
@@ -101,7 +161,23 @@ def input_features(input_shape: Any) -> tuple[tuple[int, ...], int]:
 def resolve_layers(
     hidden: Sequence[int], defaults: LayerSpec, overrides: Mapping[Any, Mapping[str, Any]]
 ) -> tuple[list[LayerSpec], dict[str, Any]]:
-    """Per-hidden-layer settings (defaults + validated overrides) and the output overrides."""
+    """Per-hidden-layer settings (defaults + validated overrides) and the output overrides.
+
+    Example:
+        >>> base = LayerSpec(0, "relu", "he_normal", "none", 0.0, 0.0, 0.0, None)
+        >>> layers, head = resolve_layers([32, 16], base, {1: {"dropout": 0.2},
+        ...                                                "output": {"l2": 1e-4}})
+        >>> [(s.units, s.dropout) for s in layers], head
+        ([(32, 0.0), (16, 0.2)], {'l2': 0.0001})
+        >>> resolve_layers([32], base, {0: {"dropuot": 0.2}})
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: layer_overrides[0].dropuot: got 0.2; expected a key ...
+        >>> resolve_layers([32], base, {2: {"dropout": 0.2}})
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: layer_overrides: got 2; expected a hidden-layer index ...
+    """
     layers = [replace(defaults, units=check_int(f"hidden[{i}]", u)) for i, u in enumerate(hidden)]
     head: dict[str, Any] = {}
     if not isinstance(overrides, Mapping):
@@ -143,7 +219,26 @@ def selu_problems(
     layers: list[LayerSpec], acts: list[nn.Module], inits: list[str | None],
     *, dropout_kind: str, input_dropout: float, input_batch_norm: bool,
 ) -> list[str]:
-    """One message per setting that breaks SELU self-normalization (or misuses alpha dropout)."""
+    """One message per setting that breaks SELU self-normalization (or misuses alpha dropout).
+
+    Rules of Klambauer et al. (2017): only SELU layers, LeCun normal init, alpha dropout (not
+    plain dropout), no batch norm, no l1/l2/max-norm on the SELU layers.
+
+    Example:
+        >>> spec = LayerSpec(8, "selu", "lecun_normal", "none", 0.0, 0.0, 0.0, None)
+        >>> layers = [spec, replace(spec, dropout=0.2)]
+        >>> selu_problems(layers, [nn.SELU(), nn.SELU()], ["lecun_normal", "lecun_normal"],
+        ...               dropout_kind="alpha", input_dropout=0.0, input_batch_norm=False)
+        []
+        >>> found = selu_problems(layers, [nn.SELU(), nn.SELU()], ["lecun_normal", "he_normal"],
+        ...                       dropout_kind="dropout", input_dropout=0.0,
+        ...                       input_batch_norm=False)
+        >>> len(found), "LeCun normal init" in found[0], "dense2 use he_normal" in found[0]
+        (2, True, True)
+        >>> print(found[1].split(") ", 1)[1])
+        is broken by plain dropout (dropout_kind='dropout'): it shifts the activations' mean
+        and variance; use dropout_kind='alpha' (or 'mc_alpha')
+    """
     found: list[str] = []
     _warn = found.append
 

@@ -62,7 +62,22 @@ def _fmt(mean: float | None, std: float | None = None) -> str:
 
 
 def kendall_tau(expected: Sequence[str], measured: Sequence[str]) -> float:
-    """Kendall's rank correlation of two orderings of the same items (1: same order)."""
+    """Kendall's rank correlation of two orderings of the same items (1: same order).
+
+    ``tau = (concordant - discordant) / pairs`` over the pairs of items present in both
+    orderings (Kendall 1938, tau-a; there are no ties in an ordering).
+
+    Example:
+        >>> kendall_tau(["selu", "elu", "relu"], ["selu", "elu", "relu"])
+        1.0
+        >>> kendall_tau(["selu", "elu", "relu"], ["relu", "elu", "selu"])
+        -1.0
+        >>> # by hand: (selu, elu) and (selu, relu) concordant, (elu, relu) swapped -> (2-1)/3
+        >>> round(kendall_tau(["selu", "elu", "relu"], ["selu", "relu", "elu"]), 4)
+        0.3333
+        >>> kendall_tau(["selu", "tanh", "elu"], ["elu", "selu"])  # tanh not measured: 1 pair
+        -1.0
+    """
     pos = {x: i for i, x in enumerate(measured)}
     items = [x for x in expected if x in pos]
     pairs = [(a, b) for i, a in enumerate(items) for b in items[i + 1:]]
@@ -73,7 +88,16 @@ def kendall_tau(expected: Sequence[str], measured: Sequence[str]) -> float:
 
 
 def first_reaching(curve: Sequence[float], target: float) -> int | None:
-    """1-based index of the first value >= ``target`` (None if never)."""
+    """1-based index of the first value >= ``target`` (None if never).
+
+    ``None`` and NaN entries (an epoch without the metric, a diverged run) never count.
+
+    Example:
+        >>> first_reaching([0.5, float("nan"), 0.91, 0.95], 0.9)  # epoch 3
+        3
+        >>> first_reaching([0.5, 0.89], 0.9) is None
+        True
+    """
     for i, v in enumerate(curve):
         if v is not None and not math.isnan(v) and v >= target:
             return i + 1

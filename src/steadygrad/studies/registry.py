@@ -65,6 +65,21 @@ def load_spec(name: str, *, full: bool = False) -> dict[str, Any]:
 
     Raises:
         UnknownNameError: ``name`` is not a registered study (lists the choices).
+
+    Example:
+        >>> quick = load_spec("activations")
+        >>> quick["name"], quick["mode"], quick["sweep"]["base"]["data"]["name"]
+        ('activations', 'quick', 'digits')
+        >>> quick["sweep"]["axes"]["model.activation"]
+        ['selu', 'elu', 'leaky_relu', 'relu', 'tanh', 'sigmoid']
+        >>> full = load_spec("Activations", full=True)  # the [full] table applied
+        >>> full["mode"], full["sweep"]["base"]["data"]["name"]
+        ('full', 'fashion_mnist')
+        >>> load_spec("actvations")
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.UnknownNameError: study: got 'actvations'; expected one of ...; \
+did you mean 'activations'?
     """
     study = STUDIES.get(name)
     text = resources.files(study.package).joinpath(study.filename).read_text("utf-8")

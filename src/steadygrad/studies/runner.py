@@ -44,6 +44,21 @@ def expand(spec: Mapping[str, Any], seeds: int | None = None,
         seeds: use seeds ``0..seeds-1`` instead of the file's.
         overrides: ``--set`` items (``"train.epochs=1"``) applied to the base of every run
             (variants and axes still override them).
+
+    Example:
+        >>> from steadygrad.studies.registry import load_spec
+        >>> sweep = expand(load_spec("depth"), seeds=1, overrides=["train.epochs=1"])
+        >>> sweep.name, len(sweep.runs)  # 4 setups x 4 depths x 1 seed
+        ('depth-quick', 16)
+        >>> run = sweep.runs[0]
+        >>> run.name, run.settings, run.config.train.epochs
+        ('setup=sigmoid_glorot-depth=2-seed=0', (('study.setup', 'sigmoid_glorot'), \
+('model.depth', 2), ('train.seed', 0)), 1)
+        >>> expand(load_spec("depth"), overrides=["train.epochs=0"])
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: train.epochs: got 0; expected an integer >= 1; \
+study variant sigmoid_glorot
     """
     raw = json.loads(json.dumps(spec["sweep"]))
     raw["base"] = apply_overrides(raw.get("base", {}), overrides)

@@ -59,6 +59,17 @@ class FineTuneResult:
         full_history: the ``History`` of phase 2 (everything trainable, lower rate).
         frozen: qualified names of the layers frozen in phase 1.
         learning_rates: ``(phase 1 rate, phase 2 rate)``.
+
+    Example:
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> x = torch.randn(32, 4); y = (x[:, 0] > 0).long()
+        >>> result = fine_tune(model, (x, y), head_epochs=1, epochs=1, learning_rate=0.01,
+        ...                    unfreeze_lr_factor=0.5, seed=0, verbose=0)
+        >>> result.frozen, result.learning_rates
+        (['0', '1'], (0.01, 0.005))
+        >>> result.head_history["lr"], result.full_history["lr"]
+        ([0.01], [0.005])
     """
 
     head_history: Any
@@ -136,6 +147,26 @@ def fine_tune(
 
     Raises:
         ConfigError: invalid arguments (checked before any training).
+
+    Example:
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> x = torch.randn(64, 4); y = (x[:, 0] > 0).long()
+        >>> reused, head = model[0].weight.detach().clone(), model[2].weight.detach().clone()
+        >>> _ = fine_tune(model, (x, y), head_epochs=1, epochs=0, learning_rate=0.01,
+        ...               seed=0, verbose=0)
+        >>> torch.equal(model[0].weight, reused), torch.equal(model[2].weight, head)
+        (True, False)
+        >>> result = fine_tune(model, (x, y), head_epochs=0, epochs=1, learning_rate=0.01,
+        ...                    seed=0, verbose=0)  # phase 2 trains the reused layer too
+        >>> torch.equal(model[0].weight, reused), all(p.requires_grad for p in model.parameters())
+        (False, True)
+        >>> fine_tune(model, (x, y), unfreeze_lr_factor=2.0)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: unfreeze_lr_factor: got 2.0; expected a float in (0, 1]; ...
     """
     from steadygrad.train.loop import fit
 

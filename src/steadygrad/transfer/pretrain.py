@@ -265,6 +265,24 @@ def pretrain_autoencoder(
 
     Returns:
         The ``History`` of each ``fit`` call (one, or one per encoder layer).
+
+    Example:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> x = torch.rand(64, 8)
+        >>> ae = StackedAutoencoder(encoder_mlp(8, (6, 3), seed=0), tied=False)
+        >>> (history,) = pretrain_autoencoder(ae, x, epochs=5, learning_rate=0.01,
+        ...                                   verbose=0, seed=0)
+        >>> losses = history["loss"]
+        >>> len(losses), all(b < a for a, b in zip(losses, losses[1:]))  # MSE keeps falling
+        (5, True)
+        >>> greedy = pretrain_autoencoder(ae, x, greedy=True, epochs=2, verbose=0, seed=0)
+        >>> len(greedy)  # one stage per encoder layer
+        2
+        >>> pretrain_autoencoder(ae, x, loss="mae")
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: loss: got 'mae'; expected not set: the loss is the ...
     """
     from steadygrad.train.loop import fit
 

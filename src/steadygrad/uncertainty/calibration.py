@@ -135,6 +135,14 @@ class ReliabilityBins(NamedTuple):
         confidence: ``(M,)`` mean confidence of the examples in each bin.
         accuracy: ``(M,)`` fraction of them predicted correctly.
         counts: ``(M,)`` number of examples in each bin.
+
+    Example:
+        >>> bins = reliability_bins([[0.95, 0.05], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]],
+        ...                         [0, 1, 1, 0], n_bins=4)
+        >>> bins.edges.tolist(), bins.counts.tolist()
+        ([0.0, 0.25, 0.5, 0.75, 1.0], [0, 0, 2, 2])
+        >>> np.round(bins.confidence, 3).tolist(), bins.accuracy.tolist()  # (0.6+0.7)/2, ...
+        ([nan, nan, 0.65, 0.875], [nan, nan, 0.5, 1.0])
     """
 
     edges: np.ndarray

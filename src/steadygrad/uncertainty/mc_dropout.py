@@ -52,6 +52,16 @@ class MCPrediction(NamedTuple):
         std: ``(N, C)`` standard deviation of the probabilities over the samples (ddof=0).
         entropy: ``(N,)`` entropy of ``mean_probs`` in nats (two-class entropy for a single
             sigmoid output).
+
+    Example:
+        >>> softmax = MCPrediction(torch.tensor([[0.2, 0.8], [0.6, 0.4]]), torch.zeros(2, 2),
+        ...                        torch.zeros(2))
+        >>> softmax.predictions.tolist()
+        [1, 0]
+        >>> sigmoid = MCPrediction(torch.tensor([[0.7], [0.5], [0.3]]), torch.zeros(3, 1),
+        ...                        torch.zeros(3))
+        >>> sigmoid.predictions.tolist()  # p >= 0.5 is the positive class
+        [1, 1, 0]
     """
 
     mean_probs: torch.Tensor

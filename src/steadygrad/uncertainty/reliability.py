@@ -57,6 +57,20 @@ def reliability_diagram(
     Raises:
         ConfigError: ``path`` is not a ``.png`` or exists and ``overwrite`` is False.
         ImportError: matplotlib is missing (``pip install steadygrad[plot]``).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> probs = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]]
+        >>> out = reliability_diagram(probs, [0, 1, 1, 1], folder / "plots" / "rel.png",
+        ...                           n_bins=5)
+        >>> out.name, out.read_bytes()[:4]
+        ('rel.png', b'\\x89PNG')
+        >>> reliability_diagram(probs, [0, 1, 1, 1], out)  # never overwrites by default
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: path: got '...rel.png'; expected a path that does not \
+exist yet; pass overwrite=True to replace it
     """
     out = Path(path)
     if out.suffix.lower() != ".png":
