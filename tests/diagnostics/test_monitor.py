@@ -154,3 +154,30 @@ def test_grads_cleared_before_step_and_short_batches_are_handled() -> None:
     assert np.isfinite(s.values["grad_rms"]).all()  # caught on the layer outputs
     assert np.isfinite(s.values["update_ratio"]).all()
     assert np.isfinite(s.values["dead_frac"][:, 1]).all()
+
+
+def test_differently_sized_layers_share_a_padded_stack_and_match_torch() -> None:
+    # the narrow sigmoid row is zero-padded to the widest row: the zeros must not count as
+    # saturated (|0 - 0.5| is beyond the margin), nor as non-zero, nor change any moment
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 50), nn.ReLU(), nn.Linear(50, 5), nn.Sigmoid(),
+                        nn.Linear(5, 1))
+    nn.init.normal_(net[2].weight, std=3.0)
+    x = torch.randn(64, 4)
+    acts: dict[int, torch.Tensor] = {}
+    for i in (1, 3):
+        net[i].register_forward_hook(lambda m, a, o, i=i: acts.__setitem__(i, o.detach()))
+    with GradientMonitor(net, every=1) as mon:
+        net(x).sum().backward()
+        mon.step()
+    assert [g.ragged is not None for g in mon._plans[next(iter(mon._plans))].groups] == [True]
+    v = mon.series().values
+    relu, sig = acts[1], acts[3]
+    assert v["sat_frac"][0, 1] == pytest.approx(((sig < 0.01) | (sig > 0.99)).float().mean()
+                                                .item(), abs=1e-6)
+    assert v["sat_frac"][0, 1] > 0.1
+    assert v["zero_frac"][0, 0] == pytest.approx((relu == 0).float().mean().item())
+    assert v["dead_frac"][0, 0] == pytest.approx((relu.amax(0) <= 0).float().mean().item())
+    assert v["act_mean"][0, 1] == pytest.approx(sig.mean().item(), abs=1e-6)
+    assert v["act_std"][0, 1] == pytest.approx(sig.std(correction=0).item(), rel=1e-4)
+    assert v["act_nonfinite"][0].tolist() == [0.0, 0.0, 0.0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,3 +56,44 @@ def test_monitor_bad_value(blobs, make_mlp):
     x, y = blobs
     with pytest.raises(ConfigError, match="monitor"):
         fit(make_mlp(), (x, y), monitor="yes")
+
+
+def test_fit_defaults_attach_the_sampling_monitor(blobs, make_mlp):
+    from steadygrad.train.setup import DEFAULT_MONITOR
+
+    assert DEFAULT_MONITOR is True  # issue 4: on by default, with sampling
+    x, y = blobs
+    model = make_mlp()
+    h = fit(model, (x, y), epochs=3, batch_size=8, verbose=0, seed=0)  # 36 steps
+    s = h.health.series
+    assert s.steps == list(range(0, 36, DEFAULT_EVERY))
+    assert s.layers == ["0", "2"]  # per-layer rows, forward order
+    assert s.values["grad_rms"].shape == (len(s.steps), 2)
+    assert np.isfinite(s.values["grad_rms"]).all() and np.isfinite(s.values["act_std"]).all()
+    assert h.health.meta["steps"] == 36
+    assert _hooks(model) == 0
+
+
+def test_non_finite_stop_is_localized_in_history_health(blobs, make_mlp):
+    from steadygrad.train.callbacks import Callback
+
+    x, y = blobs
+    model = make_mlp()
+
+    class InjectNaN(Callback):
+        def on_batch_end(self, step, logs):
+            if step == 4:
+                with torch.no_grad():
+                    model[2].weight[0, 0] = float("nan")
+
+    with pytest.warns(RuntimeWarning, match="training stopped"):
+        h = fit(model, (x, y), epochs=2, batch_size=8, monitor=1, callbacks=[InjectNaN()],
+                verbose=0, seed=0)
+    assert h.stopped_reason.startswith("non_finite at step 5")
+    s = h.health.series
+    assert s.steps[-1] == 5  # the failing step was collected before zero_grad
+    # weight[0, 0] feeds output unit 0 only (NaN * 0 is NaN): exactly one non-finite unit
+    assert s.values["act_nonfinite"][-1].tolist() == [0.0, 1.0]
+    found = [f for f in h.health.findings if f.kind == "non_finite"]
+    assert len(found) == 1 and found[0].layers == ("2",) and found[0].first_step == 5
+    assert _hooks(model) == 0

@@ -33,10 +33,12 @@ __all__ = [
     "grad_stats",
     "histogram_range",
     "moments",
+    "nonfinite_units",
     "persistent_onset",
     "sample_groups",
     "saturation_params",
     "snapshot",
+    "stack_stats",
     "unit_view",
     "weight_sample",
     "weight_stats",
@@ -121,6 +123,81 @@ def activation_stats(
     else:
         parts.append(torch.zeros_like(unit_sums))
     return torch.stack(parts, dim=2).sum(1), x.amax(1)
+
+
+def nonfinite_units(x: torch.Tensor) -> torch.Tensor:
+    """Per layer of a ``(layers, samples, units)`` stack, the number of units with a NaN/Inf.
+
+    >>> x = torch.zeros(2, 3, 2); x[1, 0, 1] = float("nan"); x[1, 2, 1] = float("inf")
+    >>> nonfinite_units(x).tolist()
+    [0.0, 1.0]
+    """
+    return torch.isfinite(x).logical_not_().any(1).sum(1, dtype=x.dtype)
+
+
+def stack_stats(
+    x: torch.Tensor,
+    n_act: int,
+    saturation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    scratch: torch.Tensor | None = None,
+    *,
+    out: torch.Tensor | None = None,
+    shapes: Sequence[tuple[int, int]] | None = None,
+) -> torch.Tensor:
+    """Per-layer reductions of one stack of activations *and* gradients, in few memory passes.
+
+    The quantities of :func:`activation_stats` and :func:`grad_stats` with fewer passes over
+    the stack (on CPU the cost is memory traffic once the per-op overhead is amortized over
+    the layers): the first ``n_act`` layers of ``x`` are activations, the rest gradients of
+    the same shape. Every reduction runs along contiguous ``(layers, samples * units)`` rows.
+    Sums of squares come out as L2 norms (``‖x‖``, one read, no temporary: the host squares
+    them in float64), the non-zero count as ``‖sign(x)‖`` (its square is the count, exact
+    after rounding). A NaN/Inf entry makes its layer's ``‖x‖`` non-finite, so the per-unit
+    non-finite count (:func:`nonfinite_units`) is only computed when a norm is non-finite: on
+    CPU reading that one scalar costs a microsecond (no asynchronous queue to stall); on an
+    accelerator the count is always computed, so that nothing synchronizes.
+
+    Args:
+        x: contiguous ``(layers, samples, units)`` stack; activations first.
+        n_act: how many leading layers are activations (the others are gradients).
+        saturation: ``(centre, half_width)`` of shape ``(n_sat, 1, 1)`` for the first
+            ``n_sat`` activation layers (:func:`saturation_params`), or None.
+        scratch: a contiguous tensor like ``x`` to hold temporaries (allocated when None).
+        out: where to write the result (e.g. a slice of a preallocated record), or None.
+        shapes: for a zero-padded ``(layers, 1, width)`` stack of differently shaped layers,
+            each layer's ``(samples, units)`` (it starts its row); None for a plain stack.
+
+    Returns:
+        The concatenated per-layer ``sum`` and ``‖x‖`` (``layers`` each), the number of units
+        with a non-finite entry (``layers``), then for the activation layers ``‖sign(x)‖``
+        (``n_act``) and the saturated count of the ``n_sat`` saturating ones.
+
+    >>> x = torch.tensor([[[0.0, 1.0], [0.0, 3.0]], [[3.0, float("nan")], [4.0, 0.0]]])
+    >>> flat = stack_stats(x, 1, (torch.tensor([[[0.0]]]), torch.tensor([[[0.98]]])))
+    >>> [round(v, 4) for v in flat.tolist()]  # sqrt(10) = 3.1623, sqrt(2) = 1.4142
+    [4.0, nan, 3.1623, nan, 0.0, 1.0, 1.4142, 2.0]
+    """
+    layers = x.shape[0]
+    rows = x.view(layers, -1)
+    norms = torch.linalg.vector_norm(rows, dim=1)
+    if x.device.type == "cpu" and math.isfinite(float(norms.sum())):
+        bad = x.new_zeros(layers)
+    elif shapes is None:  # exact count; an overflowed sum of finite norms lands here too
+        bad = nonfinite_units(x)
+    else:
+        bad = torch.cat([nonfinite_units(rows[i, : s * u].view(1, s, u))
+                         for i, (s, u) in enumerate(shapes)])
+    parts = [rows.sum(1), norms, bad]
+    if n_act:
+        tmp = (torch.empty_like(x) if scratch is None else scratch)[:n_act].view(n_act, -1)
+        parts.append(torch.linalg.vector_norm(torch.sign(rows[:n_act], out=tmp), dim=1))
+        if saturation is not None:
+            n_sat = saturation[0].shape[0]
+            t = tmp[:n_sat].view(n_sat, *x.shape[1:])
+            torch.sub(x[:n_sat], saturation[0], out=t)
+            parts.append(t.abs_().sub_(saturation[1]).clamp_(min=0).sign_().view(n_sat, -1)
+                         .sum(1))
+    return torch.cat(parts, out=out) if out is not None else torch.cat(parts)
 
 
 def moments(total: float, total_sq: float, n: float) -> tuple[float, float]:

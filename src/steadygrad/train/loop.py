@@ -109,8 +109,9 @@ def fit(
             ``PerformanceScheduler`` (updated once per epoch with ``val_loss``, or ``loss``).
         early_stopping: None, a dict of :class:`EarlyStopping` arguments or an instance.
         callbacks: further :class:`Callback` instances.
-        monitor: None/False (off), True (default sampling), an int period or a
-            ``GradientMonitor``; its report lands in ``history.health``.
+        monitor: on by default (True: one step in ``DEFAULT_EVERY`` sampled, within 5% of
+            no monitoring); None/False (off), an int period or a ``GradientMonitor``. Its
+            report lands in ``history.health``.
         validation_data: ``(x, y)``; defaults to the Dataset's val split.
         seed: seeds torch's global RNG (dropout, and init of models built afterwards) and
             the shuffling generator; same seed and config give the same history and weights.

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -86,14 +87,20 @@ def forward_order(
     return order, bad
 
 
-def locate_non_finite(model: nn.Module, x: torch.Tensor | None = None) -> str:
+def locate_non_finite(
+    model: nn.Module, x: torch.Tensor | None = None, loss: float | None = None
+) -> str:
     """Describe the first layer (forward order) holding a non-finite value; see module doc.
 
-    Returns a phrase like ``"layer 3 (Linear '3'): non-finite gradient of 'weight'"``.
+    Returns a phrase like ``"layer 3 (Linear '3'): non-finite gradient of 'weight'"``. When
+    parameters and outputs are finite but ``loss`` is not, the loss itself is named (its NaN
+    gradient then reaches every layer, so blaming the first layer's gradient would mislead).
 
     >>> net = torch.nn.Sequential(torch.nn.Linear(1, 1))
     >>> locate_non_finite(net, torch.ones(1, 1))
     "the loss (every layer's parameters, outputs and gradients are finite)"
+    >>> locate_non_finite(net, torch.ones(1, 1), loss=float("nan"))
+    'non-finite loss (nan) with finite parameters and outputs in every layer'
     """
     order, bad_output = forward_order(model, x)
 
@@ -109,6 +116,8 @@ def locate_non_finite(model: nn.Module, x: torch.Tensor | None = None) -> str:
     for i, (name, m) in enumerate(order):
         if bad_output.get(name):
             return f"{label(i, name, m)}: non-finite output"
+    if loss is not None and not math.isfinite(loss):
+        return f"non-finite loss ({loss}) with finite parameters and outputs in every layer"
     for i, (name, m) in enumerate(order):
         for pname, p in m.named_parameters(recurse=False):
             if p.grad is not None and not _finite(p.grad):

@@ -123,7 +123,9 @@ class EpochRunner:
             r = step(xb, yb, global_step, begin == 0 or global_step % GRAD_NORM_EVERY == 0)
             if not r.ok:
                 if not skip:
-                    reason = f"non_finite at step {global_step}, {locate_non_finite(model, xb)}"
+                    loss = float(r.loss)  # already on the host on this (synchronizing) path
+                    where = locate_non_finite(model, xb, loss=loss)
+                    reason = f"non_finite at step {global_step}, {where}"
                     opt.zero_grad(set_to_none=True)
                     break
                 skipped += 1

@@ -18,10 +18,12 @@ disabled feature costs a branch, not a tensor operation.
 Finiteness: on CPU the step reads ``loss.item()`` (there is no asynchronous queue to stall,
 it costs about a microsecond, and the value doubles as the loss accumulator); a non-finite loss
 or pre-clip gradient norm returns ``ok=False`` *before* ``optimizer.step()``, so the weights are
-never updated with it. On an accelerator the loss stays on the device and the caller checks
-the running sum every ``DEVICE_CHECK_EVERY`` (50) steps and at the end of each epoch (no
-per-step synchronization; the fault is then reported with a window of steps and may already
-have spread through the weights), unless ``sync=True`` is asked for (``on_non_finite="skip"``
+never updated with it; the monitor still sees that step (``monitor.step(loss)``, before the
+caller's ``zero_grad``), so a sampled non-finite step is localized in its report. On an
+accelerator the loss stays on the device and the caller checks the running sum every
+``DEVICE_CHECK_EVERY`` (50) steps and at the end of each epoch (no per-step synchronization;
+the fault is then reported with a window of steps and may already have spread through the
+weights), unless ``sync=True`` is asked for (``on_non_finite="skip"``
 needs it).
 
 ``compile=True``: Dynamo breaks a graph at ``loss.backward()`` in any case, so the step is
@@ -212,6 +214,8 @@ def build_step(
         if sync:
             norm = None if norm is None else norm.item()
             if not (isfinite(lv) and (norm is None or isfinite(norm))):
+                if monitor is not None:  # the monitor records (and localizes) the fault too
+                    monitor.step(loss.detach())
                 return StepResult(out.detach(), lv, pen, norm, False)
         # optimizer step -> constraints
         upd()
