@@ -180,7 +180,8 @@ def _gradients(report: SweepReport, colors: list[Any]) -> bytes | None:
     for config, color, (names, values) in profiles:  # type: ignore[misc]
         left.plot(np.arange(len(names)), values, color=color, marker="o", label=config.label)
         left.set_xticks(np.arange(len(names)), names, rotation=45, ha="right", fontsize=8)
-        curves, steps = [], []
+        curves: list[list[float]] = []
+        steps: list[int] = []
         for run in config.runs:
             health = run.health or {}
             if health.get("grad_norm"):

@@ -41,11 +41,11 @@ from typing import Any
 
 from steadygrad._registry import Registry
 from steadygrad.errors import ConfigError
-from steadygrad.optim.plateau import PerformanceScheduler
 from steadygrad.optim._checks import number as _num
 from steadygrad.optim._checks import set_frozen as _set
 from steadygrad.optim._checks import steps as _steps
 from steadygrad.optim.one_cycle import OneCycle, one_cycle
+from steadygrad.optim.plateau import PerformanceScheduler
 
 __all__ = [
     "SCHEDULES",
@@ -314,7 +314,7 @@ SCHEDULES.add("cosine", cosine, "cosine_decay")
 SCHEDULES.add("one_cycle", one_cycle, "1cycle", "onecycle")
 # Performance scheduling is the one stateful schedule: the trainer feeds it the monitored
 # metric once per epoch (``update(metric, lr)``) instead of calling it with the step.
-SCHEDULES.add("reduce_on_plateau", PerformanceScheduler, "performance", "plateau")
+SCHEDULES.add("reduce_on_plateau", PerformanceScheduler, "performance", "plateau")  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------- by name

@@ -44,20 +44,28 @@ class Study:
             sweep report's numbers.
         package: the package holding ``filename`` (another module can register a study
             whose file it ships, e.g. ``transfer``).
+        run: a custom runner for a study that is not a config sweep (e.g. ``transfer``:
+            model A is trained first, then B from A): ``run(spec, out_dir, seeds,
+            overrides) -> StudyResult``; its file then holds ``title``, ``question``,
+            ``[params]`` and ``[full.params]`` instead of a ``[sweep]``, and ``analyze`` is
+            not called by :func:`~steadygrad.studies.runner.run_study`.
 
     Example:
         >>> Study("demo", "demo.toml", lambda report, spec: []).package
         'steadygrad.studies'
+        >>> Study("demo", "demo.toml", lambda report, spec: []).run is None
+        True
     """
 
     name: str
     filename: str
     analyze: Callable[[Any, dict[str, Any]], list[str]]
     package: str = "steadygrad.studies"
+    run: Callable[..., Any] | None = None
 
 
 STUDIES: Registry[Study] = Registry("study")
-"""Built-in studies by name (``transfer`` is registered by :mod:`steadygrad.transfer`)."""
+"""Built-in studies by name (``transfer`` and ``pretraining`` run custom code)."""
 
 
 def load_spec(name: str, *, full: bool = False) -> dict[str, Any]:
@@ -86,7 +94,9 @@ did you mean 'activations'?
     spec = tomllib.loads(text)
     spec.setdefault("variants", {})
     full_table = spec.pop("full", {})
-    if full:
+    if full and "params" in full_table:  # a custom-run study: patch its parameters
+        spec.setdefault("params", {}).update(copy.deepcopy(full_table["params"]))
+    if full and "sweep" in spec:
         sweep = spec["sweep"]
         if "seeds" in full_table:
             sweep["seeds"] = list(full_table["seeds"])
@@ -102,8 +112,8 @@ did you mean 'activations'?
 
 
 def _register_builtins() -> None:
-    """Import the analyses, which register the built-in studies."""
-    from steadygrad.studies import analysis  # noqa: F401
+    """Import the analyses and custom-run studies, which register the built-in studies."""
+    from steadygrad.studies import analysis, pretraining_study, transfer_study  # noqa: F401
 
 
 _register_builtins()

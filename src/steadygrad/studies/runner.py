@@ -159,7 +159,8 @@ def run_study(name: str, *, full: bool = False, out_dir: str | Path = "studies",
         seeds: number of seeds (``0..seeds-1``) instead of the study's own.
         workers: sweep worker processes (one torch thread each: the nets are small, and
             more threads only contend).
-        resume: continue an interrupted study.
+        resume: continue an interrupted study (sweep studies only; a custom-run study
+            such as ``transfer`` always starts over, and runs in this process).
         overrides: ``--set`` items applied to every run's base config (e.g. a smaller
             budget); the sweep folder is then named ``<name>-<mode>-custom``.
 
@@ -183,6 +184,9 @@ def run_study(name: str, *, full: bool = False, out_dir: str | Path = "studies",
                               or seeds < 1):
         raise ConfigError("seeds", seeds, "an integer >= 1")
     spec = load_spec(study.name, full=full)
+    if study.run is not None:  # not a config sweep (workers and resume do not apply)
+        custom: StudyResult = study.run(spec, Path(out_dir), seeds, tuple(overrides))
+        return custom
     sweep = expand(spec, seeds, overrides)
     if overrides:
         sweep = Sweep(f"{sweep.name}-custom", {**sweep.spec, "name": f"{sweep.name}-custom",
