@@ -44,10 +44,13 @@ __all__ = [
     "load_note",
     "markdown_table",
     "median",
+    "noise_note",
     "ratio",
     "shallow_mlp",
     "system_info",
+    "verdict",
     "write_section",
+    "write_subsection",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,6 +237,32 @@ def ratio(value: float, reference: float) -> str:
     return f"{value / reference:.2f}x"
 
 
+def verdict(label: str, wall: float, cpu: float, goal: float) -> str:
+    """One goal line: the wall and CPU ratios and whether each meets ``goal``.
+
+    >>> verdict("fit / minimal", 1.10, 1.01, 1.05)
+    'fit / minimal: 1.010x CPU, 1.100x wall (goal ≤ 1.05x: met on CPU time, NOT met on wall time)'
+    """
+    def ok(q: float) -> str:
+        return "n/a" if not math.isfinite(q) else ("met" if q <= goal else "NOT met")
+
+    return (f"{label}: {cpu:.3f}x CPU, {wall:.3f}x wall (goal ≤ {goal:.2f}x: {ok(cpu)} on CPU "
+            f"time, {ok(wall)} on wall time)")
+
+
+def noise_note(pairs: Sequence[tuple[float, float]]) -> str | None:
+    """How much other work stretched wall time: the range of wall / CPU over timed epochs.
+
+    >>> noise_note([(2.0, 1.0), (1.1, 1.0)])[:48]
+    'Wall / CPU time per timed epoch ranged 1.10–2.00'
+    """
+    r = [w / c for w, c in pairs if c > 0 and math.isfinite(w) and math.isfinite(c)]
+    if not r:
+        return None
+    return (f"Wall / CPU time per timed epoch ranged {min(r):.2f}–{max(r):.2f} (1.00: the "
+            "process had a core to itself; single-threaded runs only).")
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub-flavoured Markdown table.
 
@@ -288,6 +317,53 @@ def replace_section(text: str, title: str, body: str) -> str:
     return text[: match.start()] + section + ("\n" + tail if tail else "")
 
 
+def section_text(text: str, title: str) -> str | None:
+    """The body of the ``## title`` section of ``text`` (None if absent).
+
+    >>> section_text(chr(10).join(["## A", "x", "", "## B", "y"]), "A")
+    'x'
+    """
+    m = re.search(rf"^## {re.escape(title)}[ \t]*\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    return None if m is None else m.group(1).strip()
+
+
+def write_subsection(title: str, sub: str, body: str, path: Path = DOC_PATH) -> Path:
+    """Replace (or append) the ``### sub`` part of the ``## title`` section, atomically.
+
+    >>> tmp = Path(tempfile.mkdtemp()) / "b.md"
+    >>> _ = write_section("A", "main", tmp); _ = write_subsection("A", "S", "one", tmp)
+    >>> _ = write_subsection("A", "S", "two", tmp)
+    >>> section_text(tmp.read_text(), "A").split()
+    ['main', '###', 'S', 'two']
+    """
+    with _locked(path):
+        text = path.read_text() if path.exists() else _TITLE
+        current = section_text(text, title) or ""
+        head = re.split(rf"^### {re.escape(sub)}[ \t]*\n", current, maxsplit=1, flags=re.M)
+        rest = ""
+        if len(head) == 2:
+            after = re.search(r"^### ", head[1], re.M)
+            rest = head[1][after.start():] if after else ""
+        new_body = f"{head[0].rstrip()}\n\n### {sub}\n{body.strip()}\n"
+        if rest:
+            new_body += "\n" + rest.strip() + "\n"
+        _atomic_write(path, replace_section(text, title, new_body))
+    return path
+
+
+def _atomic_write(path: Path, new: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(new)
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def write_section(title: str, body: str, path: Path = DOC_PATH) -> Path:
     """Replace (or append) the ``## title`` section of ``path`` atomically, under a lock.
 
@@ -304,18 +380,9 @@ def write_section(title: str, body: str, path: Path = DOC_PATH) -> Path:
     """
     with _locked(path):
         text = path.read_text() if path.exists() else _TITLE
-        new = replace_section(text, title, body)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(new)
-            if path.exists():
-                os.chmod(tmp, path.stat().st_mode & 0o777)
-            else:
-                os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        old = section_text(text, title) or ""
+        keep = re.search(r"^### ", old, re.M)  # subsections written by write_subsection
+        if keep and "### " not in body:
+            body = body.rstrip() + "\n\n" + old[keep.start():]
+        _atomic_write(path, replace_section(text, title, body))
     return path

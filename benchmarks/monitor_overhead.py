@@ -135,8 +135,7 @@ def table(results: dict[str, list[ts.Run]]) -> tuple[str, list[str]]:
                      sum(len(r.seconds) for r in runs)])
         if c in GOALS and "off" in results:
             q, qc = wall[c] / wall["off"], cpu[c] / cpu["off"]
-            verdicts.append(f"{c}: {q:.3f}x wall, {qc:.3f}x CPU vs off (goal ≤ {GOALS[c]:.2f}x: "
-                            f"{'met' if q <= GOALS[c] else 'NOT met'} on wall time)")
+            verdicts.append(common.verdict(f"{c} vs off", q, qc, GOALS[c]))
     headers = ["monitor", "median epoch s (wall)", "wall ratio", "median epoch CPU s",
                "CPU ratio", "goal", "last-epoch loss", "epochs timed"]
     return common.markdown_table(headers, rows), verdicts
@@ -154,6 +153,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--contenders", default=",".join(CONTENDERS),
                    help=f"comma-separated subset of {', '.join(CONTENDERS)}")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--note", action="append", default=[],
+                   help="a sentence to add to the notes of the written section (repeatable)")
     p.add_argument("--write", action="store_true",
                    help=f"replace the '{SECTION}' section of docs/benchmarks.md")
     args = p.parse_args(argv)
@@ -191,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = measure(args.contenders, x, y, args.epochs, args.repeats, args.seed)
     info["load_after"] = common.load_average()
     tab, verdicts = table(results)
+    noise = common.noise_note([(w, c) for runs in results.values() for r in runs
+                               for w, c in zip(r.seconds, r.cpu, strict=True)])
     body = "\n".join([
         "Measured by `benchmarks/monitor_overhead.py` (issue 4). `steadygrad.fit` (eager) on "
         f"Fashion-MNIST, {x.shape[0]:,} training rows, batch {ts.BATCH} ({steps:,} steps per "
@@ -201,9 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         *[f"- {v}" for v in verdicts],
         *([f"- {common.load_note(info)}"] if common.load_note(info) else []),
+        *([f"- {noise}"] if threads == 1 and noise else []),
         "- On CPU, `.item()` does not stall a queue of pending work as it does on a GPU, so "
         "the naive monitor's cost here is mostly its extra reductions and Python hooks; on an "
         "accelerator its per-statistic host syncs cost far more.",
+        *[f"- {n}" for n in args.note],
         "",
         f"Contenders: `off` = `monitor=False`; `default` = `monitor=True` (one step in "
         f"{DEFAULT_EVERY} sampled); `every1` = `monitor=1` (statistics on every step); `naive` "

@@ -139,13 +139,11 @@ def tables(results: dict[tuple[str, str], list[Run]], workload_names: Sequence[s
         if "fit" in names and "minimal" in names:
             q = med[(w, "fit")] / med[(w, "minimal")]
             qc = cpu[(w, "fit")] / cpu[(w, "minimal")]
-            verdicts.append(f"{w}: fit / minimal = {q:.3f} wall, {qc:.3f} CPU (goal ≤ 1.05: "
-                            f"{'met' if q <= 1.05 else 'NOT met'} on wall time)")
+            verdicts.append(common.verdict(f"{w}: fit / minimal", q, qc, 1.05))
         if "fit_compile" in names and "keras" in names and med[(w, "keras")] > 0:
             q = med[(w, "fit_compile")] / med[(w, "keras")]
             qc = cpu[(w, "fit_compile")] / cpu[(w, "keras")]
-            verdicts.append(f"{w}: fit(compile=True) / Keras-JAX = {q:.3f} wall, {qc:.3f} CPU "
-                            f"(goal ≤ 1.00: {'met' if q <= 1.0 else 'NOT met'} on wall time)")
+            verdicts.append(common.verdict(f"{w}: fit(compile=True) / Keras-JAX", q, qc, 1.0))
     headers = ["workload", "contender", "median epoch s (wall)", "wall ratio",
                "median epoch CPU s", "CPU ratio", "compile s",
                "last-epoch loss", "epochs timed"]
@@ -166,6 +164,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workloads", default=",".join(WORKLOADS),
                    help=f"comma-separated subset of {', '.join(WORKLOADS)}")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--note", action="append", default=[],
+                   help="a sentence to add to the notes of the written section (repeatable)")
+    p.add_argument("--flush-denormal", action="store_true",
+                   help="torch.set_flush_denormal(True) for the torch contenders (as XLA does)")
+    p.add_argument("--subsection", default=None,
+                   help=f"with --write: write a '### SUBSECTION' inside '{SECTION}' instead")
     p.add_argument("--cold-compile", action="store_true",
                    help="disable torch Inductor's on-disk caches (every compile from scratch)")
     p.add_argument("--write", action="store_true",
@@ -199,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(threads)
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        print("torch.set_flush_denormal is not supported on this CPU", file=sys.stderr)
     names = list(args.contenders)
     skip = keras_available() if "keras" in names else None
     if skip is not None:
@@ -211,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = interleave(names, args.workloads, x, y, args.epochs, args.repeats, args.seed,
                          log=lambda s: print(s, flush=True))
     info["load_after"] = common.load_average()
+    if threads == 1:
+        info["noise"] = common.noise_note([
+            (run.seconds[-len(run.cpu) + i], c) for runs in results.values() for run in runs
+            for i, c in enumerate(run.cpu)])
     table, verdicts = tables(results, args.workloads, names)
     health = next((run.notes["health"] for (w, c), runs in results.items()
                    if c == "fit_compile_monitor" for run in runs if "health" in run.notes), None)
@@ -220,7 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raw = {f"{w}/{c}": [run.__dict__ for run in runs] for (w, c), runs in results.items()}
         with open(args.json, "w") as f:
             json.dump({"info": info, "results": raw}, f, indent=1, default=str)
-    if args.write:
+    if args.write and args.subsection:
+        print(f"wrote {common.write_subsection(SECTION, args.subsection, body)}")
+    elif args.write:
         print(f"wrote {common.write_section(SECTION, body)}")
     return 0
 
@@ -249,6 +261,9 @@ def render(info: dict[str, Any], args: argparse.Namespace, rows: int, table: str
         )
     if skip is not None:
         lines.append(f"- Keras column skipped: {skip}.")
+    if args.flush_denormal:
+        lines.append("- Denormals flushed to zero in torch (`torch.set_flush_denormal(True)`, "
+                     "`--flush-denormal`), as XLA does by default on CPU.")
     lines.append(
         "- Compile times: "
         + ("torch Inductor's on-disk caches disabled (`--cold-compile`): every compile from "
@@ -270,9 +285,10 @@ def render(info: dict[str, Any], args: argparse.Namespace, rows: int, table: str
             "descheduled): in a `--quick` check at load average 5–6, eager epochs were 15–90× "
             "slower than with 1 thread, which measures the machine, not the trainer."
         )
-    note = common.load_note(info)
-    if note:
-        lines.append(f"- {note}")
+    for note in (common.load_note(info), info.get("noise")):
+        if note:
+            lines.append(f"- {note}")
+    lines += [f"- {n}" for n in args.note]
     lines += [
         "",
         "Contenders: `fit` = `steadygrad.fit` eager, monitor off (computes loss and accuracy); "
