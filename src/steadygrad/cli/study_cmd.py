@@ -56,7 +56,8 @@ def add_parser(sub: Any) -> None:
     parser = make_parser(
         sub, "study", help="run a built-in study (sweep + analysis) and write its report",
         description="Run one of the built-in studies (unstable-gradients, initializers, "
-        "activations, batch-norm, clipping, optimizers, schedules, regularization, depth) and "
+        "activations, batch-norm, clipping, optimizers, schedules, regularization, depth, "
+        "transfer, pretraining) and "
         "write its report: Markdown, HTML, CSV and plots, with conclusions computed from the "
         "results.",
         examples=_EXAMPLES,
