@@ -138,6 +138,13 @@ def make_plan(
     Returns:
         The :class:`Plan`; packed order: the blocks of the groups (each followed by the dead
         unit counts of its rectifier rows), ``[|w|..., |dw|..., |g|...]``, input mean/std, loss.
+
+    Two activation views of one shape share one stack (one set of reductions for both):
+
+    >>> plan = make_plan([(0, torch.ones(4, 3)), (1, torch.ones(4, 3))], [], sat={},
+    ...                  weights=(), dev=torch.device("cpu"))
+    >>> len(plan.groups), plan.groups[0].act
+    (1, [0, 1])
     """
     keyed: dict[Any, tuple[list[int], list[int]]] = {}
     for i, (_, v) in enumerate(acts):
