@@ -109,10 +109,20 @@ def _run(opt_factory, steps: int = 4) -> torch.Tensor:
 @pytest.mark.parametrize(("name", "keras_kw", "cls", "torch_kw"), ORACLE_CASES)
 def test_updates_equal_torch_optim_with_translated_arguments(name, keras_kw, cls, torch_kw):
     ours = _run(lambda params: make_optimizer(name, params, **keras_kw))
-    reference = _run(lambda params: cls(params, **torch_kw))
+    # make_optimizer picks torch's multi-tensor kernels; the oracle uses the same flag
+    reference = _run(lambda params: cls(params, **torch_kw, foreach=True))
     initial = _run(lambda params: torch.optim.SGD(params, lr=0.0))
     assert not torch.equal(ours, initial)  # the optimizer really moved the weights
     torch.testing.assert_close(ours, reference, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("name", "keras_kw", "cls", "torch_kw"), ORACLE_CASES)
+def test_foreach_default_matches_torch_per_tensor_path(name, keras_kw, cls, torch_kw):
+    """The foreach default is the same update as torch's per-tensor loop (up to rounding)."""
+    assert make_optimizer(name, [torch.nn.Parameter(torch.zeros(1))]).defaults["foreach"]
+    ours = _run(lambda params: make_optimizer(name, params, **keras_kw))
+    per_tensor = _run(lambda params: cls(params, **torch_kw, foreach=False))
+    torch.testing.assert_close(ours, per_tensor, rtol=1e-5, atol=1e-6)
 
 
 def _quadratic_steps(name: str, lr: float, a: float, w0: float, steps: int) -> list[float]:

@@ -57,6 +57,11 @@ Notes where the *update rule* (not just a default) differs from Keras:
 (e) Keras RMSprop keeps ``lr`` inside its momentum buffer, torch multiplies by it afterwards;
     the updates agree while the learning rate is constant.
 
+A named optimizer is built with ``foreach=True`` (torch's multi-tensor kernels): on CPU torch
+defaults to the per-tensor loop, which made the deep benchmark net's Nadam step 1.4x slower
+eagerly and doubled its compile time (``docs/benchmarks.md``, "Trainer speed"). The update is
+the same formula in the same order; tests compare it with torch's default path.
+
 Example:
     >>> import torch
     >>> w = torch.nn.Parameter(torch.ones(2))
@@ -414,4 +419,5 @@ def make_optimizer(
     canonical = OPTIMIZERS.canonical(identifier)
     spec = OPTIMIZERS.get(canonical)
     kwargs = spec.translate(_validated(canonical, spec, hyper))
+    kwargs["foreach"] = True  # torch's multi-tensor kernels (its CPU default is per-tensor)
     return spec.torch_class(_materialize(params), **kwargs)

@@ -7,6 +7,16 @@ Per step the loop does only what the step itself cannot: slice the batch
 metrics (one ``cat`` and update per :data:`METRIC_FLUSH` batches) and dispatch batch events
 only when a callback overrides them.
 
+Mid-epoch checkpoints (``checkpoint_every``): after every ``checkpoint_every``-th optimizer
+step the runner writes the model, the optimizer and everything the rest of the epoch and its
+history row depend on: the shuffling generator's state captured *before* the epoch's
+``randperm`` (so the same permutation is regenerated), the position within the epoch, torch's
+global RNG state (dropout), the partial accumulators (loss/penalty/gradient-norm sums, counts,
+buffered metric outputs and metric sums) and the callback and plateau states. Resuming from it
+regenerates the permutation, skips the batches already done and continues bit for bit. With
+``checkpoint_every=None`` the per-step loop is unchanged (the check sits behind the existing
+``on_batch_end`` branch, which is only taken when it is needed).
+
 Example:
     >>> METRIC_FLUSH, DEVICE_CHECK_EVERY
     (256, 50)
@@ -72,6 +82,9 @@ class EpochRunner:
         self.regularized: bool = kw["regularized"]
         self.compile_timer = [0.0]
         self.step: Callable[..., StepResult] = _unbuilt
+        self.checkpoint_every: int | None = kw.get("checkpoint_every")
+        self.partial: dict[str, Any] | None = None
+        self._resume_rng: dict[str, torch.Tensor] | None = None
 
     def restore(self, ckpt: Checkpoint) -> int:
         """Load a checkpoint into model, optimizer, history, RNGs; returns the next epoch."""
@@ -86,7 +99,11 @@ class EpochRunner:
         self.optimizer.load_state_dict(state["optimizer"])
         trainer.history.load_state_dict(state["history"])
         trainer.global_step = int(state["global_step"])
-        set_rng_state(state["rng"], self.gen)
+        if state.get("partial") is not None:  # mid-epoch: RNGs are restored by train_epoch
+            self.partial = dict(state["partial"])
+            self._resume_rng = state["rng"]
+        else:
+            set_rng_state(state["rng"], self.gen)
         if self.plateau is not None and state.get("plateau") is not None:
             self.plateau.load_state_dict(state["plateau"])
         return int(state["epoch"])
@@ -101,20 +118,39 @@ class EpochRunner:
             self.model, self.x, self.y, self.step, self.optimizer, self.schedule)
         trainer, cbs, sync, metrics = self.trainer, self.callbacks, self.sync, self.train_metrics
         want_begin, want_end = cbs.wants("on_batch_begin"), cbs.wants("on_batch_end")
+        every, n_used = self.checkpoint_every, self.n_used
+        after = want_end or every is not None  # one branch per step, as without checkpoints
         skip = self.on_non_finite == "skip"
         batch_size, global_step = self.batch_size, trainer.global_step
         model.train()
         start_time, compile_before = time.perf_counter(), self.compile_timer[0]
+        part, self.partial = self.partial, None
+        if part is not None:
+            self.gen.set_state(part["shuffle"].to(torch.uint8))
+        shuffle_state = self.gen.get_state() if every is not None else None
         perm = torch.randperm(x.shape[0], generator=self.gen).to(x.device)
         loss_sum: Any = 0.0 if sync else torch.zeros((), device=x.device)
         pen_sum: Any = 0.0 if sync else torch.zeros((), device=x.device)
         norm_sum: Any = 0.0
-        norm_count, skipped, seen = 0, 0, 0
+        norm_count, skipped, seen, start = 0, 0, 0, 0
         checked = global_step  # device path: steps before this one are known to be finite
         outs: list[torch.Tensor] = []
         targets: list[torch.Tensor] = []
+        if part is not None:
+            if self._resume_rng is not None:
+                set_rng_state(self._resume_rng, self.gen)
+                self._resume_rng = None
+            dev = x.device
+            loss_sum, pen_sum, norm_sum = (_to(part[k], dev)
+                                           for k in ("loss_sum", "pen_sum", "norm_sum"))
+            norm_count, skipped, seen, start, checked = (
+                int(part[k]) for k in ("norm_count", "skipped", "seen", "begin", "checked"))
+            outs = [t.to(dev) for t in part["outs"]]
+            targets = [t.to(dev) for t in part["targets"]]
+            for m, ms in zip(metrics, part["metrics"], strict=True):
+                vars(m).update({k: _to(v, dev) for k, v in ms.items()})
         reason = None
-        for begin in range(0, self.n_used, batch_size):
+        for begin in range(start, n_used, batch_size):
             idx = perm[begin : begin + batch_size]
             xb, yb = x.index_select(0, idx), y.index_select(0, idx)
             size = xb.shape[0]
@@ -162,8 +198,16 @@ class EpochRunner:
                 targets.append(yb)
                 if len(outs) >= METRIC_FLUSH:
                     self._update_metrics(outs, targets)
-            if want_end:
-                cbs.dispatch("on_batch_end", global_step - 1, {"loss": r.loss, "size": size})
+            if after:
+                if want_end:
+                    cbs.dispatch("on_batch_end", global_step - 1, {"loss": r.loss, "size": size})
+                if (every is not None and global_step % every == 0
+                        and begin + batch_size < n_used):  # the epoch's end saves anyway
+                    self._save_partial(shuffle_state, {
+                        "begin": begin + batch_size, "loss_sum": loss_sum, "pen_sum": pen_sum,
+                        "norm_sum": norm_sum, "norm_count": norm_count, "skipped": skipped,
+                        "seen": seen, "checked": checked, "outs": outs, "targets": targets,
+                    }, global_step)
             if trainer.stop_training:
                 break
         trainer.global_step = global_step
@@ -191,6 +235,30 @@ class EpochRunner:
                            - (self.compile_timer[0] - compile_before))
         return logs, None
 
+    def _save_partial(self, shuffle_state: Any, acc: dict[str, Any], global_step: int) -> None:
+        """Write a mid-epoch checkpoint (see the module docstring for what it holds)."""
+        if self.manager is None:
+            return
+        epoch = self.trainer.epoch
+        acc = dict(acc, shuffle=shuffle_state,
+                   metrics=[dict(vars(m)) if hasattr(m, "__dict__") else {}
+                            for m in self.train_metrics])
+        acc["outs"], acc["targets"] = list(acc["outs"]), list(acc["targets"])
+        self.trainer.global_step = global_step
+        self.manager.save(
+            f"epoch-{epoch:04d}.step-{global_step:08d}", self.model, self.optimizer,
+            state=self._state(epoch, partial=acc),
+        )
+
+    def _state(self, epoch: int, partial: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "epoch": epoch, "global_step": self.trainer.global_step,
+            "history": self.trainer.history.state_dict(), "rng": rng_state(self.gen),
+            "callbacks": self.callbacks.state_dict(),
+            "plateau": self.plateau.state_dict() if self.plateau is not None else None,
+            "config": self._config(), "partial": partial,
+        }
+
     def _late(self, checked: int, global_step: int, xb: torch.Tensor) -> str:
         """The reason of a non-finite loss found by a periodic check (device path): the step
         is only known to lie in a window, and the state may have spread the fault already."""
@@ -216,16 +284,13 @@ class EpochRunner:
             for group in opt.param_groups:
                 group["lr"] = new_lr
         if self.manager is not None:
-            self.manager.save(
-                f"epoch-{epoch + 1:04d}", self.model, opt,
-                state={
-                    "epoch": epoch + 1, "global_step": self.trainer.global_step,
-                    "history": history.state_dict(), "rng": rng_state(self.gen),
-                    "callbacks": self.callbacks.state_dict(),
-                    "plateau": self.plateau.state_dict() if self.plateau is not None else None,
-                    "config": self._config(),
-                },
-            )
+            self.manager.save(f"epoch-{epoch + 1:04d}", self.model, opt,
+                              state=self._state(epoch + 1))
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    """A restored accumulator on the training device (numbers are left as they are)."""
+    return value.to(device) if isinstance(value, torch.Tensor) else value
 
 
 def _unbuilt(*args: Any) -> StepResult:

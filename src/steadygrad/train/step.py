@@ -26,9 +26,10 @@ the fault is then reported with a window of steps and may already have spread th
 weights), unless ``sync=True`` is asked for (``on_non_finite="skip"``
 needs it).
 
-``compile=True``: Dynamo breaks a graph at ``loss.backward()`` in any case, so the step is
-compiled as the regions around it: forward + loss (+ penalty), whose backward AOTAutograd
-compiles too, the clipper, and optimizer step + constraints. The finiteness check and the
+``compile=True``: the step is compiled as three regions: forward + loss (+ penalty) *and* the
+gradients as one ``torch.func`` graph that writes ``p.grad``
+(:func:`steadygrad.train.compiled.compiled_grads`; no autograd engine), the clipper, and
+optimizer step + constraints. The finiteness check and the
 monitor's bookkeeping sit between them in Python; a step the monitor samples runs eagerly
 (its hooks must fire). With a schedule the trainer stores ``lr`` as a 0-dim tensor so that a
 new rate does not recompile the optimizer step.
@@ -61,6 +62,7 @@ import torch
 from torch import nn
 
 from steadygrad.optim.clipping import global_norm
+from steadygrad.train.compiled import compiled_grads
 
 __all__ = ["GRAD_NORM_EVERY", "StepResult", "build_step", "set_learning_rate"]
 
@@ -182,6 +184,7 @@ def build_step(
 
     if compile:
         c_forward, c_clip, c_update = (torch.compile(f) for f in (forward_loss, clip, update))
+        c_forward = compiled_grads(model, loss_fn, penalty)  # + gradients: one graph
         seen: set[tuple[int, ...]] = set()
         timer = compile_timer if compile_timer is not None else [0.0]
 
@@ -203,7 +206,8 @@ def build_step(
         if sync and pen is not None:
             pen = pen.item()
         # backward
-        total.backward()
+        if eager:  # the compiled forward has already written p.grad
+            total.backward()
         # gradient transforms (the clipper returns the pre-clip norm), finiteness check
         if clipper is not None:
             norm: Any = clp()
