@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Conditions: {info['date']}, {info['cpu']}, {info['cores']} cores, Python "
         f"{info['python']}, torch {info['torch']}; load average before: "
-        f"{info['load_before']}, after: {_common.load_average()} (the machine is shared; "
-        "other engineers' jobs were running); command: "
+        f"{info['load_before']}, after: {_common.load_average()} (the machine may be shared: "
+        "compare the load averages with the 2 cores); command: "
         f"`{info['command']}`.",
     ])
     print(body)
