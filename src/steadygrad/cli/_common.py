@@ -34,9 +34,29 @@ __all__ = [
     "json_safe",
     "load_run_config",
     "make_parser",
+    "positive_int",
     "print_json",
     "show_progress",
 ]
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type for an integer >= 1, with a message naming what was received.
+
+    >>> positive_int("3")
+    3
+    >>> positive_int("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: got '0'; expected an integer >= 1
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= 1")
+    return value
 
 
 def make_parser(sub: Any, name: str, *, help: str, description: str,

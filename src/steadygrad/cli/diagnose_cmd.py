@@ -40,6 +40,7 @@ from steadygrad.cli._common import (
     add_config_arguments,
     load_run_config,
     make_parser,
+    positive_int,
     show_progress,
 )
 from steadygrad.errors import ConfigError
@@ -57,15 +58,6 @@ _EXAMPLES = """
 exit codes: 0 ok, 1 a finding at or above --fail-on, 2 bad input, 3 diverged (NaN/Inf)
 """
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= 1")
-    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -87,9 +79,9 @@ def add_parser(sub: Any) -> None:
         examples=_EXAMPLES,
     )
     add_config_arguments(parser)
-    parser.add_argument("--steps", type=_positive_int, required=True, metavar="N",
+    parser.add_argument("--steps", type=positive_int, required=True, metavar="N",
                         help="optimizer steps to train")
-    parser.add_argument("--every", type=_positive_int, default=None, metavar="K",
+    parser.add_argument("--every", type=positive_int, default=None, metavar="K",
                         help="sample one step in K (default: the config's diagnostics.every)")
     parser.add_argument("--fail-on", choices=("warning", "error"), default=None,
                         help="exit with code 1 when a finding at least this severe exists")

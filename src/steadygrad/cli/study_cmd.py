@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from steadygrad.cli._common import make_parser, print_json
+from steadygrad.cli._common import make_parser, positive_int, print_json
 
 __all__ = ["add_parser", "run"]
 
@@ -31,15 +31,6 @@ _EXAMPLES = """
 exit codes: 0 done, 1 some run failed, 2 bad input
 """
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= 1")
-    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -68,9 +59,9 @@ def add_parser(sub: Any) -> None:
                         help="the classic full-size setup (Fashion-MNIST; hours on a CPU)")
     parser.add_argument("--out", default="studies", metavar="DIR",
                         help="results root (default ./studies)")
-    parser.add_argument("--seeds", type=_positive, default=None, metavar="N",
+    parser.add_argument("--seeds", type=positive_int, default=None, metavar="N",
                         help="number of seeds (default: the study's own)")
-    parser.add_argument("--workers", type=_positive, default=1, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=1, metavar="N",
                         help="worker processes (default 1)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE",

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from steadygrad.cli._common import make_parser, print_json, show_progress
+from steadygrad.cli._common import make_parser, positive_int, print_json, show_progress
 from steadygrad.errors import ConfigError
 
 __all__ = ["SweepProgress", "add_parser", "run"]
@@ -45,15 +45,6 @@ _EXAMPLES = """
 exit codes: 0 all done, 1 some run failed, 2 bad input, 3 some run diverged
 """
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= 1")
-    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -75,9 +66,9 @@ def add_parser(sub: Any) -> None:
         examples=_EXAMPLES,
     )
     parser.add_argument("file", metavar="FILE", help="sweep file (.toml or .yaml)")
-    parser.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=1, metavar="N",
                         help="runs at once (default 1)")
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="T",
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="T",
                         help="torch threads per worker (default: cores // workers)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local processes (default) or a Ray cluster")
