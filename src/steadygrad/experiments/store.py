@@ -47,11 +47,11 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from steadygrad._atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 from steadygrad.errors import ConfigError
 
 __all__ = [
@@ -68,60 +68,6 @@ __all__ = [
 MAX_NAME_LENGTH = 255
 _ALLOWED = re.compile(r"^[A-Za-z0-9._\-+=,@]+$")
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9._\-+=,@]+")
-
-
-def fsync_dir(directory: str | Path) -> None:
-    """``fsync`` a folder so that a rename inside it is durable (no-op where unsupported).
-
-    >>> import tempfile
-    >>> fsync_dir(tempfile.mkdtemp())
-    """
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temp file + ``fsync`` + ``os.replace``.
-
-    The parent folder is created if needed. Returns ``path``.
-
-    >>> import tempfile, pathlib
-    >>> p = atomic_write_bytes(pathlib.Path(tempfile.mkdtemp()) / "a" / "x.bin", b"123")
-    >>> p.read_bytes()
-    b'123'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:50]}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """:func:`atomic_write_bytes` of UTF-8 ``text``.
-
-    >>> import tempfile, pathlib
-    >>> atomic_write_text(pathlib.Path(tempfile.mkdtemp()) / "h.csv", "é").read_bytes()
-    b'\xc3\xa9'
-    """
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
