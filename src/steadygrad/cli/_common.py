@@ -22,6 +22,7 @@ import json
 import math
 import sys
 import textwrap
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from steadygrad.experiments.config import RunConfig
@@ -40,23 +41,31 @@ __all__ = [
 ]
 
 
-def positive_int(text: str) -> int:
-    """``argparse`` type for an integer >= 1, with a message naming what was received.
+def int_at_least(low: int) -> Callable[[str], int]:
+    """``argparse`` type for an integer >= ``low``, with a message naming what was received.
 
-    >>> positive_int("3")
+    >>> int_at_least(2)("3")
     3
-    >>> positive_int("0")
+    >>> int_at_least(2)("1")
     Traceback (most recent call last):
     ...
-    argparse.ArgumentTypeError: got '0'; expected an integer >= 1
+    argparse.ArgumentTypeError: got '1'; expected an integer >= 2
     """
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= 1")
-    return value
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= {low}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
+"""``argparse`` type for an integer >= 1 (``positive_int("3") == 3``)."""
 
 
 def make_parser(sub: Any, name: str, *, help: str, description: str,

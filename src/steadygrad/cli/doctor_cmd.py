@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from steadygrad.cli._common import make_parser, print_json, show_progress
+from steadygrad.cli._common import int_at_least, make_parser, print_json, show_progress
 from steadygrad.errors import ConfigError
 
 __all__ = ["add_parser", "default_out", "run"]
@@ -38,19 +38,6 @@ _EXAMPLES = """
 
 exit codes: 0 healthy or repaired, 1 no candidate succeeded, 2 bad input
 """
-
-
-def _int(low: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= {low}")
-        return value
-
-    return parse
 
 
 def add_parser(sub: Any) -> None:
@@ -82,16 +69,16 @@ def add_parser(sub: Any) -> None:
                         "fashion_mnist")
     parser.add_argument("--reference", default=None, metavar="FILE",
                         help="a healthy config to compare with (built-in example: ELU + He)")
-    parser.add_argument("--steps", type=_int(1), default=None, metavar="N",
+    parser.add_argument("--steps", type=int_at_least(1), default=None, metavar="N",
                         help="optimizer steps per trial, rounded up to whole epochs "
                         "(default: the config's epochs)")
-    parser.add_argument("--seeds", type=_int(1), default=3, metavar="N",
+    parser.add_argument("--seeds", type=int_at_least(1), default=3, metavar="N",
                         help="seeds per trial (default 3)")
-    parser.add_argument("--max-trials", type=_int(0), default=10, metavar="N",
+    parser.add_argument("--max-trials", type=int_at_least(0), default=10, metavar="N",
                         help="most candidate trials, the combination included (default 10)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder, must be new or empty (default doctor/<name>-N)")
-    parser.add_argument("--threads", type=_int(1), default=1, metavar="N",
+    parser.add_argument("--threads", type=int_at_least(1), default=1, metavar="N",
                         help="torch threads (default 1: fastest for short trials of small nets)")
     parser.add_argument("--json", action="store_true", help="print doctor.json on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -28,6 +28,7 @@ from typing import Any
 
 from steadygrad.cli._common import (
     add_config_arguments,
+    int_at_least,
     load_run_config,
     make_parser,
     print_json,
@@ -63,16 +64,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _steps(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= 2")
-    return value
-
-
 def add_parser(sub: Any) -> None:
     """Register the ``lr-find`` subcommand.
 
@@ -92,7 +83,7 @@ def add_parser(sub: Any) -> None:
         examples=_EXAMPLES,
     )
     add_config_arguments(parser)
-    parser.add_argument("--steps", type=_steps, default=100, metavar="N",
+    parser.add_argument("--steps", type=int_at_least(2), default=100, metavar="N",
                         help="steps of the test (default 100)")
     parser.add_argument("--start-lr", type=_positive_float, default=1e-7, metavar="LR",
                         help="first rate (default 1e-7)")
