@@ -135,13 +135,14 @@ def run(args: argparse.Namespace) -> int:
     if (out / name).exists() and not args.overwrite:
         raise ConfigError("--name", name, f"a run name not used yet in {out}",
                           hint="pass --overwrite to move the old run aside, or choose --name")
-    build_model(config, load_data(config))  # data and model errors surface before any work
+    data = load_data(config)  # data and model errors surface before any work
+    build_model(config, data)
     store = RunStore(out)
     staging = store.staging(name)
     verbose = 1 if show_progress(args, sys.stdout) else 0
     with warnings.catch_warnings():  # the divergence is reported below, not as a warning
         warnings.filterwarnings("ignore", "training stopped", RuntimeWarning)
-        result = run_config(config, staging, verbose=verbose)
+        result = run_config(config, staging, verbose=verbose, data=data)  # loaded once
     run_dir = store.commit(staging, name, overwrite=args.overwrite)
     findings = _findings(run_dir)
     summary = result.summary
