@@ -236,3 +236,14 @@ def test_failed_and_unfinished_runs_are_counted_listed_and_not_ranked():
     assert rows[1]["error"] == "RuntimeError: <boom> & bust" and rows[0]["val_loss"] == "0.5"
     page = render_html(report, {})
     assert "RuntimeError: &lt;boom&gt; &amp; bust" in page and "<boom>" not in page
+
+
+def test_metric_error_when_every_run_failed_names_the_first_error() -> None:
+    from steadygrad.errors import ConfigError
+    from steadygrad.experiments.report import RunRecord, choose_metric
+
+    runs = [RunRecord(f"r{i}", (), i, "failed", error="DataError: fashion-mnist: not found")
+            for i in range(3)]
+    with pytest.raises(ConfigError, match=re.escape("3 of 3 runs failed, e.g. r0: DataError: "
+                                                    "fashion-mnist: not found")):
+        choose_metric(runs, "val_accuracy")

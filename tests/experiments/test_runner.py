@@ -161,6 +161,24 @@ def test_bad_arguments_fail_before_any_work(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def test_missing_dataset_fails_before_any_run(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from steadygrad.errors import DataError
+
+    monkeypatch.delenv("STEADYGRAD_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    sweep = sweep_from_dict({"name": "x", "base": {"data": {"name": "fashion_mnist",
+                                                             "root": str(empty)}},
+                             "axes": {"train.epochs": [1, 2]}})
+    with pytest.raises(DataError, match="fashion-mnist: not found") as err:
+        run_sweep(sweep, tmp_path / "out")
+    assert "STEADYGRAD_DATA" in str(err.value)  # the message says how to fix it
+    assert not (tmp_path / "out").exists()  # no sweep folder, no failed runs to clean up
+
+
 def test_recover_requeues_dead_workers_and_removes_their_partial_folders(tmp_path: Path) -> None:
     from steadygrad.experiments.runner import _recover
     from steadygrad.experiments.store import RunStore

@@ -230,8 +230,11 @@ def choose_metric(runs: Sequence[RunRecord], metric: str | None = None) -> str:
         logged += [k for k in (run.final or {}) if k not in logged]
     if metric is not None:
         if metric not in logged:
+            failed = [r for r in runs if r.status == "failed"]
+            why = (f"; {len(failed)} of {len(runs)} runs failed, e.g. {failed[0].name}: "
+                   f"{failed[0].error}" if failed and failed[0].error else "")
             raise ConfigError("--metric", metric, f"a logged metric: one of {', '.join(logged)}"
-                              if logged else "a logged metric (no run logged any)")
+                              if logged else f"a logged metric (no run logged any{why})")
         return metric
     for name in ("val_accuracy", "val_loss"):
         if name in logged:

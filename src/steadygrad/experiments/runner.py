@@ -63,6 +63,7 @@ from steadygrad.experiments.worker import worker_loop
 __all__ = [
     "BACKENDS",
     "SweepResult",
+    "check_data",
     "default_threads",
     "run_sweep",
     "worker_loop",
@@ -121,6 +122,36 @@ def _driver_lock(sweep_dir: Path) -> Iterator[None]:
 def _spec_digest(sweep: Sweep) -> str:
     ids = [run.run_id for run in sweep.runs]
     return hashlib.sha256(json.dumps(ids).encode()).hexdigest()
+
+
+def check_data(sweep: Sweep) -> None:
+    """Load each distinct dataset of ``sweep`` once, so a missing file fails before any run.
+
+    Raises:
+        DataError: a dataset cannot be found or read (the message names it and the fix).
+        ConfigError: bad data options.
+
+    Example:
+        >>> from steadygrad.experiments.space import sweep_from_dict
+        >>> check_data(sweep_from_dict({"name": "s", "base": {"data": {"name": "digits"}}}))
+        >>> import os, tempfile
+        >>> bad = os.path.join(tempfile.mkdtemp(), "bad.npz")
+        >>> with open(bad, "w") as f:
+        ...     _ = f.write("not an npz file")
+        >>> check_data(sweep_from_dict({"name": "s", "base": {"data": {
+        ...     "name": "npz", "path": bad}}}))
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.DataError: ...bad.npz...
+    """
+    from steadygrad.experiments.execute import load_data
+
+    seen: set[str] = set()
+    for run in sweep.runs:
+        key = json.dumps(config_to_dict(run.config)["data"], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            load_data(run.config)
 
 
 def _prepare(sweep: Sweep, sweep_dir: Path, resume: bool) -> None:
@@ -251,6 +282,8 @@ def run_sweep(sweep: Sweep | str | Path, root: str | Path, *, workers: int = 1,
         sweep = load_sweep(sweep)
     n_threads = threads if threads is not None else default_threads(workers)
     sweep_dir = Path(root).resolve() / sweep.name
+    if backend == "local":  # Ray workers may see other files: they report their own errors
+        check_data(sweep)
     Path(root).mkdir(parents=True, exist_ok=True)
     _prepare(sweep, sweep_dir, resume)
     store = RunStore(sweep_dir / "runs")
