@@ -6,7 +6,7 @@ One step reads top to bottom::
     loss = loss_fn(outputs, y) (+ regularizers.penalty(model))
     loss.backward()
     grad_norm = clipper(params)            # only when clipping is on
-    optimizer.step()
+    optimizer.step()                      # without torch's profiling wrapper when unused
     constraints.apply_(model)             # only when a module has a kernel_constraint
     monitor.step(loss)                    # only when a monitor is attached
     set_learning_rate(optimizer, schedule, t + 1)   # only when the rate is not constant
@@ -28,8 +28,10 @@ needs it).
 
 ``compile=True``: the step is compiled as three regions: forward + loss (+ penalty) *and* the
 gradients as one ``torch.func`` graph that writes ``p.grad``
-(:func:`steadygrad.train.compiled.compiled_grads`; no autograd engine), the clipper, and
-optimizer step + constraints. The finiteness check and the
+(:func:`steadygrad.train.compiled.compiled_grads`; no autograd engine), the clipper, the
+optimizer update (one graph without torch's wrappers, or eager for plain SGD:
+:func:`steadygrad.optim.update.update_function`) and the constraints. The finiteness check and
+the
 monitor's bookkeeping sit between them in Python; a step the monitor samples runs eagerly
 (its hooks must fire). With a schedule the trainer stores ``lr`` as a 0-dim tensor so that a
 new rate does not recompile the optimizer step.
@@ -62,6 +64,7 @@ import torch
 from torch import nn
 
 from steadygrad.optim.clipping import global_norm
+from steadygrad.optim.update import update_function
 from steadygrad.train.compiled import compiled_grads
 
 __all__ = ["GRAD_NORM_EVERY", "StepResult", "build_step", "set_learning_rate"]
@@ -176,15 +179,25 @@ def build_step(
         assert clipper is not None
         return clipper(params)
 
+    opt_update = update_function(optimizer)
+
     def update() -> None:
-        optimizer.step()
+        opt_update()
         if constrain is not None:
             with torch.no_grad():
                 constrain(model)
 
     if compile:
-        c_forward, c_clip, c_update = (torch.compile(f) for f in (forward_loss, clip, update))
         c_forward = compiled_grads(model, loss_fn, penalty)  # + gradients: one graph
+        c_clip = torch.compile(clip)
+        c_opt_update = update_function(optimizer, compile=True)
+        c_constrain = None if constrain is None else torch.compile(constrain)
+
+        def c_update() -> None:
+            c_opt_update()
+            if c_constrain is not None:
+                with torch.no_grad():
+                    c_constrain(model)
         seen: set[tuple[int, ...]] = set()
         timer = compile_timer if compile_timer is not None else [0.0]
 
