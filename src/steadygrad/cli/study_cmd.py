@@ -27,6 +27,7 @@ _EXAMPLES = """
   steadygrad study unstable-gradients                 # quick mode, into ./studies/
   steadygrad study activations --seeds 5 --out results
   steadygrad study unstable-gradients --full --workers 2   # classic setup (hours)
+  steadygrad study --full --out studies --collect docs/results.md   # one page of them all
 
 exit codes: 0 done, 1 some run failed, 2 bad input
 """
@@ -68,6 +69,10 @@ def add_parser(sub: Any) -> None:
                         help="override a base config key of every run (e.g. train.epochs=2)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted study")
     parser.add_argument("--json", action="store_true", help="print the conclusions as JSON")
+    parser.add_argument("--collect", metavar="PAGE", default=None,
+                        help="run nothing: write one Markdown page of every study found "
+                        "under --out (with --full: the full-mode results), figures in "
+                        "PAGE's folder under images/results/")
     parser.set_defaults(func=run)
 
 
@@ -90,6 +95,14 @@ def run(args: argparse.Namespace) -> int:
     from steadygrad.studies.registry import STUDIES, load_spec
     from steadygrad.studies.runner import run_study
 
+    if args.collect is not None:
+        from steadygrad.studies.results_doc import ORDER, write_results
+
+        names = ORDER if args.name is None else (STUDIES.get(args.name).name,)
+        page = write_results(args.out, args.collect, mode="full" if args.full else "quick",
+                             studies=names)
+        print(f"results page: {page}")
+        return 0
     if args.list or args.name is None:
         if args.name is None and not args.list:
             raise ConfigError("NAME", None, f"one of {', '.join(STUDIES.names())}",

@@ -1,0 +1,335 @@
+"""Common wisdom about each study's techniques, checked against the study's own numbers.
+
+Each check takes the study's per-run rows (``results.csv`` read as dicts) and returns one
+sentence: the claim as practitioners state it, what was measured, and whether the claim
+*held* or was *contradicted* here. The claim is fixed text; the verdict and every number are
+computed from the rows, so a study that measures the opposite says so plainly.
+
+Example:
+    >>> rows = [{"study.setup": "none", "status": "diverged", "val_accuracy": ""},
+    ...         {"study.setup": "clipnorm", "status": "done", "val_accuracy": "0.8"}]
+    >>> print(check("clipping", rows))
+    Common wisdom: gradient clipping stops a network whose gradients explode from diverging. \
+Measured: without clipping 1/1 runs diverged; clipnorm 0/1 diverged (val_accuracy 0.800). \
+Verdict: holds here.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["CHECKS", "check", "epochs_to", "mean_of", "verdict"]
+
+Row = Mapping[str, Any]
+
+
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def mean_of(rows: Sequence[Row], metric: str = "val_accuracy",
+            **where: Any) -> tuple[float | None, float | None, int]:
+    """Mean, std (None for one value) and count of ``metric`` over the rows matching ``where``.
+
+    Keys of ``where`` match a column exactly or its last dotted part (``setup`` matches
+    ``study.setup``); values are compared as strings. Rows without a finite value are skipped.
+
+    Example:
+        >>> rows = [{"model.depth": "10", "val_accuracy": "0.5"},
+        ...         {"model.depth": "10", "val_accuracy": "0.7"},
+        ...         {"model.depth": "50", "val_accuracy": ""}]
+        >>> mean_of(rows, depth=10)
+        (0.6, 0.1414213562373095, 2)
+        >>> mean_of(rows, depth=50)
+        (None, None, 0)
+    """
+    values = []
+    for row in rows:
+        if all(_get(row, k) == str(v) for k, v in where.items()):
+            value = _num(row.get(metric))
+            if value is not None:
+                values.append(value)
+    if not values:
+        return None, None, 0
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return statistics.fmean(values), std, len(values)
+
+
+def _get(row: Row, key: str) -> str | None:
+    if key in row:
+        return str(row[key])
+    for k, v in row.items():
+        if k.rsplit(".", 1)[-1] == key:
+            return str(v)
+    return None
+
+
+def _values(rows: Sequence[Row], key: str) -> list[str]:
+    out: list[str] = []
+    for row in rows:
+        v = _get(row, key)
+        if v is not None and v not in out:
+            out.append(v)
+    return out
+
+
+def _fmt(mean: float | None, std: float | None = None) -> str:
+    if mean is None:
+        return "n/a (no finished run)"
+    return f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+
+
+def verdict(held: bool | None) -> str:
+    """The closing words of a check.
+
+    >>> verdict(True), verdict(False), verdict(None)
+    ('Verdict: holds here.', 'Verdict: contradicted here.', 'Verdict: not decidable here.')
+    """
+    if held is None:
+        return "Verdict: not decidable here."
+    return "Verdict: holds here." if held else "Verdict: contradicted here."
+
+
+def epochs_to(curve: Sequence[float], target: float) -> int | None:
+    """1-based epoch at which ``curve`` first reaches ``target``, or None.
+
+    >>> epochs_to([0.5, 0.86, 0.9], 0.85), epochs_to([0.5], 0.85)
+    (2, None)
+    """
+    for i, value in enumerate(curve):
+        if value >= target:
+            return i + 1
+    return None
+
+
+def _unstable(rows: Sequence[Row]) -> str:
+    depth = max((int(d) for d in _values(rows, "depth")), default=0)
+    healthy = [s for s in ("relu_he", "elu_he_bn", "selu_lecun") if s in _values(rows, "setup")]
+    bad, bad_std, _ = mean_of(rows, setup="sigmoid_normal", depth=depth)
+    good = {s: mean_of(rows, setup=s, depth=depth) for s in healthy}
+    parts = ", ".join(f"{s} {_fmt(m, sd)}" for s, (m, sd, _) in good.items())
+    finished = [m for m, _, _ in good.values() if m is not None]
+    held = None if bad is None or not finished else bad < min(finished)
+    return (f"Common wisdom: with sigmoid and a large N(0,1)-style initialization a deep MLP "
+            f"stops learning, while ReLU + He, ELU + He + batch norm and SELU + LeCun keep "
+            f"training. Measured at depth {depth}: sigmoid_normal {_fmt(bad, bad_std)}; "
+            f"{parts}. {verdict(held)}")
+
+
+def _initializers(rows: Sequence[Row]) -> str:
+    expected = {"relu": "he_normal", "tanh": "glorot_uniform"}
+    parts, held_all = [], True
+    for act, want in expected.items():
+        inits = _values(rows, "kernel_initializer")
+        means = {i: mean_of(rows, activation=act, kernel_initializer=i) for i in inits}
+        ranked = sorted(((m, i) for i, (m, _, _) in means.items() if m is not None),
+                        reverse=True)
+        if not ranked or want not in means:
+            held_all = False
+            continue
+        best_mean, best = ranked[0]
+        got = means[want][0]
+        held = best == want
+        held_all = held_all and held
+        parts.append(f"{act}: best {best} {_fmt(best_mean)}, {want} {_fmt(got)}"
+                     + ("" if held else f" ({best_mean - (got or 0.0):.3f} behind)"))
+    return ("Common wisdom: He initialization suits ReLU and Glorot suits tanh. Measured "
+            f"(mean val_accuracy): {'; '.join(parts)}. {verdict(held_all if parts else None)}")
+
+
+def _activations(rows: Sequence[Row]) -> str:
+    order = ["selu", "elu", "leaky_relu", "relu", "tanh", "sigmoid"]
+    means = {a: mean_of(rows, activation=a)[0] for a in order}
+    measured = sorted((a for a in order if means[a] is not None),
+                      key=lambda a: -(means[a] or 0.0))
+    held = measured == [a for a in order if means[a] is not None] if measured else None
+    text = " > ".join(f"{a} ({means[a]:.3f})" for a in measured)
+    return ("Common wisdom: SELU > ELU > leaky ReLU > ReLU > tanh > logistic for deep nets. "
+            f"Measured ranking by mean val_accuracy: {text}. {verdict(held)}")
+
+
+def _mean_epochs(epochs: Sequence[int | None]) -> float | None:
+    """Mean epochs to target when every seed got there, else None."""
+    got = [e for e in epochs if e is not None]
+    return statistics.fmean(got) if got and len(got) == len(epochs) else None
+
+
+def _batch_norm(rows: Sequence[Row], curves: Mapping[str, Sequence[float]],
+                target: float) -> str:
+    parts, held_all, decided = [], True, False
+    for depth in sorted({int(d) for d in _values(rows, "depth")}):
+        per: dict[str, list[int | None]] = {}
+        for row in rows:
+            if _get(row, "depth") != str(depth):
+                continue
+            curve = curves.get(str(row.get("run")), [])
+            per.setdefault(str(_get(row, "batch_norm")), []).append(epochs_to(curve, target))
+        means = {mode: _mean_epochs(per.get(mode, [])) for mode in ("none", "before", "after")}
+        none = means["none"]
+        bn = [m for m in (means["before"], means["after"]) if m is not None]
+        text = ", ".join(f"{mode} {m:.1f}" if m is not None else f"{mode} not every seed"
+                         for mode, m in means.items())
+        parts.append(f"depth {depth}: {text}")
+        if bn:
+            decided = True
+            held_all = held_all and (none is None or min(bn) < none)
+    return (f"Common wisdom: batch normalization reaches a target accuracy in fewer epochs. "
+            f"Measured (epochs to val_accuracy {target:g}, mean over seeds; 'not every seed' "
+            f"= some seed never got there): {'; '.join(parts)}. "
+            f"{verdict(held_all if decided else None)}")
+
+
+def check_clipping(rows: Sequence[Row]) -> str:
+    """The clipping check (see the module example)."""
+    def diverged(setup: str) -> tuple[int, int]:
+        sel = [r for r in rows if _get(r, "setup") == setup]
+        return sum(r.get("status") != "done" for r in sel), len(sel)
+    bad, total = diverged("none")
+    others = [s for s in _values(rows, "setup") if s != "none"]
+    parts = []
+    ok = True
+    for s in others:
+        d, n = diverged(s)
+        m, _, _ = mean_of(rows, setup=s)
+        parts.append(f"{s} {d}/{n} diverged (val_accuracy {_fmt(m)})")
+        ok = ok and d < bad
+    held = None if bad == 0 else ok
+    tail = "" if bad else " (the unclipped setup did not diverge, so the claim is not tested)"
+    return ("Common wisdom: gradient clipping stops a network whose gradients explode from "
+            f"diverging. Measured: without clipping {bad}/{total} runs diverged; "
+            f"{'; '.join(parts)}{tail}. {verdict(held)}")
+
+
+def _optimizers(rows: Sequence[Row]) -> str:
+    names = _values(rows, "name")
+    means = {n: mean_of(rows, name=n)[0] for n in names}
+    sgd = means.get("sgd")
+    adaptive = {n: means.get(n) for n in ("rmsprop", "adam", "nadam", "adamax", "adamw")}
+    fin = {n: m for n, m in adaptive.items() if m is not None}
+    held1 = None if sgd is None or not fin else min(fin.values()) > sgd
+    adam, nadam = means.get("adam"), means.get("nadam")
+    held2 = None if adam is None or nadam is None else nadam > adam
+    listing = ", ".join(f"{n} {_fmt(m)}" for n, m in sorted(
+        means.items(), key=lambda kv: -(kv[1] if kv[1] is not None else -1.0)))
+    return ("Common wisdom: adaptive optimizers (RMSProp, Adam, Nadam, Adamax, AdamW) beat plain "
+            f"SGD in the same budget, and Nadam usually beats Adam. Measured mean val_accuracy: "
+            f"{listing}. Adaptive vs SGD: {verdict(held1)[9:]} Nadam vs Adam: "
+            f"{verdict(held2)[9:]}")
+
+
+def _schedules(rows: Sequence[Row]) -> str:
+    const, _, _ = mean_of(rows, setup="constant")
+    parts, held = [], True
+    for s in _values(rows, "setup"):
+        if s == "constant":
+            continue
+        m, sd, _ = mean_of(rows, setup=s)
+        parts.append(f"{s} {_fmt(m, sd)}")
+        held = held and m is not None and const is not None and m > const
+    return ("Common wisdom: a decaying schedule (power, exponential, piecewise, performance, "
+            f"1cycle) beats a constant learning rate. Measured: constant {_fmt(const)}; "
+            f"{'; '.join(parts)}. {verdict(held if const is not None else None)}")
+
+
+def _regularization(rows: Sequence[Row]) -> str:
+    none, _, _ = mean_of(rows, setup="none")
+    parts, better = [], []
+    for s in _values(rows, "setup"):
+        if s == "none":
+            continue
+        m, sd, _ = mean_of(rows, setup=s)
+        parts.append(f"{s} {_fmt(m, sd)}")
+        if m is not None and none is not None:
+            better.append(m > none)
+    held = all(better) if better else None
+    return ("Common wisdom: l2, dropout, max-norm and alpha dropout each improve validation "
+            f"accuracy over an unregularized network. Measured: none {_fmt(none)}; "
+            f"{'; '.join(parts)} ({sum(better)} of {len(better)} beat none). {verdict(held)}")
+
+
+def _depth(rows: Sequence[Row], target: float) -> str:
+    parts, deepest = [], {}
+    for s in _values(rows, "setup"):
+        ok = [int(d) for d in _values(rows, "depth")
+              if (mean_of(rows, setup=s, depth=d)[0] or 0.0) >= target]
+        deepest[s] = max(ok) if ok else 0
+        parts.append(f"{s} {deepest[s] or 'none'}")
+    base = deepest.get("sigmoid_glorot")
+    others = [v for k, v in deepest.items() if k != "sigmoid_glorot"]
+    held = None if base is None or not others else min(others) > base
+    return ("Common wisdom: with a matched initialization and a non-saturating activation "
+            "(or batch norm) much deeper plain MLPs train than with sigmoid + Glorot. "
+            f"Measured deepest net reaching mean val_accuracy {target:g}: {', '.join(parts)}. "
+            f"{verdict(held)}")
+
+
+def _transfer(rows: Sequence[Row]) -> str:
+    parts, gains = [], []
+    for pair in _values(rows, "pair"):
+        scratch, _, _ = mean_of(rows, "test_error", pair=pair, method="scratch")
+        moved, _, _ = mean_of(rows, "test_error", pair=pair, method="transfer")
+        if scratch is None or moved is None or scratch == 0:
+            continue
+        gain = 1 - moved / scratch
+        gains.append(gain)
+        parts.append(f"{pair}: error {scratch:.2%} → {moved:.2%} ({gain:+.0%} reduction)")
+    held = None if len(gains) < 2 else (max(gains) - min(gains) > 0.25 or min(gains) <= 0)
+    return ("Common wisdom: transfer learning between small dense networks is unreliable; "
+            "the gain depends strongly on the task pair. Measured: "
+            f"{'; '.join(parts)}. {verdict(held)}")
+
+
+def _pretraining(rows: Sequence[Row]) -> str:
+    budgets = sorted({int(b) for b in _values(rows, "labels")})
+    if len(budgets) < 2:
+        return f"Common wisdom check needs two label budgets. {verdict(None)}"
+    def gain(labels: int) -> float | None:
+        s, _, _ = mean_of(rows, "test_accuracy", method="scratch", labels=labels)
+        best = [m for m in (mean_of(rows, "test_accuracy", method=k, labels=labels)[0]
+                            for k in ("ae_whole", "ae_greedy")) if m is not None]
+        return None if s is None or not best else max(best) - s
+    lo, hi = gain(budgets[0]), gain(budgets[-1])
+    held = None if lo is None or hi is None else lo > 0 and lo > hi
+    return ("Common wisdom: unsupervised pretraining helps most when labels are scarce. "
+            f"Measured gain of the best pretrained classifier over scratch: {budgets[0]} labels "
+            f"{_pts(lo)}, {budgets[-1]} labels {_pts(hi)}. {verdict(held)}")
+
+
+def _pts(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:+.1f} points"
+
+
+CHECKS: dict[str, Callable[..., str]] = {
+    "unstable_gradients": _unstable,
+    "initializers": _initializers,
+    "activations": _activations,
+    "batch_norm": _batch_norm,
+    "clipping": check_clipping,
+    "optimizers": _optimizers,
+    "schedules": _schedules,
+    "regularization": _regularization,
+    "depth": _depth,
+    "transfer": _transfer,
+    "pretraining": _pretraining,
+}
+"""Study name -> check; ``batch_norm`` also takes ``curves`` and ``target``, ``depth``
+takes ``target``."""
+
+
+def check(name: str, rows: Sequence[Row], **extra: Any) -> str:
+    """The common-wisdom sentence of study ``name`` computed from ``rows``.
+
+    Example:
+        >>> rows = [{"model.activation": a, "val_accuracy": v} for a, v in
+        ...         [("selu", 0.9), ("elu", 0.85), ("relu", 0.88)]]
+        >>> check("activations", rows).endswith("Verdict: contradicted here.")
+        True
+    """
+    return CHECKS[name](rows, **extra)
