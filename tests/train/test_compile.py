@@ -32,3 +32,26 @@ def test_compiled_step_matches_eager(blobs):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert h_comp.compile_seconds > 0 and h_eager.compile_seconds is None
     assert h_comp.health.series.steps == h_eager.health.series.steps
+
+
+@pytest.mark.slow
+def test_compiled_plain_sgd_with_schedule_and_max_norm_matches_eager(blobs):
+    from steadygrad.nn.build import mlp
+
+    x, y = blobs
+
+    def run(compile: bool):
+        model = mlp(4, (16, 16), num_outputs=3, max_norm=0.5, l2=0.01, seed=0)
+        h = fit(model, (x, y), epochs=2, batch_size=10, seed=0, verbose=0, compile=compile,
+                optimizer={"name": "sgd", "learning_rate": 0.1}, schedule="exponential",
+                monitor=False)
+        return model, h
+
+    (eager, h_eager), (comp, h_comp) = run(False), run(True)
+    assert h_comp["loss"] == pytest.approx(h_eager["loss"], rel=1e-5)
+    assert h_comp["lr"] == pytest.approx(h_eager["lr"], rel=1e-6)
+    for a, b in zip(eager.parameters(), comp.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for name, p in comp.named_parameters():  # max-norm held after every compiled update
+        if name.endswith("weight") and p.shape[0] == 16:
+            assert p.norm(dim=1).max() <= 0.5 + 1e-5
