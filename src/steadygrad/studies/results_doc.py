@@ -198,7 +198,10 @@ def write_results(root: str | Path, out: str | Path, *, mode: str = "full",
             "from those numbers (the study's analysis and "
             "`steadygrad.studies.wisdom`); nothing is written in advance. A *contradicted* "
             "verdict means the measurement here disagrees with the common claim stated "
-            "before it.", "", f"Machine: {machine}.", ""]
+            "before it.", "", f"Machine: {machine}.", "",
+            "Regenerate: run each study as its section says (`--out DIR`), then "
+            f"`steadygrad study{' --full' if mode == 'full' else ''} --out DIR --collect "
+            f"{out.name}` writes this page and copies the figures.", ""]
     if missing:
         head += [f"Studies not run yet: {', '.join(missing)} (their results are not shown).",
                  ""]

@@ -21,7 +21,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["CHECKS", "check", "epochs_to", "mean_of", "verdict"]
+__all__ = ["CHECKS", "beats", "check", "combine", "epochs_to", "mean_of", "verdict"]
 
 Row = Mapping[str, Any]
 
@@ -90,11 +90,46 @@ def verdict(held: bool | None) -> str:
     """The closing words of a check.
 
     >>> verdict(True), verdict(False), verdict(None)
-    ('Verdict: holds here.', 'Verdict: contradicted here.', 'Verdict: not decidable here.')
+    ('Verdict: holds here.', 'Verdict: contradicted here.', 'Verdict: not established here.')
     """
     if held is None:
-        return "Verdict: not decidable here."
+        return "Verdict: not established here."
     return "Verdict: holds here." if held else "Verdict: contradicted here."
+
+
+Stat = tuple[float | None, float | None, int]
+
+
+def beats(a: Stat, b: Stat) -> bool | None:
+    """Whether mean ``a`` is above mean ``b`` by more than their summed stds (True), below by
+    more (False), or neither / unknown (None). Each is ``(mean, std, count)``.
+
+    >>> beats((0.9, 0.01, 3), (0.8, 0.01, 3)), beats((0.8, 0.01, 3), (0.9, 0.01, 3))
+    (True, False)
+    >>> beats((0.85, 0.03, 3), (0.84, 0.02, 3)), beats((0.9, None, 1), (None, None, 0))
+    (None, None)
+    """
+    if a[0] is None or b[0] is None:
+        return None
+    noise = (a[1] or 0.0) + (b[1] or 0.0)
+    if a[0] - b[0] > noise:
+        return True
+    if b[0] - a[0] > noise:
+        return False
+    return None
+
+
+def combine(outcomes: Sequence[bool | None]) -> bool | None:
+    """All True → True; any False → False; otherwise (some within noise) None.
+
+    >>> combine([True, True]), combine([True, None, False]), combine([True, None]), combine([])
+    (True, False, None, None)
+    """
+    if any(o is False for o in outcomes):
+        return False
+    if outcomes and all(o is True for o in outcomes):
+        return True
+    return None
 
 
 def epochs_to(curve: Sequence[float], target: float) -> int | None:
@@ -125,23 +160,29 @@ def _unstable(rows: Sequence[Row]) -> str:
 
 def _initializers(rows: Sequence[Row]) -> str:
     expected = {"relu": "he_normal", "tanh": "glorot_uniform"}
-    parts, held_all = [], True
+    parts: list[str] = []
+    outcomes: list[bool | None] = []
     for act, want in expected.items():
         inits = _values(rows, "kernel_initializer")
-        means = {i: mean_of(rows, activation=act, kernel_initializer=i) for i in inits}
-        ranked = sorted(((m, i) for i, (m, _, _) in means.items() if m is not None),
+        stats = {i: mean_of(rows, activation=act, kernel_initializer=i) for i in inits}
+        ranked = sorted(((m, i) for i, (m, _, _) in stats.items() if m is not None),
                         reverse=True)
-        if not ranked or want not in means:
-            held_all = False
+        if not ranked or stats.get(want, (None,))[0] is None:
+            outcomes.append(None)
             continue
-        best_mean, best = ranked[0]
-        got = means[want][0]
-        held = best == want
-        held_all = held_all and held
-        parts.append(f"{act}: best {best} {_fmt(best_mean)}, {want} {_fmt(got)}"
-                     + ("" if held else f" ({best_mean - (got or 0.0):.3f} behind)"))
+        best = ranked[0][1]
+        if best == want:
+            outcomes.append(True)
+            parts.append(f"{act}: best {want} {_fmt(*stats[want][:2])}")
+            continue
+        outcome = beats(stats[want], stats[best])
+        outcomes.append(False if outcome is False else None)
+        gap = (stats[best][0] or 0.0) - (stats[want][0] or 0.0)
+        parts.append(f"{act}: best {best} {_fmt(*stats[best][:2])}, {want} "
+                     f"{_fmt(*stats[want][:2])} ({gap:.3f} behind"
+                     + (", within seed noise)" if outcome is None else ")"))
     return ("Common wisdom: He initialization suits ReLU and Glorot suits tanh. Measured "
-            f"(mean val_accuracy): {'; '.join(parts)}. {verdict(held_all if parts else None)}")
+            f"(mean val_accuracy): {'; '.join(parts)}. {verdict(combine(outcomes))}")
 
 
 def _activations(rows: Sequence[Row]) -> str:
@@ -209,49 +250,51 @@ def check_clipping(rows: Sequence[Row]) -> str:
 
 def _optimizers(rows: Sequence[Row]) -> str:
     names = _values(rows, "name")
-    means = {n: mean_of(rows, name=n)[0] for n in names}
-    sgd = means.get("sgd")
-    adaptive = {n: means.get(n) for n in ("rmsprop", "adam", "nadam", "adamax", "adamw")}
-    fin = {n: m for n, m in adaptive.items() if m is not None}
-    held1 = None if sgd is None or not fin else min(fin.values()) > sgd
-    adam, nadam = means.get("adam"), means.get("nadam")
-    held2 = None if adam is None or nadam is None else nadam > adam
-    listing = ", ".join(f"{n} {_fmt(m)}" for n, m in sorted(
-        means.items(), key=lambda kv: -(kv[1] if kv[1] is not None else -1.0)))
+    stats = {n: mean_of(rows, name=n) for n in names}
+    none: Stat = (None, None, 0)
+    adaptive = [stats[n] for n in ("rmsprop", "adam", "nadam", "adamax", "adamw")
+                if n in stats and stats[n][0] is not None]
+    worst = min(adaptive, key=lambda t: t[0] or 0.0) if adaptive else none
+    held1 = beats(worst, stats.get("sgd", none))
+    held2 = beats(stats.get("nadam", none), stats.get("adam", none))
+    listing = ", ".join(f"{n} {_fmt(*t[:2])}" for n, t in sorted(
+        stats.items(), key=lambda kv: -(kv[1][0] if kv[1][0] is not None else -1.0)))
     return ("Common wisdom: adaptive optimizers (RMSProp, Adam, Nadam, Adamax, AdamW) beat plain "
             f"SGD in the same budget, and Nadam usually beats Adam. Measured mean val_accuracy: "
-            f"{listing}. Adaptive vs SGD: {verdict(held1)[9:]} Nadam vs Adam: "
-            f"{verdict(held2)[9:]}")
+            f"{listing}. Adaptive (the worst of them) vs SGD: {verdict(held1)[9:]} "
+            f"Nadam vs Adam: {verdict(held2)[9:]}")
+
+
+def _versus_baseline(rows: Sequence[Row], baseline: str) -> tuple[list[str], list[bool | None],
+                                                                  Stat]:
+    base = mean_of(rows, setup=baseline)
+    parts: list[str] = []
+    outcomes: list[bool | None] = []
+    for s in _values(rows, "setup"):
+        if s == baseline:
+            continue
+        stat = mean_of(rows, setup=s)
+        outcome = beats(stat, base)
+        outcomes.append(outcome)
+        mark = {True: "better", False: "worse", None: "within seed noise"}[outcome]
+        parts.append(f"{s} {_fmt(*stat[:2])} ({mark})")
+    return parts, outcomes, base
 
 
 def _schedules(rows: Sequence[Row]) -> str:
-    const, _, _ = mean_of(rows, setup="constant")
-    parts, held = [], True
-    for s in _values(rows, "setup"):
-        if s == "constant":
-            continue
-        m, sd, _ = mean_of(rows, setup=s)
-        parts.append(f"{s} {_fmt(m, sd)}")
-        held = held and m is not None and const is not None and m > const
+    parts, outcomes, const = _versus_baseline(rows, "constant")
     return ("Common wisdom: a decaying schedule (power, exponential, piecewise, performance, "
-            f"1cycle) beats a constant learning rate. Measured: constant {_fmt(const)}; "
-            f"{'; '.join(parts)}. {verdict(held if const is not None else None)}")
+            f"1cycle) beats a constant learning rate. Measured: constant {_fmt(*const[:2])}; "
+            f"{'; '.join(parts)}. {verdict(combine(outcomes))}")
 
 
 def _regularization(rows: Sequence[Row]) -> str:
-    none, _, _ = mean_of(rows, setup="none")
-    parts, better = [], []
-    for s in _values(rows, "setup"):
-        if s == "none":
-            continue
-        m, sd, _ = mean_of(rows, setup=s)
-        parts.append(f"{s} {_fmt(m, sd)}")
-        if m is not None and none is not None:
-            better.append(m > none)
-    held = all(better) if better else None
+    parts, outcomes, none = _versus_baseline(rows, "none")
+    better = sum(o is True for o in outcomes)
     return ("Common wisdom: l2, dropout, max-norm and alpha dropout each improve validation "
-            f"accuracy over an unregularized network. Measured: none {_fmt(none)}; "
-            f"{'; '.join(parts)} ({sum(better)} of {len(better)} beat none). {verdict(held)}")
+            f"accuracy over an unregularized network. Measured: none {_fmt(*none[:2])}; "
+            f"{'; '.join(parts)} ({better} of {len(outcomes)} clearly better). "
+            f"{verdict(combine(outcomes))}")
 
 
 def _depth(rows: Sequence[Row], target: float) -> str:
