@@ -53,7 +53,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from steadygrad.errors import ConfigError
+from steadygrad.errors import ConfigError, DataError
 from steadygrad.experiments.config import config_to_dict
 from steadygrad.experiments.index import IndexRow, RunIndex, pid_alive
 from steadygrad.experiments.space import Sweep, load_sweep
@@ -127,9 +127,13 @@ def _spec_digest(sweep: Sweep) -> str:
 def check_data(sweep: Sweep) -> None:
     """Load each distinct dataset of ``sweep`` once, so a missing file fails before any run.
 
+    Only a :class:`~steadygrad.errors.DataError` (the files cannot be found or read: every run
+    of that dataset would fail the same way) stops the sweep here; an option that does not fit
+    the data (e.g. ``n_train`` larger than the dataset) fails its own runs, which the sweep
+    records as failed while the other runs go on.
+
     Raises:
         DataError: a dataset cannot be found or read (the message names it and the fix).
-        ConfigError: bad data options.
 
     Example:
         >>> from steadygrad.experiments.space import sweep_from_dict
@@ -151,7 +155,12 @@ def check_data(sweep: Sweep) -> None:
         key = json.dumps(config_to_dict(run.config)["data"], sort_keys=True)
         if key not in seen:
             seen.add(key)
-            load_data(run.config)
+            try:
+                load_data(run.config)
+            except DataError:
+                raise
+            except Exception:  # the run itself reports it (see above)
+                continue
 
 
 def _prepare(sweep: Sweep, sweep_dir: Path, resume: bool) -> None:
