@@ -159,8 +159,8 @@ def check_data(sweep: Sweep) -> None:
                 load_data(run.config)
             except DataError:
                 raise
-            except Exception:  # the run itself reports it (see above)
-                continue
+            except Exception:  # an option error: the run itself reports it
+                pass
 
 
 def _prepare(sweep: Sweep, sweep_dir: Path, resume: bool) -> None:

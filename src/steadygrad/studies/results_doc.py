@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import os
 import platform
 import shutil
 from collections.abc import Sequence
@@ -181,8 +182,6 @@ def write_results(root: str | Path, out: str | Path, *, mode: str = "full",
     page_dir = out.parent
     images = Path(images) if images is not None else page_dir / "images" / "results"
     if machine is None:
-        import os
-
         machine = f"{cpu_model()}, {os.cpu_count()} cores, no GPU"
     body, missing = [], []
     for name in studies:

@@ -21,7 +21,10 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["CHECKS", "beats", "check", "combine", "epochs_to", "mean_of", "verdict"]
+from steadygrad.experiments.report import mean_std
+from steadygrad.studies.analysis import first_reaching
+
+__all__ = ["CHECKS", "beats", "check", "combine", "mean_of", "verdict"]
 
 Row = Mapping[str, Any]
 
@@ -56,10 +59,8 @@ def mean_of(rows: Sequence[Row], metric: str = "val_accuracy",
             value = _num(row.get(metric))
             if value is not None:
                 values.append(value)
-    if not values:
-        return None, None, 0
-    std = statistics.stdev(values) if len(values) > 1 else None
-    return statistics.fmean(values), std, len(values)
+    mean, std = mean_std(values)
+    return mean, std, len(values)
 
 
 def _get(row: Row, key: str) -> str | None:
@@ -132,18 +133,6 @@ def combine(outcomes: Sequence[bool | None]) -> bool | None:
     return None
 
 
-def epochs_to(curve: Sequence[float], target: float) -> int | None:
-    """1-based epoch at which ``curve`` first reaches ``target``, or None.
-
-    >>> epochs_to([0.5, 0.86, 0.9], 0.85), epochs_to([0.5], 0.85)
-    (2, None)
-    """
-    for i, value in enumerate(curve):
-        if value >= target:
-            return i + 1
-    return None
-
-
 def _unstable(rows: Sequence[Row]) -> str:
     depth = max((int(d) for d in _values(rows, "depth")), default=0)
     healthy = [s for s in ("relu_he", "elu_he_bn", "selu_lecun") if s in _values(rows, "setup")]
@@ -211,7 +200,7 @@ def _batch_norm(rows: Sequence[Row], curves: Mapping[str, Sequence[float]],
             if _get(row, "depth") != str(depth):
                 continue
             curve = curves.get(str(row.get("run")), [])
-            per.setdefault(str(_get(row, "batch_norm")), []).append(epochs_to(curve, target))
+            per.setdefault(str(_get(row, "batch_norm")), []).append(first_reaching(curve, target))
         means = {mode: _mean_epochs(per.get(mode, [])) for mode in ("none", "before", "after")}
         none = means["none"]
         bn = [m for m in (means["before"], means["after"]) if m is not None]
