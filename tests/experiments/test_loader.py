@@ -130,3 +130,11 @@ def test_dump_toml_escapes_and_special_floats() -> None:
              "inf": math.inf, "key with space": 1}
     back = loads_toml(dump_toml(table))
     assert back == table
+
+
+def test_dump_toml_quotes_a_key_ending_in_a_newline() -> None:
+    # found by the property test above: "$" in the bare-key pattern accepted "0\n" unquoted
+    from steadygrad.experiments.loader import dump_toml, loads_toml
+
+    for table in ({"0\n": {}}, {"0\n": False}):
+        assert loads_toml(dump_toml(table)) == table

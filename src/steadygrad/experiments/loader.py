@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 MAX_CONFIG_BYTES = 1 << 20
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")  # \Z: "$" would accept a final newline
 
 
 class _NoAliasSafeLoader(yaml.SafeLoader):
