@@ -298,10 +298,11 @@ def render(info: dict[str, Any], args: argparse.Namespace, rows: int, table: str
         "`keras` = Keras 3 `model.fit` on JAX (jit), loss + accuracy; `fit_compile_monitor` = "
         "`fit(compile=True, monitor=True)`; `fit_foreach` = `fit` given the same optimizer "
         "built with `foreach=True` (since the fix below, what a named optimizer gets anyway); "
-        "`proto_compile` = not steadygrad: the prototype that `fit(compile=True)` now follows "
-        "(loss + gradients in one graph via `torch.func.grad_and_value`, then the compiled "
-        "`foreach` optimizer step; see `run_proto_compile`; it does not flush denormals unless "
-        "`--flush-denormal` is given). Compile time is excluded from the epoch times "
+        "`proto_compile` = not steadygrad: the earlier two-graph design (loss + gradients in one "
+        "graph via `torch.func.grad_and_value`, then the compiled `foreach` optimizer step; see "
+        "`run_proto_compile`; it does not flush denormals unless `--flush-denormal` is given); "
+        "`fit(compile=True)` now runs the whole step as one graph on flat buffers "
+        "(`steadygrad.train.flat`). Compile time is excluded from the epoch times "
         "(steadygrad: `history.compile_seconds`; Keras: a warm-up `fit` on one full and one "
         "partial batch).",
         "",

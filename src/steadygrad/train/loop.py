@@ -121,7 +121,11 @@ def fit(
             the first faulty layer), ``"skip"`` (skip that optimizer step, count it in
             ``skipped_steps``) or ``"raise"`` (raise :class:`NonFiniteError`).
         compile: ``torch.compile`` the step; compile time goes to ``history.compile_seconds``.
-            Loss and gradients are one compiled graph (``steadygrad.train.compiled``). Each
+            With a built-in optimizer the whole step (loss, gradients, clipping, update) is
+            one compiled graph on flat parameter/state buffers (``steadygrad.train.flat``;
+            parameters are views of one buffer during ``fit`` and get their own storage back
+            at the end); otherwise loss and gradients are one compiled graph
+            (``steadygrad.train.compiled``) and the update another. Each
             compiled run starts with ``torch._dynamo.reset()`` (else after ~8 runs in one
             process Dynamo's recompile limit silently leaves the step uncompiled), and on CPU
             flushes denormal floats to zero for its duration (``torch.set_flush_denormal``,
@@ -281,6 +285,7 @@ def fit(
         failed = True
         raise
     finally:
+        run.step.release()  # compiled flat mode: parameters get their own storage back
         end_compiled_run(flush_before)
         history.stopped_reason = trainer.stopped_reason
         if compile:

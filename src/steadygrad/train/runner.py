@@ -39,7 +39,7 @@ from steadygrad.train.evaluate import run_eval
 from steadygrad.train.metrics import Metric
 from steadygrad.train.nonfinite import locate_non_finite
 from steadygrad.train.state import rng_state, set_rng_state
-from steadygrad.train.step import GRAD_NORM_EVERY, StepResult, set_learning_rate
+from steadygrad.train.step import GRAD_NORM_EVERY, StepResult, TrainStep, set_learning_rate
 
 __all__ = ["DEVICE_CHECK_EVERY", "METRIC_FLUSH", "EpochRunner"]
 
@@ -81,7 +81,7 @@ class EpochRunner:
         self.on_non_finite: str = kw["on_non_finite"]
         self.regularized: bool = kw["regularized"]
         self.compile_timer = [0.0]
-        self.step: Callable[..., StepResult] = _unbuilt
+        self.step: TrainStep = TrainStep(_unbuilt, lambda: None)
         self.checkpoint_every: int | None = kw.get("checkpoint_every")
         self.partial: dict[str, Any] | None = None
         self._resume_rng: dict[str, torch.Tensor] | None = None

@@ -26,15 +26,19 @@ the fault is then reported with a window of steps and may already have spread th
 weights), unless ``sync=True`` is asked for (``on_non_finite="skip"``
 needs it).
 
-``compile=True``: the step is compiled as three regions: forward + loss (+ penalty) *and* the
-gradients as one ``torch.func`` graph that writes ``p.grad``
-(:func:`steadygrad.train.compiled.compiled_grads`; no autograd engine), the clipper, the
-optimizer update (one graph without torch's wrappers, or eager for plain SGD:
-:func:`steadygrad.optim.update.update_function`) and the constraints. The finiteness check and
-the
-monitor's bookkeeping sit between them in Python; a step the monitor samples runs eagerly
-(its hooks must fire). With a schedule the trainer stores ``lr`` as a 0-dim tensor so that a
-new rate does not recompile the optimizer step.
+``compile=True``: when the optimizer has a flat rule (SGD, Adam, AdamW, Nadam, Adamax, RMSprop,
+Adagrad; :mod:`steadygrad.optim.flat_rules`) the whole step (forward, loss, gradients, clipping,
+finiteness check and the update) is one compiled graph over flat parameter/state buffers
+(:class:`steadygrad.train.flat.FlatStep`); the constraints follow as a second compiled call.
+The first step runs eagerly when the optimizer has no state yet, and a step the monitor samples
+runs eagerly (its hooks must fire) and then applies the same flat update. Otherwise (another
+optimizer, step hooks on it, a custom clipper) the step is compiled as before in regions: loss
+and gradients as one ``torch.func`` graph that writes ``p.grad``
+(:func:`steadygrad.train.compiled.compiled_grads`), the clipper, the optimizer update (one graph
+without torch's wrappers, or eager for plain SGD:
+:func:`steadygrad.optim.update.update_function`) and the constraints. With a schedule the
+trainer stores ``lr`` as a 0-dim tensor so that a new rate does not recompile the optimizer
+step (the flat step reads it on the host).
 
 The pre-clip global gradient norm comes for free from the clipper when clipping is on; without
 clipping it is measured on one step in :data:`GRAD_NORM_EVERY` (a per-step norm would cost
@@ -66,8 +70,9 @@ from torch import nn
 from steadygrad.optim.clipping import global_norm
 from steadygrad.optim.update import update_function
 from steadygrad.train.compiled import compiled_grads
+from steadygrad.train.flat import FlatStep
 
-__all__ = ["GRAD_NORM_EVERY", "StepResult", "build_step", "set_learning_rate"]
+__all__ = ["GRAD_NORM_EVERY", "StepResult", "TrainStep", "build_step", "set_learning_rate"]
 
 GRAD_NORM_EVERY = 16
 """Without clipping, the pre-clip gradient norm is measured on one step in this many."""
@@ -122,6 +127,26 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, schedule: Schedule, step
     return lr
 
 
+class TrainStep:
+    """The step function :func:`build_step` returns: ``step(x, y, t, measure=False)``, plus
+    :meth:`release`, which ends the run's use of shared storage (compiled flat mode).
+
+    >>> step = TrainStep(lambda x, y, t, measure=False: t, lambda: None)
+    >>> step(None, None, 3), step.release()
+    (3, None)
+    """
+
+    __slots__ = ("_fn", "release")
+
+    def __init__(self, fn: Callable[..., StepResult], release: Callable[[], None]) -> None:
+        self._fn = fn
+        self.release = release
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, t: int,
+                 measure: bool = False) -> StepResult:
+        return self._fn(x, y, t, measure)
+
+
 def build_step(
     model: nn.Module,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -135,7 +160,7 @@ def build_step(
     sync: bool = True,
     compile: bool = False,
     compile_timer: list[float] | None = None,
-) -> Callable[..., StepResult]:
+) -> TrainStep:
     """Build ``step(x, y, t, measure=False) -> StepResult`` for global step ``t``.
 
     ``measure=True`` asks for the pre-clip gradient norm when there is no clipper (the trainer
@@ -198,12 +223,52 @@ def build_step(
             if c_constrain is not None:
                 with torch.no_grad():
                     c_constrain(model)
-        seen: set[tuple[int, ...]] = set()
+        seen: set[tuple[Any, ...]] = set()
         timer = compile_timer if compile_timer is not None else [0.0]
+        flat = FlatStep.create(model, loss_fn, optimizer, clipper=clipper,  # type: ignore[arg-type]
+                               penalty=penalty, sync=sync)
+    else:
+        flat = None
+
+    def flat_update() -> None:
+        assert flat is not None
+        flat.update_from_grads()
+        if constrain is not None:
+            with torch.no_grad():
+                constrain(model)
+
+    def flat_step(x: torch.Tensor, y: torch.Tensor, t: int, measure: bool) -> StepResult:
+        assert flat is not None
+        key = flat.compile_key(x)
+        first = key not in seen
+        if first:
+            seen.add(key)
+            start = time.perf_counter()
+        r = flat(x, y, measure)
+        if not r.ok:
+            if monitor is not None:
+                monitor.step(r.loss)
+            return StepResult(r.outputs, r.loss, r.penalty, r.grad_norm, False)
+        if c_constrain is not None:
+            with torch.no_grad():
+                c_constrain(model)
+        if monitor is not None:
+            monitor.step(r.loss)
+        if schedule is not None:
+            set_learning_rate(optimizer, schedule, t + 1)
+        if first:
+            timer[0] += time.perf_counter() - start
+        return StepResult(r.outputs, r.loss, r.penalty, r.grad_norm, True)
 
     def step(x: torch.Tensor, y: torch.Tensor, t: int, measure: bool = False) -> StepResult:
         eager = not compile or (monitor is not None and monitor.armed)
+        if flat is not None:
+            if not eager and (flat.engaged or flat.engage()):
+                return flat_step(x, y, t, measure)
+            eager = True  # a monitored step, or the first (the optimizer has no state yet)
         fwd, clp, upd = (forward_loss, clip, update) if eager else (c_forward, c_clip, c_update)
+        if flat is not None and flat.engaged:
+            upd = flat_update  # the optimizer's state lives in the flat buffers
         first = False
         if not eager and tuple(x.shape) not in seen:
             seen.add(tuple(x.shape))
@@ -245,4 +310,4 @@ def build_step(
             timer[0] += time.perf_counter() - start
         return StepResult(out.detach(), lv, pen, norm, True)
 
-    return step
+    return TrainStep(step, flat.release if flat is not None else lambda: None)

@@ -1,0 +1,393 @@
+"""The compiled training step on flat buffers: gradients, clipping and update in one graph.
+
+For ``fit(compile=True)`` with an optimizer that has a flat rule
+(:func:`steadygrad.optim.flat_rules.rule_for`), :class:`FlatStep` moves every trainable
+parameter into one 1-D tensor (each parameter becomes a view of it, so the model, the monitor,
+checkpoints and callbacks see the same weights) and every per-element optimizer moment into one
+1-D tensor per state key (the optimizer's ``state`` entries become views too, so
+``optimizer.state_dict()`` stays exact). One ``torch.compile``-d function then computes, per
+step:
+
+    loss (+ penalty) and gradients   torch.func.grad_and_value over functional_call
+    pre-clip global norm, clipping   on the gradient tensors, then one concatenation
+    finiteness                       ok = isfinite(total loss) and isfinite(norm)
+    the optimizer update             elementwise on the flat tensors; written only if ok
+
+The scalars that depend on the step count (bias corrections, Nadam's ``mu``) and every
+hyperparameter a schedule may change (``lr``, momentum/``beta_1`` under 1cycle) are computed on
+the host and passed in as one small tensor, so a new rate never recompiles. Measured on the
+issue-3 deep net (62 parameter tensors, Nadam, batch 32, 1 CPU thread): the two-region
+compiled step (:func:`steadygrad.train.compiled.compiled_grads` + compiled ``optimizer.step()``)
+took 2.2 + 1.8 ms per step, this one about 2.3 ms in all (``docs/benchmarks.md``).
+
+Semantics kept from the eager step: a non-finite loss or gradient norm leaves weights and
+optimizer state untouched (the graph selects the old values) and the step reports
+``ok=False``; on an accelerator without ``sync`` the update is unconditional and checked
+later, as in the eager step. A step the monitor samples runs eagerly (autograd, hooks,
+``p.grad``, the clipper) and then applies the same flat rule, uncompiled. The first step runs
+eagerly when the optimizer has no state yet (torch creates it lazily); flat mode starts with
+the next one. :meth:`FlatStep.release` gives every parameter, buffer and state entry its own
+storage again (``fit`` calls it when training ends), so nothing outside ``fit`` sees shared
+storage (safetensors refuses it).
+
+Example:
+    >>> import torch
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = torch.nn.Linear(3, 2)
+    >>> opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    >>> x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    >>> model(x).sum().backward(); opt.step(); opt.zero_grad()  # state exists now
+    >>> flat = FlatStep.create(model, torch.nn.functional.cross_entropy, opt, compile=False)
+    >>> flat.engage()
+    True
+    >>> model.weight.data_ptr() == flat.params.data_ptr()  # the weight is a view
+    True
+    >>> losses = [flat(x, y, measure=True).loss for _ in range(20)]
+    >>> losses[-1] < losses[0], int(opt.state[model.weight]["step"])
+    (True, 21)
+    >>> flat.release(); model.weight.data_ptr() == flat.params.data_ptr()
+    False
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from steadygrad.optim.clipping import GradientClipper
+from steadygrad.optim.flat_rules import FlatRule, rule_for, structure
+from steadygrad.optim.update import needs_wrapper
+from steadygrad.train.compiled import _Forward
+
+__all__ = ["FlatResult", "FlatStep", "apply_update"]
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class FlatResult:
+    """One flat step: detached outputs, loss, penalty, total, pre-clip norm, ok (floats when
+    the step synchronizes, else 0-dim tensors; ``ok`` is True without ``sync``)."""
+
+    outputs: Tensor
+    loss: Any
+    penalty: Any
+    total: Any
+    grad_norm: Any
+    ok: bool
+
+
+def _clip(grads: list[Tensor], clipper: GradientClipper | None) -> tuple[list[Tensor], Tensor]:
+    """Pre-clip global norm and the clipped gradients (Keras semantics, as GradientClipper)."""
+    squares = [(g * g).sum() for g in grads]  # reductions Inductor fuses (foreach_norm: not)
+    norm = torch.stack(squares).sum().sqrt()
+    if clipper is None or not clipper.active:
+        return grads, norm
+    if clipper.global_clipnorm is not None:  # clip_grad_norm_: max / (norm + 1e-6), at most 1
+        scale = torch.clamp(clipper.global_clipnorm / (norm + 1e-6), max=1.0)
+        return [g * scale for g in grads], norm
+    if clipper.clipnorm is not None:  # each tensor: min(1, clipnorm / ||g||)
+        return [g * torch.clamp(clipper.clipnorm / sq.sqrt(), max=1.0)
+                for g, sq in zip(grads, squares, strict=True)], norm
+    v = float(clipper.clipvalue or 0.0)
+    return [g.clamp(-v, v) for g in grads], norm
+
+
+_STRUCTURAL = ("maximize", "nesterov", "amsgrad", "centered", "decoupled_weight_decay")
+
+
+def apply_update(rule: FlatRule, groups: list[dict[str, Any]], spans: list[tuple[int, int]],
+                 params: Tensor, grad: Tensor, state: dict[str, Tensor],
+                 scalars: list[dict[str, Tensor]], coef: Tensor, ok: Tensor | None) -> None:
+    """Apply ``rule`` to every group's slice of the flat tensors, in place.
+
+    ``spans[r]`` is group ``r``'s ``(start, stop)`` slice, ``grad`` the flat gradient.
+    ``coef[r]`` holds group ``r``'s coefficients followed by the new values of its scalar
+    state; where ``ok`` is False (a 0-dim bool tensor) every value keeps its old content.
+    (Updating each parameter's slice separately instead was 1.5-8x slower compiled: an
+    in-place write to a slice of a graph input is functionalized into a scatter of the whole
+    buffer.)
+
+    >>> from steadygrad.optim.flat_rules import rule_for
+    >>> p = torch.ones(3)
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(p.clone())], lr=0.5)
+    >>> group = dict(opt.param_groups[0])
+    >>> coef = torch.tensor([rule_for(opt).coefficients(group, {}, 1)[0]])
+    >>> apply_update(rule_for(opt), [group], [(0, 3)], p, torch.ones(3), {}, [{}], coef, None)
+    >>> p.tolist()
+    [0.5, 0.5, 0.5]
+    >>> apply_update(rule_for(opt), [group], [(0, 3)], p, torch.ones(3), {}, [{}], coef,
+    ...              torch.tensor(False))
+    >>> p.tolist()  # not ok: unchanged
+    [0.5, 0.5, 0.5]
+    """
+    nc = coef.shape[1] - len(rule.scalars)
+    whole = len(groups) == 1
+    for r, (group, (a, b)) in enumerate(zip(groups, spans, strict=True)):
+        if a == b:
+            continue
+        keys = rule.tensors(group)
+        p = params if whole else params[a:b]
+        st = {k: state[k] if whole else state[k][a:b] for k in keys}
+        new = rule.update(group, p, grad if whole else grad[a:b], st, coef[r, :nc])
+        for k, v in new.items():
+            dst = p if k == "param" else st[k]
+            dst.copy_(v if ok is None else torch.where(ok, v, dst))
+        for j, k in enumerate(rule.scalars):
+            dst = scalars[r][k]
+            v = coef[r, nc + j].to(dst.dtype)
+            dst.copy_(v if ok is None else torch.where(ok, v, dst))
+
+
+class FlatStep:
+    """Training step on flat parameter/state buffers (module docstring). Build with
+    :meth:`create`, which returns None when the run does not qualify."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
+                 optimizer: torch.optim.Optimizer, rule: FlatRule, *,
+                 clipper: GradientClipper | None, penalty: Callable[[nn.Module], Tensor] | None,
+                 sync: bool, compile: bool) -> None:
+        self.model, self.loss_fn, self.optimizer, self.rule = model, loss_fn, optimizer, rule
+        self.clipper, self.penalty, self.sync, self.compile = clipper, penalty, sync, compile
+        self.groups = optimizer.param_groups
+        self.plist: list[nn.Parameter] = [p for g in self.groups for p in g["params"]]
+        self.wrapper = _Forward(model, penalty)
+        names = {id(p): n for n, p in self.wrapper.named_parameters()}
+        self.names = [names[id(p)] for p in self.plist]
+        self.spans: list[tuple[int, int]] = []
+        a = 0
+        for p in self.plist:
+            self.spans.append((a, a + p.numel()))
+            a += p.numel()
+        self.group_spans: list[tuple[int, int]] = []
+        i = 0
+        for g in self.groups:
+            n = len(g["params"])
+            self.group_spans.append((self.spans[i][0], self.spans[i + n - 1][1]) if n else (0, 0))
+            i += n
+        self.engaged = False
+        self.params = torch.empty(0)
+        self.state: dict[str, Tensor] = {}
+        self.scalars: list[dict[str, Tensor]] = []
+        self.host: list[dict[str, float]] = []
+        self.coef = torch.empty(0)
+        self._compiled: dict[tuple[Any, ...], Callable[..., Any]] = {}
+        self._others_cache: dict[str, Tensor] | None = None
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    def create(cls, model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
+               optimizer: torch.optim.Optimizer, *, clipper: GradientClipper | None = None,
+               penalty: Callable[[nn.Module], Tensor] | None = None, sync: bool = True,
+               compile: bool = True) -> FlatStep | None:
+        """A flat step for this run, or None when it does not qualify: no flat rule for the
+        optimizer, step hooks on it, a clipper other than :class:`GradientClipper`, trainable
+        parameters missing from the optimizer (or frozen ones in it), sparse, complex or
+        mixed device/dtype parameters.
+
+        >>> m = torch.nn.Linear(2, 1)
+        >>> FlatStep.create(m, torch.nn.functional.mse_loss, torch.optim.LBFGS(m.parameters()))
+        """
+        rule = rule_for(optimizer)
+        if rule is None or needs_wrapper(optimizer):
+            return None
+        if clipper is not None and not isinstance(clipper, GradientClipper):
+            return None
+        opt_params = [p for g in optimizer.param_groups for p in g["params"]]
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        if (len({id(p) for p in opt_params}) != len(opt_params)
+                or {id(p) for p in opt_params} != {id(p) for p in trainable}
+                or not opt_params):
+            return None
+        kinds = {(p.device, p.dtype) for p in opt_params}
+        if len(kinds) != 1 or any(p.is_sparse or p.is_complex() for p in opt_params):
+            return None
+        if not next(iter(kinds))[1].is_floating_point:
+            return None
+        return cls(model, loss_fn, optimizer, rule, clipper=clipper, penalty=penalty,
+                   sync=sync, compile=compile)
+
+    def _ready(self) -> bool:
+        """Whether the optimizer holds complete, flattenable state for every parameter."""
+        for group in self.groups:
+            keys = self.rule.tensors(group)
+            first: dict[str, float] | None = None
+            for p in group["params"]:
+                st = self.optimizer.state.get(p, {})
+                for k in keys:
+                    t = st.get(k)
+                    if not isinstance(t, Tensor) or t.shape != p.shape:
+                        return False
+                vals = {}
+                for k in self.rule.scalars:
+                    t = st.get(k)
+                    if not isinstance(t, Tensor) or t.numel() != 1:
+                        return False
+                    vals[k] = float(t.item())
+                if first is None:
+                    first = vals
+                elif vals != first:  # e.g. parameters added to a group mid-training
+                    return False
+        return True
+
+    def engage(self) -> bool:
+        """Move parameters and optimizer state into flat buffers; False if the state is not
+        ready yet (run an eager step first)."""
+        if self.engaged:
+            return True
+        if not self._ready():
+            return False
+        with torch.no_grad():
+            self.params = torch.cat([p.detach().reshape(-1) for p in self.plist])
+            for p, (a, b) in zip(self.plist, self.spans, strict=True):
+                p.data = self.params[a:b].view_as(p)
+            keys = sorted({k for g in self.groups for k in self.rule.tensors(g)})
+            self.state = {}
+            for k in keys:
+                parts = [self.optimizer.state[p][k].detach().reshape(-1) if k in
+                         self.optimizer.state.get(p, {}) else torch.zeros_like(p).reshape(-1)
+                         for p in self.plist]
+                flat = self.state[k] = torch.cat(parts)
+                for p, (a, b) in zip(self.plist, self.spans, strict=True):
+                    if k in self.optimizer.state.get(p, {}):
+                        self.optimizer.state[p][k] = flat[a:b].view_as(p)
+            self.scalars, self.host = [], []
+            for group in self.groups:
+                shared = {k: self.optimizer.state[group["params"][0]][k].detach().clone()
+                          for k in self.rule.scalars}
+                for p in group["params"]:
+                    for k, t in shared.items():
+                        self.optimizer.state[p][k] = t
+                self.scalars.append(shared)
+                self.host.append({k: float(t.item()) for k, t in shared.items()})
+        self.engaged = True
+        return True
+
+    def release(self) -> None:
+        """Give parameters and optimizer state entries their own storage again."""
+        if not self.engaged:
+            return
+        with torch.no_grad():
+            for p in self.plist:
+                p.data = p.data.clone()
+                st = self.optimizer.state.get(p, {})
+                for k, t in list(st.items()):
+                    if isinstance(t, Tensor):
+                        st[k] = t.clone()
+        self.engaged = False
+
+    # ------------------------------------------------------------------ the math
+    def _coefficients(self) -> tuple[list[list[float]], list[dict[str, float]]]:
+        rows, news = [], []
+        for group, host in zip(self.groups, self.host, strict=True):
+            t = int(host.get("step", 0.0)) + 1
+            coefs, new = self.rule.coefficients(group, host, t)
+            rows.append(coefs + [new[k] for k in self.rule.scalars])
+            news.append(new)
+        return rows, news
+
+    def _frozen(self) -> list[dict[str, Any]]:
+        """The structural options of each group as constants (the graph never reads a value
+        that a schedule changes, so changing it does not recompile)."""
+        out = []
+        for g in self.groups:
+            f = {k: g[k] for k in _STRUCTURAL if k in g}
+            for k in ("momentum", "weight_decay"):
+                if k in g:
+                    f[k] = 1.0 if g[k] != 0 else 0.0
+            out.append(f)
+        return out
+
+    def _make_graph(self, frozen: list[dict[str, Any]]) -> Callable[..., tuple[Tensor, ...]]:
+        """Forward, loss, gradients, norm, clipping, update: the function that is compiled.
+        Tensors come in as arguments; everything else is a constant of the closure."""
+        from torch.func import functional_call, grad_and_value
+
+        wrapper, loss_fn, rule, clipper, sync = (
+            self.wrapper, self.loss_fn, self.rule, self.clipper, self.sync)
+        layout = [(n, a, b, tuple(p.shape)) for n, p, (a, b)
+                  in zip(self.names, self.plist, self.spans, strict=True)]
+        names = [n for n, *_ in layout]
+        group_spans = list(self.group_spans)
+
+        def graph(x: Tensor, y: Tensor, coef: Tensor, others: dict[str, Tensor],
+                  params: Tensor, state: dict[str, Tensor], scalars: list[dict[str, Tensor]],
+                  ) -> tuple[Tensor, ...]:
+            views = {n: params[a:b].view(shape) for n, a, b, shape in layout}
+
+            def loss_of(ps: dict[str, Tensor], rest: dict[str, Tensor],
+                        ) -> tuple[Tensor, tuple[Tensor, ...]]:
+                out, pen = functional_call(wrapper, (ps, rest), (x,))
+                loss = loss_fn(out, y)
+                if pen is None:
+                    return loss, (out, loss, loss)
+                return loss + pen, (out, loss, pen)
+
+            grads, (total, aux) = grad_and_value(loss_of, has_aux=True)(views, others)
+            glist, norm = _clip([grads[n] for n in names], clipper)
+            flat = torch.cat([g.reshape(-1) for g in glist])
+            ok = torch.isfinite(total) & torch.isfinite(norm) if sync else None
+            apply_update(rule, frozen, group_spans, params, flat, state, scalars, coef, ok)
+            return (aux[0].detach(), aux[1].detach(), aux[2].detach(), total.detach(),
+                    norm.detach())
+
+        return graph
+
+    def _others(self) -> dict[str, Tensor]:
+        """Frozen parameters and buffers by name (cached: read once per compile key)."""
+        if self._others_cache is None:
+            self._others_cache = {
+                **{n: p for n, p in self.wrapper.named_parameters() if not p.requires_grad},
+                **dict(self.wrapper.named_buffers())}
+        return self._others_cache
+
+    # ------------------------------------------------------------------ the step
+    def compile_key(self, x: Tensor) -> tuple[Any, ...]:
+        """What a new compilation is needed for: batch shape/dtype and structural options."""
+        return (tuple(x.shape), x.dtype, tuple(structure(g) for g in self.groups))
+
+    def __call__(self, x: Tensor, y: Tensor, measure: bool = False) -> FlatResult:
+        """One compiled (or, with ``compile=False``, eager-traced) flat step."""
+        rows, news = self._coefficients()
+        coef = torch.tensor(rows, dtype=self.params.dtype).to(self.params.device)
+        key = self.compile_key(x)
+        fn = self._compiled.get(key)
+        if fn is None:
+            self._others_cache = None  # buffers may have been replaced since
+            graph = self._make_graph(self._frozen())
+            fn = torch.compile(graph) if self.compile else graph
+            self._compiled[key] = fn
+        out, loss, pen, total, norm = fn(x, y, coef, self._others(), self.params, self.state,
+                                         self.scalars)
+        if not self.sync:
+            self._advance(news)
+            return FlatResult(out, loss, None if self.penalty is None else pen, total,
+                              norm if measure or self.clipper is not None else None, True)
+        lv, tv, nv = loss.item(), total.item(), norm.item()
+        ok = math.isfinite(tv) and math.isfinite(nv)
+        if ok:
+            self._advance(news)
+        return FlatResult(out, lv, None if self.penalty is None else pen.item(), tv,
+                          nv if measure or self.clipper is not None or not ok else None, ok)
+
+    def _advance(self, news: list[dict[str, float]]) -> None:
+        for host, new in zip(self.host, news, strict=True):
+            host.update(new)
+
+    def update_from_grads(self) -> None:
+        """The flat update from ``p.grad`` (already clipped), eagerly: for a step run through
+        autograd (a monitored step). A missing gradient counts as zero."""
+        rows, news = self._coefficients()
+        with torch.no_grad():
+            grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p))
+                              .reshape(-1) for p in self.plist])
+            coef = torch.tensor(rows, dtype=self.params.dtype).to(self.params.device)
+            apply_update(self.rule, self._frozen(), self.group_spans, self.params, grad,
+                         self.state, self.scalars, coef, None)
+        self._advance(news)

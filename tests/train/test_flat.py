@@ -1,0 +1,191 @@
+"""The flat training step against torch: same updates, same optimizer state, same clipping.
+
+Oracle: ``torch.optim`` stepping the same model on the same batches through autograd (the flat
+rules reproduce torch's formulas; only float rounding may differ), and
+:class:`~steadygrad.optim.clipping.GradientClipper` for the clipping options. The flat step runs
+uncompiled here (``compile=False``: the same traced function, run eagerly); the compiled path
+is compared with the eager trainer in ``test_compile.py`` (slow).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import save
+from torch import nn
+
+from steadygrad.optim.clipping import GradientClipper
+from steadygrad.optim.flat_rules import rule_for
+from steadygrad.train.flat import FlatStep
+
+F = nn.functional
+
+CONFIGS: list[tuple[type, dict[str, Any]]] = [
+    (torch.optim.SGD, {"lr": 0.1}),
+    (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    (torch.optim.SGD, {"lr": 0.1, "momentum": 0.8, "dampening": 0.3, "maximize": True}),
+    (torch.optim.Adam, {"lr": 0.01}),
+    (torch.optim.Adam, {"lr": 0.01, "amsgrad": True, "weight_decay": 0.05}),
+    (torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.1}),
+    (torch.optim.NAdam, {"lr": 0.01, "eps": 1e-7, "momentum_decay": 1.0}),
+    (torch.optim.NAdam, {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    (torch.optim.NAdam, {"lr": 0.01, "weight_decay": 0.1}),
+    (torch.optim.Adamax, {"lr": 0.01, "weight_decay": 0.01}),
+    (torch.optim.RMSprop, {"lr": 0.01}),
+    (torch.optim.RMSprop, {"lr": 0.01, "centered": True, "momentum": 0.5, "weight_decay": 0.01}),
+    (torch.optim.Adagrad, {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.01}),
+]
+
+
+def _net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 8, bias=False), nn.BatchNorm1d(8), nn.ELU(),
+                         nn.Linear(8, 3))
+
+
+def _batches(n: int = 6) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    return [(torch.randn(16, 5, generator=g), torch.randint(0, 3, (16,), generator=g))
+            for _ in range(n)]
+
+
+def _torch_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+                y: torch.Tensor, clipper: GradientClipper | None = None) -> float:
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    if clipper is not None:
+        clipper(model.parameters())
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def _pair(cls: type, kw: dict[str, Any], groups: bool = False):
+    models = _net(), _net()
+
+    def params(m: nn.Module) -> Any:
+        if not groups:
+            return m.parameters()
+        return [{"params": [m[0].weight, m[3].weight]},
+                {"params": [m[1].weight, m[1].bias, m[3].bias], "lr": kw["lr"] / 2}]
+
+    return models, (cls(params(models[0]), **kw), cls(params(models[1]), **kw))
+
+
+def _close_state(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> None:
+    sa, sb = a.state_dict()["state"], b.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for i in sa:
+        assert sa[i].keys() == sb[i].keys()
+        for k in sa[i]:
+            va, vb = sa[i][k], sb[i][k]
+            if isinstance(va, torch.Tensor):
+                torch.testing.assert_close(va, vb, rtol=1e-5, atol=1e-6, msg=f"state {i} {k}")
+            else:
+                assert va == vb
+
+
+@pytest.mark.parametrize(("cls", "kw"), CONFIGS, ids=lambda v: getattr(v, "__name__", str(v)))
+@pytest.mark.parametrize("groups", [False, True], ids=["one-group", "two-groups"])
+def test_flat_step_follows_torch_optimizer(cls: type, kw: dict[str, Any], groups: bool) -> None:
+    (ref, ours), (opt_ref, opt_ours) = _pair(cls, kw, groups)
+    batches = _batches()
+    x0, y0 = batches[0]
+    _torch_step(ref, opt_ref, x0, y0)
+    _torch_step(ours, opt_ours, x0, y0)  # torch creates the optimizer state
+    flat = FlatStep.create(ours, F.cross_entropy, opt_ours, compile=False)
+    assert flat is not None and flat.engage()
+    for x, y in batches[1:]:
+        expected = _torch_step(ref, opt_ref, x, y)
+        r = flat(x, y, measure=True)
+        assert r.ok and r.loss == pytest.approx(expected, rel=1e-5)
+    for a, b in zip(ref.state_dict().values(), ours.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    _close_state(opt_ref, opt_ours)
+
+
+@pytest.mark.parametrize("option", [{"clipvalue": 0.01}, {"clipnorm": 0.05},
+                                    {"global_clipnorm": 0.05}], ids=str)
+def test_flat_clipping_matches_gradient_clipper(option: dict[str, float]) -> None:
+    (ref, ours), (opt_ref, opt_ours) = _pair(torch.optim.SGD, {"lr": 0.5, "momentum": 0.9})
+    clipper = GradientClipper(**option)
+    batches = _batches()
+    _torch_step(ref, opt_ref, *batches[0], clipper)
+    _torch_step(ours, opt_ours, *batches[0], clipper)
+    flat = FlatStep.create(ours, F.cross_entropy, opt_ours, clipper=clipper, compile=False)
+    assert flat is not None and flat.engage()
+    for x, y in batches[1:]:
+        loss = F.cross_entropy(ref(x), y)
+        loss.backward()
+        expected_norm = float(clipper(ref.parameters()))
+        opt_ref.step()
+        opt_ref.zero_grad()
+        r = flat(x, y)
+        assert r.grad_norm == pytest.approx(expected_norm, rel=1e-5)  # pre-clip, every step
+    for a, b in zip(ref.parameters(), ours.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_non_finite_step_leaves_weights_and_state_untouched() -> None:
+    (_, model), (_, opt) = _pair(torch.optim.NAdam, {"lr": 0.01})
+    x, y = _batches(1)[0]
+    _torch_step(model, opt, x, y)
+    flat = FlatStep.create(model, F.cross_entropy, opt, compile=False)
+    assert flat is not None and flat.engage()
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    moments = flat.state["exp_avg"].clone(), flat.scalars[0]["mu_product"].clone()
+    step = float(opt.state[model[0].weight]["step"])
+    bad = x.clone()
+    bad[0, 0] = float("nan")
+    r = flat(bad, y)
+    assert not r.ok and r.loss != r.loss  # NaN loss reported, update skipped
+    for k, v in before.items():
+        torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0)
+    torch.testing.assert_close(flat.state["exp_avg"], moments[0], rtol=0, atol=0)
+    assert float(flat.scalars[0]["mu_product"]) == float(moments[1])
+    assert float(opt.state[model[0].weight]["step"]) == step
+    assert flat(x, y).ok and float(opt.state[model[0].weight]["step"]) == step + 1
+
+
+def test_release_gives_back_separate_storage_and_torch_continues_exactly() -> None:
+    (ref, ours), (opt_ref, opt_ours) = _pair(torch.optim.Adam, {"lr": 0.01})
+    batches = _batches()
+    for m, o in ((ref, opt_ref), (ours, opt_ours)):
+        _torch_step(m, o, *batches[0])
+    flat = FlatStep.create(ours, F.cross_entropy, opt_ours, compile=False)
+    assert flat is not None and flat.engage()
+    shared = {p.untyped_storage().data_ptr() for p in ours.parameters()}
+    assert shared == {flat.params.untyped_storage().data_ptr()}  # views of one buffer
+    for x, y in batches[1:3]:
+        _torch_step(ref, opt_ref, x, y)
+        flat(x, y)
+    flat.release()
+    ptrs = [p.untyped_storage().data_ptr() for p in ours.parameters()]
+    assert len(set(ptrs)) == len(ptrs)
+    steps = [opt_ours.state[p]["step"] for p in ours.parameters()]
+    assert len({id(s) for s in steps}) == len(steps)  # each parameter its own step again
+    save(dict(ours.state_dict()))  # safetensors refuses shared storage; this must not raise
+    for x, y in batches[3:]:  # plain torch steps after release follow the reference
+        _torch_step(ref, opt_ref, x, y)
+        _torch_step(ours, opt_ours, x, y)
+    for a, b in zip(ref.parameters(), ours.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    _close_state(opt_ref, opt_ours)
+
+
+def test_flat_step_waits_for_optimizer_state_and_declines_what_it_cannot_do() -> None:
+    model = _net()
+    opt = torch.optim.Adam(model.parameters())
+    flat = FlatStep.create(model, F.cross_entropy, opt, compile=False)
+    assert flat is not None and not flat.engage()  # no state yet: the first step is eager
+    frozen = _net()
+    frozen[0].weight.requires_grad_(False)
+    assert FlatStep.create(frozen, F.cross_entropy,
+                           torch.optim.Adam(frozen.parameters()), compile=False) is None
+    partial = _net()
+    assert FlatStep.create(partial, F.cross_entropy,
+                           torch.optim.SGD(partial[3].parameters(), lr=0.1)) is None
+    assert rule_for(torch.optim.SGD(model.parameters(), lr=0.1, foreach=True)) is not None
+    assert FlatStep.create(model, F.cross_entropy, torch.optim.LBFGS(model.parameters())) is None
