@@ -113,8 +113,20 @@ def test_sigkill_many_times_then_resume(tmp_path: Path) -> None:
     _kill_and_resume(tmp_path, kills=10, seed=1)
 
 
+@pytest.fixture
+def restore_torch_threads():
+    """worker_loop sets this process's torch threads (its job in a worker process); tests that
+    call it in-process put them back, or later in-process runs compute with other threads
+    (and differ bitwise from a sweep's 1-thread workers)."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 def test_failed_runs_do_not_stop_the_sweep_and_resume_reuses_results(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_torch_threads: None) -> None:
     from steadygrad.experiments.runner import _prepare, worker_loop
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

@@ -87,13 +87,22 @@ def _audit(root: Path, n_runs: int) -> dict[str, int]:
 
 
 def _in_process_reference(tmp: Path, spec: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """The same runs executed one by one in this process (no sweep machinery at all)."""
+    """The same runs executed one by one in this process (no sweep machinery at all), with
+    one torch thread like the sweep's workers (``threads=1``): with two, reductions may split
+    differently and the weights differ in the last bits."""
+    import torch
+
     from steadygrad.experiments.execute import run_config
     from steadygrad.experiments.space import sweep_from_dict
 
     root = tmp / "inproc"
-    for run in sweep_from_dict(spec).runs:
-        assert run_config(run.config, root / "kr" / "runs" / run.name).status == "done"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for run in sweep_from_dict(spec).runs:
+            assert run_config(run.config, root / "kr" / "runs" / run.name).status == "done"
+    finally:
+        torch.set_num_threads(before)
     return _fingerprints(root)
 
 
