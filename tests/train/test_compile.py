@@ -55,3 +55,26 @@ def test_compiled_plain_sgd_with_schedule_and_max_norm_matches_eager(blobs):
     for name, p in comp.named_parameters():  # max-norm held after every compiled update
         if name.endswith("weight") and p.shape[0] == 16:
             assert p.norm(dim=1).max() <= 0.5 + 1e-5
+
+
+@pytest.mark.slow
+def test_compiled_flat_step_leaves_flat_mode_when_a_callback_freezes_a_layer(blobs):
+    """A frozen parameter must stop moving, as in eager training; afterwards every tensor has
+    its own storage again (the flat buffers are released when training ends)."""
+    from steadygrad.train.callbacks import Callback
+
+    class Freeze(Callback):
+        def on_epoch_begin(self, epoch, logs):
+            if epoch == 1:
+                model[0].weight.requires_grad_(False)
+                self.frozen = model[0].weight.detach().clone()
+
+    x, y = blobs
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    cb = Freeze()
+    fit(model, (x, y), epochs=2, batch_size=10, seed=0, verbose=0, compile=True,
+        optimizer={"name": "adam", "learning_rate": 0.01}, monitor=False, callbacks=[cb])
+    torch.testing.assert_close(model[0].weight, cb.frozen, rtol=0, atol=0)
+    ptrs = [p.untyped_storage().data_ptr() for p in model.parameters()]
+    assert len(set(ptrs)) == len(ptrs)

@@ -180,6 +180,11 @@ class FlatStep:
         self.coef = torch.empty(0)
         self._compiled: dict[tuple[Any, ...], Callable[..., Any]] = {}
         self._others_cache: dict[str, Tensor] | None = None
+        # torch.compile options. On CPU the graph's wrapper is generated as C++ instead of
+        # Python (``cpp_wrapper``): per step it calls ~100 kernels, and interleaved runs of the
+        # deep benchmark net measured 2.0 vs 2.6 ms CPU per step (median of 8 x 400 steps).
+        cpu = self.plist[0].device.type == "cpu"
+        self.options: dict[str, Any] | None = {"cpp_wrapper": True} if cpu else None
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -269,6 +274,18 @@ class FlatStep:
                 self.host.append({k: float(t.item()) for k, t in shared.items()})
         self.engaged = True
         return True
+
+    def valid(self) -> bool:
+        """Whether every flat parameter still trains (a callback may freeze one mid-``fit``;
+        the flat update would keep moving it, so the trainer leaves flat mode instead).
+
+        >>> m = torch.nn.Linear(2, 1)
+        >>> opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        >>> flat = FlatStep.create(m, torch.nn.functional.mse_loss, opt, compile=False)
+        >>> flat.valid(), m.bias.requires_grad_(False) is m.bias, flat.valid()
+        (True, True, False)
+        """
+        return all(p.requires_grad for p in self.plist)
 
     def release(self) -> None:
         """Give parameters and optimizer state entries their own storage again."""
@@ -362,7 +379,7 @@ class FlatStep:
         if fn is None:
             self._others_cache = None  # buffers may have been replaced since
             graph = self._make_graph(self._frozen())
-            fn = torch.compile(graph) if self.compile else graph
+            fn = torch.compile(graph, options=self.options) if self.compile else graph
             self._compiled[key] = fn
         out, loss, pen, total, norm = fn(x, y, coef, self._others(), self.params, self.state,
                                          self.scalars)

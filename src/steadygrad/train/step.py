@@ -31,7 +31,9 @@ Adagrad; :mod:`steadygrad.optim.flat_rules`) the whole step (forward, loss, grad
 finiteness check and the update) is one compiled graph over flat parameter/state buffers
 (:class:`steadygrad.train.flat.FlatStep`); the constraints follow as a second compiled call.
 The first step runs eagerly when the optimizer has no state yet, and a step the monitor samples
-runs eagerly (its hooks must fire) and then applies the same flat update. Otherwise (another
+runs eagerly (its hooks must fire) and then applies the same flat update. If a callback freezes
+a parameter mid-run (``requires_grad=False``), flat mode ends and the rest of the run is
+eager, so the frozen parameter stays fixed as in eager training. Otherwise (another
 optimizer, step hooks on it, a custom clipper) the step is compiled as before in regions: loss
 and gradients as one ``torch.func`` graph that writes ``p.grad``
 (:func:`steadygrad.train.compiled.compiled_grads`), the clipper, the optimizer update (one graph
@@ -230,6 +232,8 @@ def build_step(
     else:
         flat = None
 
+    thawed = False
+
     def flat_update() -> None:
         assert flat is not None
         flat.update_from_grads()
@@ -261,7 +265,14 @@ def build_step(
         return StepResult(r.outputs, r.loss, r.penalty, r.grad_norm, True)
 
     def step(x: torch.Tensor, y: torch.Tensor, t: int, measure: bool = False) -> StepResult:
-        eager = not compile or (monitor is not None and monitor.armed)
+        nonlocal flat, thawed
+        if flat is not None and flat.engaged and not flat.valid():
+            # a parameter was frozen mid-run: the compiled graphs differentiate the set of
+            # parameters they were built for, so the rest of the run is eager (autograd gives
+            # the frozen parameter no gradient and the optimizer leaves it alone)
+            flat.release()
+            flat, thawed = None, True
+        eager = not compile or thawed or (monitor is not None and monitor.armed)
         if flat is not None:
             if not eager and (flat.engaged or flat.engage()):
                 return flat_step(x, y, t, measure)
@@ -310,4 +321,8 @@ def build_step(
             timer[0] += time.perf_counter() - start
         return StepResult(out.detach(), lv, pen, norm, True)
 
-    return TrainStep(step, flat.release if flat is not None else lambda: None)
+    def release() -> None:
+        if flat is not None:
+            flat.release()
+
+    return TrainStep(step, release)
