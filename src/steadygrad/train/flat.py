@@ -189,7 +189,7 @@ class FlatStep:
     # ------------------------------------------------------------------ set-up
     @classmethod
     def create(cls, model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
-               optimizer: torch.optim.Optimizer, *, clipper: GradientClipper | None = None,
+               optimizer: torch.optim.Optimizer, *, clipper: object = None,
                penalty: Callable[[nn.Module], Tensor] | None = None, sync: bool = True,
                compile: bool = True) -> FlatStep | None:
         """A flat step for this run, or None when it does not qualify: no flat rule for the
@@ -370,11 +370,13 @@ class FlatStep:
         """What a new compilation is needed for: batch shape/dtype and structural options."""
         return (tuple(x.shape), x.dtype, tuple(structure(g) for g in self.groups))
 
-    def __call__(self, x: Tensor, y: Tensor, measure: bool = False) -> FlatResult:
-        """One compiled (or, with ``compile=False``, eager-traced) flat step."""
+    def __call__(self, x: Tensor, y: Tensor, measure: bool = False,
+                 key: tuple[Any, ...] | None = None) -> FlatResult:
+        """One compiled (or, with ``compile=False``, eager-traced) flat step; ``key``: this
+        batch's :meth:`compile_key` if the caller has it already."""
         rows, news = self._coefficients()
         coef = torch.tensor(rows, dtype=self.params.dtype).to(self.params.device)
-        key = self.compile_key(x)
+        key = self.compile_key(x) if key is None else key
         fn = self._compiled.get(key)
         if fn is None:
             self._others_cache = None  # buffers may have been replaced since

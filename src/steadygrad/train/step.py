@@ -227,8 +227,8 @@ def build_step(
                     c_constrain(model)
         seen: set[tuple[Any, ...]] = set()
         timer = compile_timer if compile_timer is not None else [0.0]
-        flat = FlatStep.create(model, loss_fn, optimizer, clipper=clipper,  # type: ignore[arg-type]
-                               penalty=penalty, sync=sync)
+        flat = FlatStep.create(model, loss_fn, optimizer, clipper=clipper, penalty=penalty,
+                               sync=sync)
     else:
         flat = None
 
@@ -248,7 +248,7 @@ def build_step(
         if first:
             seen.add(key)
             start = time.perf_counter()
-        r = flat(x, y, measure)
+        r = flat(x, y, measure, key)
         if not r.ok:
             if monitor is not None:
                 monitor.step(r.loss)
