@@ -49,7 +49,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FlatRule", "f32", "rule_for", "structure"]
+__all__ = ["FlatRule", "f32", "rule_for", "structural_options", "structure"]
 
 Tensor = torch.Tensor
 Coefficients = Callable[[Mapping[str, Any], Mapping[str, float], int],
@@ -141,16 +141,24 @@ def _decoupled(group: Mapping[str, Any]) -> bool:
     return bool(group.get("decoupled_weight_decay", False))
 
 
-def _adam_update(group: Mapping[str, Any], p: Tensor, g: Tensor, state: Mapping[str, Tensor],
-                 c: Tensor) -> dict[str, Tensor]:
+def _adam_moments(group: Mapping[str, Any], p: Tensor, g: Tensor, state: Mapping[str, Tensor],
+                  c: Tensor, decay: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Adam and Nadam's common start: weight decay (``c[decay]``: decoupled factor, then the
+    coupled rate), then both moments (``c[0..2]``: 1 - beta_1, beta_2, 1 - beta_2).
+    Returns ``(param, grad, exp_avg, exp_avg_sq)``."""
     g = _grad(group, g)
     if group["weight_decay"] != 0:
         if _decoupled(group):
-            p = p * c[6]
+            p = p * c[decay]
         else:
-            g = g + p * c[7]
+            g = g + p * c[decay + 1]
     m = torch.lerp(state["exp_avg"], g, c[0])
-    v = state["exp_avg_sq"] * c[1] + g * g * c[2]
+    return p, g, m, state["exp_avg_sq"] * c[1] + g * g * c[2]
+
+
+def _adam_update(group: Mapping[str, Any], p: Tensor, g: Tensor, state: Mapping[str, Tensor],
+                 c: Tensor) -> dict[str, Tensor]:
+    p, g, m, v = _adam_moments(group, p, g, state, c, 6)
     out = {"exp_avg": m, "exp_avg_sq": v}
     if group["amsgrad"]:
         v = out["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], v)
@@ -179,14 +187,7 @@ def _nadam_coef(group: Mapping[str, Any], scalars: Mapping[str, float], t: int,
 
 def _nadam_update(group: Mapping[str, Any], p: Tensor, g: Tensor, state: Mapping[str, Tensor],
                   c: Tensor) -> dict[str, Tensor]:
-    g = _grad(group, g)
-    if group["weight_decay"] != 0:
-        if _decoupled(group):
-            p = p * c[7]
-        else:
-            g = g + p * c[8]
-    m = torch.lerp(state["exp_avg"], g, c[0])
-    v = state["exp_avg_sq"] * c[1] + g * g * c[2]
+    p, g, m, v = _adam_moments(group, p, g, state, c, 7)
     denom = (v / c[3]).sqrt() + c[4]
     return {"exp_avg": m, "exp_avg_sq": v, "param": p + (g * c[5] + m * c[6]) / denom}
 
@@ -270,14 +271,29 @@ _RULES: dict[type, FlatRule] = {
 _STRUCTURAL = ("maximize", "nesterov", "amsgrad", "centered", "decoupled_weight_decay")
 
 
+def structural_options(group: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``group`` that change the traced graph, as the update reads them.
+
+    ``momentum`` and ``weight_decay`` become 1.0/0.0 (on or off): their values come from the
+    coefficients, so a schedule changing them does not change these.
+
+    >>> structural_options({"lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "nesterov": True})
+    {'nesterov': True, 'momentum': 1.0, 'weight_decay': 0.0}
+    """
+    out = {k: group[k] for k in _STRUCTURAL if k in group}
+    for k in ("momentum", "weight_decay"):
+        if k in group:
+            out[k] = 1.0 if group[k] != 0 else 0.0
+    return out
+
+
 def structure(group: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The options of ``group`` that change the traced graph (not just a coefficient).
+    """:func:`structural_options` as a hashable key (a change means a new compilation).
 
     >>> structure({"momentum": 0.9, "weight_decay": 0.0, "nesterov": True, "maximize": False})
-    (False, True, None, None, None, True, False)
+    (('maximize', False), ('momentum', 1.0), ('nesterov', True), ('weight_decay', 0.0))
     """
-    return (*(group.get(k) for k in _STRUCTURAL), group.get("momentum", 0) != 0,
-            group.get("weight_decay", 0) != 0)
+    return tuple(sorted(structural_options(group).items()))
 
 
 def rule_for(optimizer: Any) -> FlatRule | None:

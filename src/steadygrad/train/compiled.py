@@ -40,7 +40,8 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["begin_compiled_run", "compiled_grads", "end_compiled_run", "flushes_denormals"]
+__all__ = ["begin_compiled_run", "compiled_grads", "end_compiled_run", "flushes_denormals",
+           "non_trainable"]
 
 
 def flushes_denormals() -> bool:
@@ -96,6 +97,17 @@ def end_compiled_run(previous: bool | None) -> None:
     """
     if previous is not None:
         torch.set_flush_denormal(previous)
+
+
+def non_trainable(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Frozen parameters and buffers by name: what ``functional_call`` gets besides the
+    differentiated weights (buffers passed explicitly may be updated in place, as batch norm's).
+
+    >>> sorted(non_trainable(torch.nn.BatchNorm1d(2)))
+    ['num_batches_tracked', 'running_mean', 'running_var']
+    """
+    return {**{n: p for n, p in module.named_parameters() if not p.requires_grad},
+            **dict(module.named_buffers())}
 
 
 class _Forward(nn.Module):
@@ -154,8 +166,7 @@ def compiled_grads(
     wrapper = _Forward(model, penalty)
     named = [(n, p) for n, p in wrapper.named_parameters() if p.requires_grad]
     detached = {n: p.detach() for n, p in named}
-    state = {**{n: p for n, p in wrapper.named_parameters() if not p.requires_grad},
-             **dict(wrapper.named_buffers())}
+    state = non_trainable(wrapper)
 
     def loss_of(p: dict[str, torch.Tensor], s: dict[str, torch.Tensor], x: torch.Tensor,
                 y: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

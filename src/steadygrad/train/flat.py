@@ -62,9 +62,9 @@ import torch
 from torch import nn
 
 from steadygrad.optim.clipping import GradientClipper
-from steadygrad.optim.flat_rules import FlatRule, rule_for, structure
+from steadygrad.optim.flat_rules import FlatRule, rule_for, structural_options, structure
 from steadygrad.optim.update import needs_wrapper
-from steadygrad.train.compiled import _Forward
+from steadygrad.train.compiled import _Forward, non_trainable
 
 __all__ = ["FlatResult", "FlatStep", "apply_update"]
 
@@ -98,9 +98,6 @@ def _clip(grads: list[Tensor], clipper: GradientClipper | None) -> tuple[list[Te
                 for g, sq in zip(grads, squares, strict=True)], norm
     v = float(clipper.clipvalue or 0.0)
     return [g.clamp(-v, v) for g in grads], norm
-
-
-_STRUCTURAL = ("maximize", "nesterov", "amsgrad", "centered", "decoupled_weight_decay")
 
 
 def apply_update(rule: FlatRule, groups: list[dict[str, Any]], spans: list[tuple[int, int]],
@@ -313,14 +310,7 @@ class FlatStep:
     def _frozen(self) -> list[dict[str, Any]]:
         """The structural options of each group as constants (the graph never reads a value
         that a schedule changes, so changing it does not recompile)."""
-        out = []
-        for g in self.groups:
-            f = {k: g[k] for k in _STRUCTURAL if k in g}
-            for k in ("momentum", "weight_decay"):
-                if k in g:
-                    f[k] = 1.0 if g[k] != 0 else 0.0
-            out.append(f)
-        return out
+        return [structural_options(g) for g in self.groups]
 
     def _make_graph(self, frozen: list[dict[str, Any]]) -> Callable[..., tuple[Tensor, ...]]:
         """Forward, loss, gradients, norm, clipping, update: the function that is compiled.
@@ -360,9 +350,7 @@ class FlatStep:
     def _others(self) -> dict[str, Tensor]:
         """Frozen parameters and buffers by name (cached: read once per compile key)."""
         if self._others_cache is None:
-            self._others_cache = {
-                **{n: p for n, p in self.wrapper.named_parameters() if not p.requires_grad},
-                **dict(self.wrapper.named_buffers())}
+            self._others_cache = non_trainable(self.wrapper)
         return self._others_cache
 
     # ------------------------------------------------------------------ the step
