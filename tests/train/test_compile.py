@@ -78,3 +78,34 @@ def test_compiled_flat_step_leaves_flat_mode_when_a_callback_freezes_a_layer(blo
     torch.testing.assert_close(model[0].weight, cb.frozen, rtol=0, atol=0)
     ptrs = [p.untyped_storage().data_ptr() for p in model.parameters()]
     assert len(set(ptrs)) == len(ptrs)
+
+
+@pytest.mark.slow
+def test_compiled_step_retraces_when_a_callback_changes_the_model(blobs):
+    """A callback puts batch norm in inference mode mid-epoch: from then on its running
+    statistics stay fixed in the compiled run as in the eager one (the traced step is rebuilt
+    for the new module state instead of replaying the training-mode graph)."""
+    from steadygrad.train.callbacks import Callback
+
+    class FreezeNorm(Callback):
+        def __init__(self, model):
+            self.model, self.frozen = model, None
+
+        def on_batch_end(self, step, logs=None):
+            if step == 4:
+                self.model[1].eval()
+                self.frozen = self.model[1].running_mean.clone()
+
+    results = []
+    for compile in (False, True):
+        x, y = blobs
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 16, bias=False), nn.BatchNorm1d(16), nn.ELU(),
+                              nn.Linear(16, 3))
+        cb = FreezeNorm(model)
+        fit(model, (x, y), epochs=1, batch_size=10, seed=0, verbose=0, compile=compile,
+            optimizer="adam", monitor=False, callbacks=[cb])
+        torch.testing.assert_close(model[1].running_mean, cb.frozen, rtol=0, atol=0)
+        results.append(model)
+    for a, b in zip(*(m.state_dict().values() for m in results), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -3,8 +3,9 @@
 Oracle: ``torch.optim`` stepping the same model on the same batches through autograd (the flat
 rules reproduce torch's formulas; only float rounding may differ), and
 :class:`~steadygrad.optim.clipping.GradientClipper` for the clipping options. The flat step runs
-uncompiled here (``compile=False``: the same traced function, run eagerly); the compiled path
-is compared with the eager trainer in ``test_compile.py`` (slow).
+uncompiled here (``compile=False``: the same traced function, run eagerly); the compiled
+(traced) path is compared with it in the slow tests at the end, and with the eager trainer in
+``test_compile.py`` (slow).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 
 from steadygrad.optim.clipping import GradientClipper
 from steadygrad.optim.flat_rules import rule_for
-from steadygrad.train.flat import FlatStep
+from steadygrad.train.flat import FlatStep, module_state
 
 F = nn.functional
 
@@ -189,3 +190,129 @@ def test_flat_step_waits_for_optimizer_state_and_declines_what_it_cannot_do() ->
                            torch.optim.SGD(partial[3].parameters(), lr=0.1)) is None
     assert rule_for(torch.optim.SGD(model.parameters(), lr=0.1, foreach=True)) is not None
     assert FlatStep.create(model, F.cross_entropy, torch.optim.LBFGS(model.parameters())) is None
+
+
+def test_module_state_sees_mode_scalar_attributes_hooks_and_replaced_tensors() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Dropout(0.5))
+    base = module_state(model)
+    changes = [
+        (lambda: model[1].eval(), lambda: model[1].train()),
+        (lambda: setattr(model[2], "p", 0.1), lambda: setattr(model[2], "p", 0.5)),
+        (lambda: setattr(model[1], "momentum", None), lambda: setattr(model[1], "momentum", 0.1)),
+    ]
+    for change, undo in changes:
+        change()
+        assert module_state(model) != base
+        undo()
+        assert module_state(model) == base
+    handle = model[0].register_forward_hook(lambda *a: None)
+    assert module_state(model) != base
+    handle.remove()
+    glob = nn.modules.module.register_module_forward_pre_hook(lambda *a: None)
+    assert module_state(model) != base
+    glob.remove()
+    assert module_state(model) == base
+    weight = model[0].weight
+    model[0].weight = nn.Parameter(weight.detach().clone())  # same values, another tensor
+    assert module_state(model) != base
+    model[0].weight = weight
+    model[1].running_mean = model[1].running_mean.clone()
+    assert module_state(model) != base
+
+
+def test_compile_key_reads_the_module_state_again_only_after_invalidate() -> None:
+    (_, model), (_, opt) = _pair(torch.optim.SGD, {"lr": 0.1})
+    flat = FlatStep.create(model, F.cross_entropy, opt, compile=False)
+    assert flat is not None and flat.engage()
+    x, y = _batches(1)[0]
+    key = flat.compile_key(x, y)
+    model[1].eval()
+    assert flat.compile_key(x, y) == key  # not re-read between invalidations (cheap per step)
+    flat.invalidate()
+    changed = flat.compile_key(x, y)
+    assert changed != key
+    assert flat.compile_key(x[:8], y[:8]) != changed  # another batch shape
+    flat(x, y, key=changed)  # the new key gets its own graph
+    assert len(flat._compiled) == 1 and changed in flat._compiled
+
+
+# ---------------------------------------------------------------------- compiled (slow)
+def _engaged(cls: type, kw: dict[str, Any], model: nn.Module, compile: bool,
+             **extra: Any) -> FlatStep:
+    opt = cls(model.parameters(), **kw)
+    x, y = _batches(1)[0]
+    _torch_step(model, opt, x, y)
+    flat = FlatStep.create(model, F.cross_entropy, opt, compile=compile, **extra)
+    assert flat is not None and flat.engage()
+    return flat
+
+
+@pytest.mark.slow
+def test_traced_step_matches_the_uncompiled_step_and_skips_non_finite() -> None:
+    ref, ours = _net(), _net()
+    kw = {"lr": 0.01, "eps": 1e-7, "momentum_decay": 1.0}
+    clip = GradientClipper(global_clipnorm=0.5)
+    flat_ref = _engaged(torch.optim.NAdam, kw, ref, False, clipper=clip)
+    flat = _engaged(torch.optim.NAdam, kw, ours, True, clipper=clip)
+    batches = _batches(5)
+    bad = batches[2][0].clone()
+    bad[0, 0] = float("inf")
+    batches.insert(3, (bad, batches[2][1]))
+    for x, y in batches:
+        a, b = flat_ref(x, y), flat(x, y)
+        assert a.ok == b.ok and (a.ok or b.loss != b.loss or b.loss == float("inf"))
+        if a.ok:
+            assert b.loss == pytest.approx(a.loss, rel=1e-5)
+            assert b.grad_norm == pytest.approx(a.grad_norm, rel=1e-5)
+    assert flat.fallback is None  # traced and compiled with Inductor, not torch.compile
+    for a, b in zip(ref.state_dict().values(), ours.state_dict().values(), strict=True):
+        # weights and BN statistics (the bad batch made the running statistics NaN in both,
+        # as in eager training: the forward updates them before the loss is known)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
+    torch.testing.assert_close(flat.state["exp_avg_sq"], flat_ref.state["exp_avg_sq"],
+                               rtol=1e-5, atol=1e-7)
+
+
+class _Branchy(nn.Module):
+    """A forward with data-dependent Python control flow (tracing on fake tensors fails)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lin(x)
+        return h * 2 if float(h.sum()) > 0 else h
+
+
+@pytest.mark.slow
+def test_untraceable_model_falls_back_to_torch_compile_with_the_same_result() -> None:
+    torch.manual_seed(0)
+    ref = _Branchy()
+    ours = _Branchy()
+    ours.load_state_dict(ref.state_dict())
+    flat_ref = _engaged(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, ref, False)
+    flat = _engaged(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, ours, True)
+    for x, y in _batches(4):
+        assert flat(x, y).loss == pytest.approx(flat_ref(x, y).loss, rel=1e-5)
+    assert flat.fallback is not None and "data" in flat.fallback.lower()
+    torch.testing.assert_close(ours.lin.weight, ref.lin.weight, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_traced_dropout_draws_new_masks_each_step_and_follows_the_seed() -> None:
+    def outputs(seed: int) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Dropout(0.5), nn.Linear(5, 3))
+        flat = _engaged(torch.optim.SGD, {"lr": 0.0}, model, True)  # lr 0: fixed weights
+        x, y = _batches(1)[0]
+        torch.manual_seed(seed)
+        outs = [flat(x, y).outputs for _ in range(3)]
+        assert flat.fallback is None
+        return outs
+
+    first, again, other = outputs(1), outputs(1), outputs(2)
+    assert not torch.equal(first[0], first[1])  # a new mask every step, not one baked in
+    for a, b in zip(first, again, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the seed decides the masks
+    assert not torch.equal(first[0], other[0])

@@ -123,6 +123,7 @@ class EpochRunner:
         skip = self.on_non_finite == "skip"
         batch_size, global_step = self.batch_size, trainer.global_step
         model.train()
+        step.invalidate()  # callbacks and validation ran since the last step
         start_time, compile_before = time.perf_counter(), self.compile_timer[0]
         part, self.partial = self.partial, None
         if part is not None:
@@ -156,6 +157,7 @@ class EpochRunner:
             size = xb.shape[0]
             if want_begin:
                 cbs.dispatch("on_batch_begin", global_step, {"size": size})
+                step.invalidate()
             r = step(xb, yb, global_step, begin == 0 or global_step % GRAD_NORM_EVERY == 0)
             if not r.ok:
                 if not skip:
@@ -172,6 +174,7 @@ class EpochRunner:
                 if want_end:
                     cbs.dispatch("on_batch_end", global_step - 1,
                                  {"loss": r.loss, "size": size, "skipped": True})
+                    step.invalidate()
                 if trainer.stop_training:
                     break
                 continue
@@ -201,6 +204,7 @@ class EpochRunner:
             if after:
                 if want_end:
                     cbs.dispatch("on_batch_end", global_step - 1, {"loss": r.loss, "size": size})
+                    step.invalidate()
                 if (every is not None and global_step % every == 0
                         and begin + batch_size < n_used):  # the epoch's end saves anyway
                     self._save_partial(shuffle_state, {

@@ -131,22 +131,31 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, schedule: Schedule, step
 
 class TrainStep:
     """The step function :func:`build_step` returns: ``step(x, y, t, measure=False)``, plus
-    :meth:`release`, which ends the run's use of shared storage (compiled flat mode).
+    :meth:`release`, which ends the run's use of shared storage (compiled flat mode), and
+    :meth:`invalidate`, which the trainer calls when code outside the step (a callback,
+    validation) may have changed the model, so that a traced step checks it before its next
+    use.
 
     >>> step = TrainStep(lambda x, y, t, measure=False: t, lambda: None)
-    >>> step(None, None, 3), step.release()
-    (3, None)
+    >>> step(None, None, 3), step.release(), step.invalidate()
+    (3, None, None)
     """
 
-    __slots__ = ("_fn", "release")
+    __slots__ = ("_fn", "invalidate", "release")
 
-    def __init__(self, fn: Callable[..., StepResult], release: Callable[[], None]) -> None:
+    def __init__(self, fn: Callable[..., StepResult], release: Callable[[], None],
+                 invalidate: Callable[[], None] | None = None) -> None:
         self._fn = fn
         self.release = release
+        self.invalidate = invalidate if invalidate is not None else _nothing
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, t: int,
                  measure: bool = False) -> StepResult:
         return self._fn(x, y, t, measure)
+
+
+def _nothing() -> None:
+    return None
 
 
 def build_step(
@@ -243,7 +252,7 @@ def build_step(
 
     def flat_step(x: torch.Tensor, y: torch.Tensor, t: int, measure: bool) -> StepResult:
         assert flat is not None
-        key = flat.compile_key(x)
+        key = flat.compile_key(x, y)
         first = key not in seen
         if first:
             seen.add(key)
@@ -277,6 +286,7 @@ def build_step(
             if not eager and (flat.engaged or flat.engage()):
                 return flat_step(x, y, t, measure)
             eager = True  # a monitored step, or the first (the optimizer has no state yet)
+            flat.invalidate()  # its hooks come and go around this step
         fwd, clp, upd = (forward_loss, clip, update) if eager else (c_forward, c_clip, c_update)
         if flat is not None and flat.engaged:
             upd = flat_update  # the optimizer's state lives in the flat buffers
@@ -325,4 +335,8 @@ def build_step(
         if flat is not None:
             flat.release()
 
-    return TrainStep(step, release)
+    def invalidate() -> None:
+        if flat is not None:
+            flat.invalidate()
+
+    return TrainStep(step, release, invalidate)
