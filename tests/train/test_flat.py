@@ -19,7 +19,7 @@ from torch import nn
 
 from steadygrad.optim.clipping import GradientClipper
 from steadygrad.optim.flat_rules import rule_for
-from steadygrad.train.flat import FlatStep, module_state
+from steadygrad.train.flat import PER_TENSOR_MIN, FlatStep, module_state
 
 F = nn.functional
 
@@ -90,14 +90,19 @@ def _close_state(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> None:
 
 @pytest.mark.parametrize(("cls", "kw"), CONFIGS, ids=lambda v: getattr(v, "__name__", str(v)))
 @pytest.mark.parametrize("groups", [False, True], ids=["one-group", "two-groups"])
-def test_flat_step_follows_torch_optimizer(cls: type, kw: dict[str, Any], groups: bool) -> None:
+@pytest.mark.parametrize("per_tensor_min", [PER_TENSOR_MIN, 20], ids=["concat", "per-tensor"])
+def test_flat_step_follows_torch_optimizer(cls: type, kw: dict[str, Any], groups: bool,
+                                           per_tensor_min: int) -> None:
     (ref, ours), (opt_ref, opt_ours) = _pair(cls, kw, groups)
     batches = _batches()
     x0, y0 = batches[0]
     _torch_step(ref, opt_ref, x0, y0)
     _torch_step(ours, opt_ours, x0, y0)  # torch creates the optimizer state
-    flat = FlatStep.create(ours, F.cross_entropy, opt_ours, compile=False)
+    flat = FlatStep.create(ours, F.cross_entropy, opt_ours, compile=False,
+                           per_tensor_min=per_tensor_min)
     assert flat is not None and flat.engage()
+    # per-tensor: the two weights (40 and 24 elements) get segments of their own
+    assert len(flat.segments) == (len(opt_ours.param_groups) if per_tensor_min > 40 else 3)
     for x, y in batches[1:]:
         expected = _torch_step(ref, opt_ref, x, y)
         r = flat(x, y, measure=True)
@@ -253,7 +258,8 @@ def test_traced_step_matches_the_uncompiled_step_and_skips_non_finite() -> None:
     kw = {"lr": 0.01, "eps": 1e-7, "momentum_decay": 1.0}
     clip = GradientClipper(global_clipnorm=0.5)
     flat_ref = _engaged(torch.optim.NAdam, kw, ref, False, clipper=clip)
-    flat = _engaged(torch.optim.NAdam, kw, ours, True, clipper=clip)
+    flat = _engaged(torch.optim.NAdam, kw, ours, True, clipper=clip, per_tensor_min=30)
+    assert [len(seg.members) for seg in flat.segments] == [4, 1]  # 40-weight on its own
     batches = _batches(5)
     bad = batches[2][0].clone()
     bad[0, 0] = float("inf")
@@ -269,8 +275,7 @@ def test_traced_step_matches_the_uncompiled_step_and_skips_non_finite() -> None:
         # weights and BN statistics (the bad batch made the running statistics NaN in both,
         # as in eager training: the forward updates them before the loss is known)
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
-    torch.testing.assert_close(flat.state["exp_avg_sq"], flat_ref.state["exp_avg_sq"],
-                               rtol=1e-5, atol=1e-7)
+    _close_state(flat_ref.optimizer, flat.optimizer)  # per parameter (the layouts differ)
 
 
 class _Branchy(nn.Module):
