@@ -120,12 +120,15 @@ def fit(
         on_non_finite: ``"stop"`` (end training, ``history.stopped_reason`` names the step and
             the first faulty layer), ``"skip"`` (skip that optimizer step, count it in
             ``skipped_steps``) or ``"raise"`` (raise :class:`NonFiniteError`).
-        compile: ``torch.compile`` the step; compile time goes to ``history.compile_seconds``.
+        compile: compile the step; compile time goes to ``history.compile_seconds``.
             With a built-in optimizer the whole step (loss, gradients, clipping, update) is
-            one compiled graph on flat parameter/state buffers (``steadygrad.train.flat``;
-            parameters are views of one buffer during ``fit`` and get their own storage back
-            at the end); otherwise loss and gradients are one compiled graph
-            (``steadygrad.train.compiled``) and the update another. Each
+            one graph on flat parameter/state buffers (``steadygrad.train.flat``; parameters
+            are views of one buffer during ``fit`` and get their own storage back at the
+            end), traced once per batch shape and model state and compiled with Inductor
+            (as with ``jax.jit``, Python side effects in ``forward`` happen when it is
+            traced; a model the tracer rejects gets ``torch.compile``); otherwise loss and
+            gradients are one ``torch.compile``-d graph (``steadygrad.train.compiled``) and
+            the update another. Each
             compiled run starts with ``torch._dynamo.reset()`` (else after ~8 runs in one
             process Dynamo's recompile limit silently leaves the step uncompiled), and on CPU
             flushes denormal floats to zero for its duration (``torch.set_flush_denormal``,
