@@ -217,3 +217,19 @@ def test_clipper_is_active_only_when_configured() -> None:
     assert not GradientClipper().active
     assert GradientClipper(clipvalue=1).active
     assert GradientClipper(clipvalue=1).clipvalue == 1.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(gradient_lists, thresholds,
+       st.sampled_from(["none", "clipvalue", "clipnorm", "global_clipnorm"]))
+def test_pure_clipped_matches_the_in_place_clipper(grads, threshold, option) -> None:
+    """``GradientClipper.clipped`` (traced into the compiled step) gives the same gradients and
+    pre-clip norm as the in-place clipper the eager step uses."""
+    clipper = GradientClipper(**({} if option == "none" else {option: threshold}))
+    grads = [*grads, torch.zeros(2, dtype=torch.float64)]  # a zero gradient: scale capped at 1
+    params = _params(grads)
+    norm = clipper(params)
+    out, pure_norm = clipper.clipped([g.clone() for g in grads])
+    torch.testing.assert_close(pure_norm, norm)
+    for p, g in zip(params, out, strict=True):
+        torch.testing.assert_close(g, _g(p))

@@ -250,6 +250,29 @@ class GradientClipper:
         """
         return any(v is not None for v in (self.clipvalue, self.clipnorm, self.global_clipnorm))
 
+    def clipped(self, grads: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The clipped gradients as new tensors and the pre-clip global norm: the same
+        formulas as :meth:`__call__`, without in-place writes, for code that is traced into a
+        graph (the compiled training step). Per-tensor sums of squares instead of
+        ``_foreach_norm`` let Inductor fuse the reductions.
+
+        >>> g = [torch.tensor([3.0, 4.0]), torch.tensor([12.0])]
+        >>> out, norm = GradientClipper(clipnorm=5.0).clipped(g)
+        >>> float(norm), [t.tolist() for t in out]
+        (13.0, [[3.0, 4.0], [5.0]])
+        """
+        squares = [(g * g).sum() for g in grads]
+        norm = torch.stack(squares).sum().sqrt()
+        if self.global_clipnorm is not None:  # clip_grad_norm_: max / (norm + 1e-6), at most 1
+            scale = torch.clamp(self.global_clipnorm / (norm + 1e-6), max=1.0)
+            return [g * scale for g in grads], norm
+        if self.clipnorm is not None:  # each tensor: min(1, clipnorm / ||g||)
+            return [g * torch.clamp(self.clipnorm / sq.sqrt(), max=1.0)
+                    for g, sq in zip(grads, squares, strict=True)], norm
+        if self.clipvalue is not None:
+            return [g.clamp(-self.clipvalue, self.clipvalue) for g in grads], norm
+        return list(grads), norm
+
     @torch.no_grad()
     def __call__(self, params: Params) -> torch.Tensor:
         """Clip ``p.grad`` of ``params`` in place; return the pre-clip global norm (0-dim)."""

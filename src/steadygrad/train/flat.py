@@ -105,19 +105,11 @@ class FlatResult:
 
 
 def _clip(grads: list[Tensor], clipper: GradientClipper | None) -> tuple[list[Tensor], Tensor]:
-    """Pre-clip global norm and the clipped gradients (Keras semantics, as GradientClipper)."""
-    squares = [(g * g).sum() for g in grads]  # reductions Inductor fuses (foreach_norm: not)
-    norm = torch.stack(squares).sum().sqrt()
-    if clipper is None or not clipper.active:
-        return grads, norm
-    if clipper.global_clipnorm is not None:  # clip_grad_norm_: max / (norm + 1e-6), at most 1
-        scale = torch.clamp(clipper.global_clipnorm / (norm + 1e-6), max=1.0)
-        return [g * scale for g in grads], norm
-    if clipper.clipnorm is not None:  # each tensor: min(1, clipnorm / ||g||)
-        return [g * torch.clamp(clipper.clipnorm / sq.sqrt(), max=1.0)
-                for g, sq in zip(grads, squares, strict=True)], norm
-    v = float(clipper.clipvalue or 0.0)
-    return [g.clamp(-v, v) for g in grads], norm
+    """Pre-clip global norm and the clipped gradients (:meth:`GradientClipper.clipped`)."""
+    return (clipper if clipper is not None else _MEASURE).clipped(grads)
+
+
+_MEASURE = GradientClipper()
 
 
 PER_TENSOR_MIN = 16384
