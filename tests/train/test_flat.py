@@ -19,7 +19,8 @@ from torch import nn
 
 from steadygrad.optim.clipping import GradientClipper
 from steadygrad.optim.flat_rules import rule_for
-from steadygrad.train.flat import PER_TENSOR_MIN, FlatStep, module_state
+from steadygrad.train.flat import PER_TENSOR_MIN, FlatStep
+from steadygrad.train.trace import module_state
 
 F = nn.functional
 

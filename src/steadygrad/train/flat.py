@@ -24,22 +24,12 @@ thread): the previous two-region step spent 2.2 ms per step in its gradient grap
 in the compiled ``optimizer.step()``; the flat Nadam update took 0.39 ms. Whole-epoch numbers
 against the hand-written loop and Keras are in ``docs/benchmarks.md`` ("Trainer speed").
 
-How it is compiled: the step function is traced once per compile key with ``make_fx`` on fake
-tensors (no computation, no mutation) and the graph is compiled by Inductor
-(``torch._inductor.compile``; on CPU with the C++ wrapper); the compiled function is then
-called with tensors only. ``torch.compile`` would run Dynamo's guards on every call (over
-3,000 checks of the module tree for the 20-layer benchmark net); measured in one session on
-the issue-3 nets, that cost 0.11 ms of a 0.9 ms step (shallow MLP) and 0.56 ms of a 2.6 ms
-step (deep BN net), and the traced call was 15-24% faster per step with bit-identical weights.
-What the guards would check, the trainer checks instead: the compile key holds the batch
-shapes and dtypes, the structural optimizer options and :func:`module_state` (modes, scalar
-attributes, hooks, parameter and buffer identity of every module), which is read again after
-:meth:`FlatStep.invalidate`; the trainer invalidates at every epoch, after every batch
-callback it dispatches and around eager (monitored) steps, i.e. whenever code outside the
-step can have changed the model. As with ``jax.jit``, Python side effects inside ``forward``
-run when the step is traced, not on every step. A model the tracer cannot handle (Python
-control flow on tensor values, for instance) is compiled with ``torch.compile`` instead, with
-its guards (:attr:`FlatStep.fallback` says why).
+How it is compiled: once per compile key (batch shapes and dtypes, structural optimizer
+options, :func:`~steadygrad.train.trace.module_state`) the step function is traced and compiled
+without Dynamo (:func:`steadygrad.train.trace.trace_and_compile`); :meth:`FlatStep.invalidate`
+makes the next step read the model's state again. A model the tracer cannot handle (Python
+control flow on tensor values, for instance) is compiled with ``torch.compile`` instead
+(:attr:`FlatStep.fallback` says why).
 
 Semantics kept from the eager step: a non-finite loss or gradient norm leaves weights and
 optimizer state untouched (the graph selects the old values) and the step reports
@@ -85,8 +75,9 @@ from steadygrad.optim.clipping import GradientClipper
 from steadygrad.optim.flat_rules import FlatRule, rule_for, structural_options, structure
 from steadygrad.optim.update import needs_wrapper
 from steadygrad.train.compiled import _Forward, non_trainable
+from steadygrad.train.trace import module_state, trace_and_compile
 
-__all__ = ["PER_TENSOR_MIN", "FlatResult", "FlatStep", "Segment", "apply_update", "module_state"]
+__all__ = ["PER_TENSOR_MIN", "FlatResult", "FlatStep", "Segment", "apply_update", "segment_grads"]
 
 Tensor = torch.Tensor
 
@@ -137,6 +128,18 @@ class Segment:
     members: tuple[int, ...]
 
 
+def segment_grads(segments: list[Segment], grads: list[Tensor]) -> list[Tensor]:
+    """Each segment's 1-D gradient: a large parameter's own (flattened), the concatenation of
+    the small ones'.
+
+    >>> segment_grads([Segment(0, 0, 3, (0, 1)), Segment(0, 3, 7, (2,))],
+    ...               [torch.ones(1), torch.zeros(2), torch.ones(2, 2)])
+    [tensor([1., 0., 0.]), tensor([1., 1., 1., 1.])]
+    """
+    return [grads[seg.members[0]].reshape(-1) if len(seg.members) == 1 else
+            torch.cat([grads[j].reshape(-1) for j in seg.members]) for seg in segments]
+
+
 def apply_update(rule: FlatRule, groups: list[dict[str, Any]], segments: list[Segment],
                  params: list[Tensor], grads: list[Tensor], state: list[dict[str, Tensor]],
                  scalars: list[dict[str, Tensor]], coef: Tensor, ok: Tensor | None) -> None:
@@ -173,40 +176,6 @@ def apply_update(rule: FlatRule, groups: list[dict[str, Any]], segments: list[Se
             dst = scalars[r][k]
             v = coef[r, nc + j].to(dst.dtype)
             dst.copy_(v if ok is None else torch.where(ok, v, dst))
-
-
-_SCALARS = (bool, int, float, str, type(None), tuple)
-_GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
-                 "_global_backward_pre_hooks", "_global_forward_hooks_always_called")
-
-
-def module_state(model: nn.Module) -> tuple[Any, ...]:
-    """What a traced step depends on besides tensor values: for every module its class, mode,
-    scalar attributes (``p`` of dropout, ``negative_slope``, ...), hook counts and the identity
-    of its parameters and buffers; plus the counts of torch's global module hooks.
-
-    The traced step bakes these in (as ``jax.jit`` does); a different value means a new trace.
-
-    >>> m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
-    >>> before = module_state(m)
-    >>> m[1].p = 0.2; module_state(m) == before
-    False
-    >>> m[1].p = 0.5; module_state(m) == before
-    True
-    >>> m.eval(); module_state(m) == before  # doctest: +ELLIPSIS
-    Sequential(...)
-    False
-    """
-    from torch.nn.modules import module as torch_module
-
-    rows: list[Any] = [len(getattr(torch_module, name, ())) for name in _GLOBAL_HOOKS]
-    for m in model.modules():
-        d = m.__dict__
-        rows.append((type(m), tuple([(k, v) for k, v in d.items() if v.__class__ in _SCALARS]),
-                     len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks),
-                     len(m._backward_pre_hooks), tuple(map(id, m._parameters.values())),
-                     tuple(map(id, m._buffers.values()))))
-    return tuple(rows)
 
 
 class FlatStep:
@@ -260,7 +229,7 @@ class FlatStep:
         self._module_state: tuple[Any, ...] = ()
         self.fallback: str | None = None
         """Why the last compilation used ``torch.compile`` instead of the trace, or None."""
-        # torch.compile options. On CPU the graph's wrapper is generated as C++ instead of
+        # Inductor options. On CPU the graph's wrapper is generated as C++ instead of
         # Python (``cpp_wrapper``): per step it calls ~100 kernels, and interleaved runs of the
         # deep benchmark net measured 2.0 vs 2.6 ms CPU per step (median of 8 x 400 steps).
         cpu = self.plist[0].device.type == "cpu"
@@ -427,9 +396,7 @@ class FlatStep:
 
             grads, (total, aux) = grad_and_value(loss_of, has_aux=True)(views, others)
             glist, norm = _clip([grads[n] for n in names], clipper)
-            seg_grads = [glist[seg.members[0]].reshape(-1) if len(seg.members) == 1 else
-                         torch.cat([glist[j].reshape(-1) for j in seg.members])
-                         for seg in segments]
+            seg_grads = segment_grads(segments, glist)
             ok = torch.isfinite(total) & torch.isfinite(norm) if sync else None
             apply_update(rule, frozen, segments, params, seg_grads, state, scalars, coef, ok)
             return (aux[0].detach(), aux[1].detach(), aux[2].detach(), total.detach(),
@@ -489,38 +456,16 @@ class FlatStep:
         norm)``, traced and compiled (or the plain graph with ``compile=False``)."""
         self._others_cache = None  # buffers may have been replaced since
         graph = self._make_graph(self._frozen())
-        others, params, state, scalars = (
-            self._others(), self._seg_params, self._seg_state, self.scalars)
-        if not self.compile:
-            return lambda x, y, c: graph(x, y, c, others, params, state, scalars)
+        tree = (self._others(), self._seg_params, self._seg_state, self.scalars)
         try:
-            return self._trace(graph, x, y, coef)
+            fn = trace_and_compile(graph, (x, y, coef), tree, self.options, compile=self.compile)
+            self.fallback = None
+            return fn
         except Exception as exc:  # a construct the tracer does not support
             first = str(exc).splitlines()[0] if str(exc) else ""
             self.fallback = f"{type(exc).__name__}: {first}"
         compiled = torch.compile(graph, options=self.options)
-        return lambda x, y, c: compiled(x, y, c, others, params, state, scalars)
-
-    def _trace(self, graph: Callable[..., tuple[Tensor, ...]], x: Tensor, y: Tensor,
-               coef: Tensor) -> Callable[[Tensor, Tensor, Tensor], tuple[Tensor, ...]]:
-        """Trace ``graph`` once on fake tensors (``make_fx``) and compile the graph with
-        Inductor; the result is called with tensors only, without Dynamo's per-call guards
-        (the trainer checks what they would: :meth:`compile_key`)."""
-        import torch._inductor
-        from torch.fx.experimental.proxy_tensor import make_fx
-        from torch.utils import _pytree as pytree
-
-        tensors, spec = pytree.tree_flatten(
-            (self._others(), self._seg_params, self._seg_state, self.scalars))
-
-        def flat_graph(x: Tensor, y: Tensor, coef: Tensor, *leaves: Tensor,
-                       ) -> tuple[Tensor, ...]:
-            return graph(x, y, coef, *pytree.tree_unflatten(list(leaves), spec))
-
-        gm = make_fx(flat_graph, tracing_mode="fake")(x, y, coef, *tensors)
-        compiled = torch._inductor.compile(gm, [x, y, coef, *tensors], options=self.options)
-        self.fallback = None
-        return lambda x, y, c: compiled(x, y, c, *tensors)
+        return lambda x, y, c: compiled(x, y, c, *tree)
 
     def _advance(self, news: list[dict[str, float]]) -> None:
         for host, new in zip(self.host, news, strict=True):
@@ -531,10 +476,8 @@ class FlatStep:
         autograd (a monitored step). A missing gradient counts as zero."""
         rows, news = self._coefficients()
         with torch.no_grad():
-            grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                     for p in self.plist]
-            seg_grads = [grads[seg.members[0]] if len(seg.members) == 1 else
-                         torch.cat([grads[j] for j in seg.members]) for seg in self.segments]
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.plist]
+            seg_grads = segment_grads(self.segments, grads)
             coef = torch.tensor(rows, dtype=self.params.dtype).to(self.params.device)
             apply_update(self.rule, self._frozen(), self.segments, self._seg_params, seg_grads,
                          self._seg_state, self.scalars, coef, None)
