@@ -20,7 +20,6 @@ from torch import nn
 from steadygrad.optim.clipping import GradientClipper
 from steadygrad.optim.flat_rules import rule_for
 from steadygrad.train.flat import PER_TENSOR_MIN, FlatStep
-from steadygrad.train.trace import module_state
 
 F = nn.functional
 
@@ -196,34 +195,6 @@ def test_flat_step_waits_for_optimizer_state_and_declines_what_it_cannot_do() ->
                            torch.optim.SGD(partial[3].parameters(), lr=0.1)) is None
     assert rule_for(torch.optim.SGD(model.parameters(), lr=0.1, foreach=True)) is not None
     assert FlatStep.create(model, F.cross_entropy, torch.optim.LBFGS(model.parameters())) is None
-
-
-def test_module_state_sees_mode_scalar_attributes_hooks_and_replaced_tensors() -> None:
-    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Dropout(0.5))
-    base = module_state(model)
-    changes = [
-        (lambda: model[1].eval(), lambda: model[1].train()),
-        (lambda: setattr(model[2], "p", 0.1), lambda: setattr(model[2], "p", 0.5)),
-        (lambda: setattr(model[1], "momentum", None), lambda: setattr(model[1], "momentum", 0.1)),
-    ]
-    for change, undo in changes:
-        change()
-        assert module_state(model) != base
-        undo()
-        assert module_state(model) == base
-    handle = model[0].register_forward_hook(lambda *a: None)
-    assert module_state(model) != base
-    handle.remove()
-    glob = nn.modules.module.register_module_forward_pre_hook(lambda *a: None)
-    assert module_state(model) != base
-    glob.remove()
-    assert module_state(model) == base
-    weight = model[0].weight
-    model[0].weight = nn.Parameter(weight.detach().clone())  # same values, another tensor
-    assert module_state(model) != base
-    model[0].weight = weight
-    model[1].running_mean = model[1].running_mean.clone()
-    assert module_state(model) != base
 
 
 def test_compile_key_reads_the_module_state_again_only_after_invalidate() -> None:

@@ -79,13 +79,14 @@ def module_state(model: nn.Module) -> tuple[Any, ...]:
 
 
 def trace_and_compile(fn: Callable[..., tuple[Tensor, ...]], args: tuple[Tensor, ...],
-                      tree: Any, options: dict[str, Any] | None, *, compile: bool = True,
-                      ) -> Callable[..., tuple[Tensor, ...]]:
-    """``fn(*args, *tree)`` as a function of ``args`` alone: ``tree`` (a pytree of tensors the
-    step reads and updates in place: weights, optimizer state, buffers) is bound.
+                      bound: tuple[Any, ...], options: dict[str, Any] | None, *,
+                      compile: bool = True) -> Callable[..., tuple[Tensor, ...]]:
+    """``fn(*args, *bound)`` as a function of ``args`` alone: ``bound`` holds the further
+    arguments (pytrees of tensors the step reads and updates in place: weights, optimizer
+    state, buffers), bound to these very tensors.
 
     ``fn`` is traced once with ``make_fx`` on fake tensors (no computation, no mutation of
-    ``tree``; raises on what the tracer cannot handle, e.g. Python branching on tensor values)
+    ``bound``; raises on what the tracer cannot handle, e.g. Python branching on tensor values)
     and the graph is compiled with ``torch._inductor.compile`` (``options``: Inductor config,
     e.g. ``{"cpp_wrapper": True}``). The result must be called with tensors shaped like
     ``args``; it checks nothing (the caller keys its cache on what could change the trace).
@@ -93,13 +94,14 @@ def trace_and_compile(fn: Callable[..., tuple[Tensor, ...]], args: tuple[Tensor,
     """
     from torch.utils import _pytree as pytree
 
-    leaves, spec = pytree.tree_flatten(tree)
-    n = len(args)
     if not compile:
-        return lambda *a: fn(*a, *tree)
+        return lambda *a: fn(*a, *bound)
 
     import torch._inductor
     from torch.fx.experimental.proxy_tensor import make_fx
+
+    leaves, spec = pytree.tree_flatten(bound)
+    n = len(args)
 
     def flat(*tensors: Tensor) -> tuple[Tensor, ...]:
         return fn(*tensors[:n], *pytree.tree_unflatten(list(tensors[n:]), spec))
