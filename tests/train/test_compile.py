@@ -109,3 +109,23 @@ def test_compiled_step_retraces_when_a_callback_changes_the_model(blobs):
         results.append(model)
     for a, b in zip(*(m.state_dict().values() for m in results), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_resume_is_bit_identical_to_one_run(blobs, tmp_path):
+    """Issue 3's resume property in compiled mode: 4 epochs in one go equal 2 epochs, a new
+    process-like start from the checkpoint, and 2 more (flat buffers are rebuilt on resume)."""
+    x, y = blobs
+
+    def run(epochs, **kw):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ELU(), nn.Linear(16, 3))
+        fit(model, (x, y), epochs=epochs, batch_size=10, seed=0, verbose=0, compile=True,
+            optimizer="nadam", monitor=False, **kw)
+        return model
+
+    whole = run(4)
+    run(2, checkpoint_dir=tmp_path)
+    resumed = run(4, checkpoint_dir=tmp_path, resume=True)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
