@@ -19,7 +19,8 @@ from torch import nn
 
 from steadygrad.optim.clipping import GradientClipper
 from steadygrad.optim.flat_rules import rule_for
-from steadygrad.train.flat import PER_TENSOR_MIN, FlatStep
+from steadygrad.train.flat import FlatStep
+from steadygrad.train.segments import PER_TENSOR_MIN
 
 F = nn.functional
 

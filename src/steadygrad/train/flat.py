@@ -10,9 +10,10 @@ checkpoints and callbacks see the same weights) and every per-element optimizer 
     loss (+ penalty) and gradients   torch.func.grad_and_value over functional_call
     pre-clip global norm, clipping   on the gradient tensors
     finiteness                       ok = isfinite(total loss) and isfinite(norm)
-    the optimizer update             elementwise per :class:`Segment`; written only if ok
+    the optimizer update             elementwise per segment; written only if ok
 
-A segment is either one large parameter (:data:`PER_TENSOR_MIN` elements or more), updated
+A segment (:mod:`steadygrad.train.segments`) is either one large parameter
+(:data:`~steadygrad.train.segments.PER_TENSOR_MIN` elements or more), updated
 straight from its gradient, or all the small parameters of an optimizer group, updated in one
 kernel over their concatenated gradients.
 
@@ -75,9 +76,15 @@ from steadygrad.optim.clipping import GradientClipper
 from steadygrad.optim.flat_rules import FlatRule, rule_for, structural_options, structure
 from steadygrad.optim.update import needs_wrapper
 from steadygrad.train.compiled import _Forward, non_trainable
+from steadygrad.train.segments import (
+    PER_TENSOR_MIN,
+    apply_update,
+    plan_segments,
+    segment_grads,
+)
 from steadygrad.train.trace import module_state, trace_and_compile
 
-__all__ = ["PER_TENSOR_MIN", "FlatResult", "FlatStep", "Segment", "apply_update", "segment_grads"]
+__all__ = ["FlatResult", "FlatStep"]
 
 Tensor = torch.Tensor
 
@@ -95,89 +102,6 @@ class FlatResult:
     ok: bool
 
 
-def _clip(grads: list[Tensor], clipper: GradientClipper | None) -> tuple[list[Tensor], Tensor]:
-    """Pre-clip global norm and the clipped gradients (:meth:`GradientClipper.clipped`)."""
-    return (clipper if clipper is not None else _MEASURE).clipped(grads)
-
-
-_MEASURE = GradientClipper()
-
-
-PER_TENSOR_MIN = 16384
-"""A parameter with at least this many elements is updated by its own kernel, straight from its
-gradient; smaller ones share one update over their concatenated gradients. Measured in one
-session (compiled step, 1 thread, interleaved, median of 12 x 400 steps): on the shallow
-benchmark MLP (SGD) updating the 784x300 and 300x100 weights on their own instead of through
-the concatenation took the step from 0.92 to 0.84 ms; on the deep net (Nadam) giving the
-784x100 weight its own update changed nothing (2.26 vs 2.24 ms), and updating all 62 small
-tensors separately was about 4% slower than one update over their concatenation."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Parameters updated together: optimizer group ``group``, the flat slice
-    ``[start, stop)`` they occupy, their indices in the step's parameter list.
-
-    >>> Segment(0, 0, 12, (0, 1)).stop
-    12
-    """
-
-    group: int
-    start: int
-    stop: int
-    members: tuple[int, ...]
-
-
-def segment_grads(segments: list[Segment], grads: list[Tensor]) -> list[Tensor]:
-    """Each segment's 1-D gradient: a large parameter's own (flattened), the concatenation of
-    the small ones'.
-
-    >>> segment_grads([Segment(0, 0, 3, (0, 1)), Segment(0, 3, 7, (2,))],
-    ...               [torch.ones(1), torch.zeros(2), torch.ones(2, 2)])
-    [tensor([1., 0., 0.]), tensor([1., 1., 1., 1.])]
-    """
-    return [grads[seg.members[0]].reshape(-1) if len(seg.members) == 1 else
-            torch.cat([grads[j].reshape(-1) for j in seg.members]) for seg in segments]
-
-
-def apply_update(rule: FlatRule, groups: list[dict[str, Any]], segments: list[Segment],
-                 params: list[Tensor], grads: list[Tensor], state: list[dict[str, Tensor]],
-                 scalars: list[dict[str, Tensor]], coef: Tensor, ok: Tensor | None) -> None:
-    """Apply ``rule`` to every segment, in place.
-
-    ``params[i]``, ``grads[i]`` and ``state[i]`` are segment ``i``'s 1-D parameter slice,
-    gradient and per-element state slices. ``coef[r]`` holds group ``r``'s coefficients
-    followed by the new values of its scalar state; where ``ok`` is False (a 0-dim bool
-    tensor) every value keeps its old content. Each segment's slice is a separate tensor (a
-    graph input when compiled): an in-place write to a slice taken *inside* the graph was
-    functionalized into a scatter of the whole buffer (1.5-8x slower).
-
-    >>> from steadygrad.optim.flat_rules import rule_for
-    >>> p = torch.ones(3)
-    >>> opt = torch.optim.SGD([torch.nn.Parameter(p.clone())], lr=0.5)
-    >>> group, seg = dict(opt.param_groups[0]), Segment(0, 0, 3, (0,))
-    >>> coef = torch.tensor([rule_for(opt).coefficients(group, {}, 1)[0]])
-    >>> apply_update(rule_for(opt), [group], [seg], [p], [torch.ones(3)], [{}], [{}], coef, None)
-    >>> p.tolist()
-    [0.5, 0.5, 0.5]
-    >>> apply_update(rule_for(opt), [group], [seg], [p], [torch.ones(3)], [{}], [{}], coef,
-    ...              torch.tensor(False))
-    >>> p.tolist()  # not ok: unchanged
-    [0.5, 0.5, 0.5]
-    """
-    nc = coef.shape[1] - len(rule.scalars)
-    for seg, p, g, st in zip(segments, params, grads, state, strict=True):
-        new = rule.update(groups[seg.group], p, g, st, coef[seg.group, :nc])
-        for k, v in new.items():
-            dst = p if k == "param" else st[k]
-            dst.copy_(v if ok is None else torch.where(ok, v, dst))
-    for r in sorted({seg.group for seg in segments}):
-        for j, k in enumerate(rule.scalars):
-            dst = scalars[r][k]
-            v = coef[r, nc + j].to(dst.dtype)
-            dst.copy_(v if ok is None else torch.where(ok, v, dst))
-
-
 class FlatStep:
     """Training step on flat parameter/state buffers (module docstring). Build with
     :meth:`create`, which returns None when the run does not qualify."""
@@ -189,31 +113,12 @@ class FlatStep:
         self.model, self.loss_fn, self.optimizer, self.rule = model, loss_fn, optimizer, rule
         self.clipper, self.penalty, self.sync, self.compile = clipper, penalty, sync, compile
         self.groups = optimizer.param_groups
-        # within each group the small parameters first (one contiguous segment), then each
-        # large one (a segment of its own): see PER_TENSOR_MIN
-        self.plist: list[nn.Parameter] = []
-        for g in self.groups:
-            self.plist += [p for p in g["params"] if p.numel() < per_tensor_min]
-            self.plist += [p for p in g["params"] if p.numel() >= per_tensor_min]
+        order, self.spans, self.segments = plan_segments(
+            [[p.numel() for p in g["params"]] for g in self.groups], per_tensor_min)
+        self.plist: list[nn.Parameter] = [self.groups[r]["params"][k] for r, k in order]
         self.wrapper = _Forward(model, penalty)
         names = {id(p): n for n, p in self.wrapper.named_parameters()}
         self.names = [names[id(p)] for p in self.plist]
-        self.spans: list[tuple[int, int]] = []
-        a = 0
-        for p in self.plist:
-            self.spans.append((a, a + p.numel()))
-            a += p.numel()
-        self.segments: list[Segment] = []
-        i = 0
-        for r, g in enumerate(self.groups):
-            members = range(i, i + len(g["params"]))
-            small = [j for j in members if self.plist[j].numel() < per_tensor_min]
-            if small:
-                self.segments.append(Segment(r, self.spans[small[0]][0], self.spans[small[-1]][1],
-                                             tuple(small)))
-            self.segments += [Segment(r, *self.spans[j], (j,)) for j in members
-                              if self.plist[j].numel() >= per_tensor_min]
-            i += len(g["params"])
         self._seg_params: list[Tensor] = []
         self._seg_state: list[dict[str, Tensor]] = []
         self.engaged = False
@@ -371,11 +276,11 @@ class FlatStep:
     def _make_graph(self, frozen: list[dict[str, Any]]) -> Callable[..., tuple[Tensor, ...]]:
         """Forward, loss, gradients, norm, clipping, update: the function that is compiled.
         Tensors come in as arguments (the parameters and per-element state as one 1-D slice
-        per :class:`Segment`); everything else is a constant of the closure."""
+        per segment); everything else is a constant of the closure."""
         from torch.func import functional_call, grad_and_value
 
-        wrapper, loss_fn, rule, clipper, sync = (
-            self.wrapper, self.loss_fn, self.rule, self.clipper, self.sync)
+        wrapper, loss_fn, rule, sync = self.wrapper, self.loss_fn, self.rule, self.sync
+        clip = (self.clipper if self.clipper is not None else GradientClipper()).clipped
         segments, names = list(self.segments), list(self.names)
         layout = [(seg_i, names[j], a - seg.start, b - seg.start, tuple(self.plist[j].shape))
                   for seg_i, seg in enumerate(segments) for j in seg.members
@@ -395,7 +300,7 @@ class FlatStep:
                 return loss + pen, (out, loss, pen)
 
             grads, (total, aux) = grad_and_value(loss_of, has_aux=True)(views, others)
-            glist, norm = _clip([grads[n] for n in names], clipper)
+            glist, norm = clip([grads[n] for n in names])
             seg_grads = segment_grads(segments, glist)
             ok = torch.isfinite(total) & torch.isfinite(norm) if sync else None
             apply_update(rule, frozen, segments, params, seg_grads, state, scalars, coef, ok)
