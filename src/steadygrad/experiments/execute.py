@@ -293,6 +293,7 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
             summary.update(
                 final=history.last(), epochs_run=len(history),
                 seconds_per_epoch=sum(seconds) / len(seconds) if seconds else None,
+                step={k: history.params.get(k) for k in ("engine", "fallback", "threads")},
             )
         save_weights(model, run_dir / "weights.safetensors")
         summary["weights_sha256"] = hashlib.sha256(
