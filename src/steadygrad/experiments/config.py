@@ -238,6 +238,9 @@ class DiagnosticsConfig:
 
     enabled: bool = field(default=True, metadata=_m(ck.boolean))
     every: int = field(default=10, metadata=_m(ck.positive_int))
+    tensorboard: str | None = field(default=None, metadata=_m(ck.optional(ck.string)))
+    """Folder for TensorBoard event files (``fit(tensorboard=...)``); relative to the working
+    directory. None: no TensorBoard output."""
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,7 @@ def fit_arguments(config: RunConfig) -> dict[str, Any]:
         "monitor": d.every if d.enabled else None,
         "seed": t.seed,
         "on_non_finite": t.on_non_finite,
+        "tensorboard": d.tensorboard,
     }
 
 

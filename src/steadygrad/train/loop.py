@@ -88,6 +88,7 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     checkpoint_every: int | None = None,
+    tensorboard: str | Path | None = None,
 ) -> History:
     """Train ``model`` on ``data`` and return the per-epoch :class:`History`.
 
@@ -146,6 +147,9 @@ def fit(
         checkpoint_every: also checkpoint after every N-th optimizer step within an epoch
             (None: at epoch ends only). The checkpoint holds the epoch's shuffling state,
             position, global RNG state and partial sums, so a resume is bit-exact on CPU.
+        tensorboard: write TensorBoard event files to this folder: ``epoch/<name>`` per epoch
+            and the monitor's report at the end (tags in
+            :mod:`steadygrad.integrations.tensorboard`); needs ``steadygrad[tensorboard]``.
 
     Returns:
         The :class:`History`; ``history.stopped_reason`` says why training ended early.
@@ -180,6 +184,10 @@ def fit(
         raise ConfigError("resume", resume, "False without checkpoint_dir",
                           hint="pass checkpoint_dir=... to resume from")
     cb_list = resolve_callbacks(callbacks, early_stopping, verbose)
+    if tensorboard is not None:
+        from steadygrad.train.loggers import TensorBoard
+
+        cb_list.append(TensorBoard(tensorboard))
     mon = resolve_monitor(monitor, model)
     train = resolve_data(data, validation_data, loss)
     task = train.task
