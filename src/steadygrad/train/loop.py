@@ -76,6 +76,7 @@ def fit(
     loss: Any = None,
     metrics: Sequence[str | Metric] | None = None,
     schedule: Any = None,
+    schedule_unit: str | None = None,
     early_stopping: Any = None,
     callbacks: Sequence[Callback] = (),
     monitor: Any = DEFAULT_MONITOR,
@@ -111,6 +112,10 @@ def fit(
         schedule: None (constant), a schedule name, ``{"name": ..., **kw}``, a ``step -> lr``
             callable (set into every param group after each step) or a
             ``PerformanceScheduler`` (updated once per epoch with ``val_loss``, or ``loss``).
+        schedule_unit: what a callable ``schedule`` takes: ``"step"`` (default: the global
+            step, 0-based) or ``"epoch"`` (the 0-based epoch, as the chapter's Keras
+            ``LearningRateScheduler`` functions; every step of epoch ``e`` runs at ``fn(e)``).
+            A callable whose parameter is named ``epoch`` needs it spelled out.
         early_stopping: None, a dict of :class:`EarlyStopping` arguments or an instance.
         callbacks: further :class:`Callback` instances.
         monitor: on by default (True: one step in ``DEFAULT_EVERY`` sampled, within 5% of
@@ -221,7 +226,8 @@ def fit(
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     n_used = n - 1 if has_bn and n > 1 and n % batch_size == 1 else n
     steps_per_epoch = math.ceil(n_used / batch_size)
-    sched, plateau = resolve_schedule(schedule, opt, steps_per_epoch * epochs)
+    sched, plateau = resolve_schedule(schedule, opt, steps_per_epoch * epochs,
+                                      schedule_unit, steps_per_epoch)
     manager = CheckpointManager(checkpoint_dir) if checkpoint_dir is not None else None
     ckpt = None
     if manager is not None and manager.latest() is not None:
