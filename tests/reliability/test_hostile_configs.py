@@ -33,7 +33,7 @@ def _peak(fn: Any) -> tuple[BaseException | None, int]:
     try:
         fn()
         err: BaseException | None = None
-    except Exception as exc:  # noqa: BLE001 - the caller asserts the type
+    except Exception as exc:  # the caller asserts the type
         err = exc
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

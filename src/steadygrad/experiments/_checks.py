@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -260,7 +261,7 @@ def int_list(value: Any, path: str) -> tuple[int, ...]:
             raise ConfigError(f"{path}[{i}]", item, "an integer >= 1")
         if item > MAX_UNITS:
             raise ConfigError(f"{path}[{i}]", item, f"an integer in [1, {MAX_UNITS}]")
-    weights = sum(a * b for a, b in zip(value, value[1:]))
+    weights = sum(a * b for a, b in itertools.pairwise(value))
     if weights > MAX_HIDDEN_PARAMS:
         raise ConfigError(path, list(value), f"at most {MAX_HIDDEN_PARAMS} parameters between "
                           f"hidden layers (these layers need {weights})",
