@@ -78,7 +78,8 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise DataError(f"{p}: corrupt gzip data ({exc}); fix: download it again") from exc
 
 
-def _read_stream(p: Path, stream: IO[bytes], limit: int | None, size: int) -> np.ndarray:
+def _read_stream(p: Path, stream: IO[bytes] | gzip.GzipFile, limit: int | None,
+                 size: int) -> np.ndarray:
     """Header first, then exactly the bytes it announces (a ``.gz`` is never fully inflated
     before its header's size has been checked against ``limit``)."""
     magic = stream.read(4)
