@@ -190,7 +190,7 @@ class EarlyStoppingConfig:
         'val_loss'
     """
 
-    monitor: str = field(default="val_loss", metadata=_m(ck.string))
+    monitor: str = field(default="val_loss", metadata=_m(_names.monitor))
     min_delta: float = field(default=0.0, metadata=_m(ck.non_negative_float))
     patience: int = field(default=0, metadata=_m(ck.integer(0)))
     mode: str = field(default="auto", metadata=_m(ck.choice("auto", "min", "max")))

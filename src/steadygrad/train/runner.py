@@ -34,7 +34,12 @@ from torch import nn
 
 from steadygrad.errors import CheckpointError
 from steadygrad.train.callbacks import CallbackList, Trainer
-from steadygrad.train.checkpoint import Checkpoint, CheckpointManager, load_weights
+from steadygrad.train.checkpoint import (
+    Checkpoint,
+    CheckpointManager,
+    check_resume_state,
+    load_weights,
+)
 from steadygrad.train.evaluate import run_eval
 from steadygrad.train.learning_rate import set_learning_rate
 from steadygrad.train.metrics import Metric
@@ -90,23 +95,28 @@ class EpochRunner:
     def restore(self, ckpt: Checkpoint) -> int:
         """Load a checkpoint into model, optimizer, history, RNGs; returns the next epoch."""
         state, trainer = ckpt.state, self.trainer
-        config = state.get("config", {})
+        check_resume_state(state, ckpt.path, trainer.history.params.get("epochs"))
+        config = state.get("config") or {}
         mine = self._config()
         if {k: config.get(k) for k in mine} != mine:
             raise CheckpointError(
                 f"checkpoint {ckpt.path} was written by a different run: {config} vs {mine}"
             )
         load_weights(self.model, ckpt.model_state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        trainer.history.load_state_dict(state["history"])
-        trainer.global_step = int(state["global_step"])
-        if state.get("partial") is not None:  # mid-epoch: RNGs are restored by train_epoch
-            self.partial = dict(state["partial"])
-            self._resume_rng = state["rng"]
-        else:
-            set_rng_state(state["rng"], self.gen)
-        if self.plateau is not None and state.get("plateau") is not None:
-            self.plateau.load_state_dict(state["plateau"])
+        try:  # the types were checked above; the optimizer and history check their contents
+            self.optimizer.load_state_dict(state["optimizer"])
+            trainer.history.load_state_dict(state["history"])
+            trainer.global_step = int(state["global_step"])
+            if state.get("partial") is not None:  # mid-epoch: RNGs are restored by train_epoch
+                self.partial = dict(state["partial"])
+                self._resume_rng = state["rng"]
+            else:
+                set_rng_state(state["rng"], self.gen)
+            if self.plateau is not None and state.get("plateau") is not None:
+                self.plateau.load_state_dict(state["plateau"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            raise CheckpointError(f"checkpoint {ckpt.path} cannot be restored "
+                                  f"({type(e).__name__}: {e})") from e
         return int(state["epoch"])
 
     def _config(self) -> dict[str, Any]:
