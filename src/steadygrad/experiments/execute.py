@@ -5,7 +5,7 @@ results; the sweep workers and the CLI's ``train`` command both call it. The ste
 library calls, one per config section::
 
     data    = steadygrad.data.datasets.load(data.name, **data.kwargs)
-    model   = steadygrad.nn.build.mlp(data.input_shape, **[model], output=data.task, ...)
+    model   = steadygrad.nn.<arch>(data.input_shape, **[model], output=data.task, ...)
     history = steadygrad.train.loop.fit(model, data, **[train], monitor=[diagnostics].every)
 
 then the run directory gets ``config.toml``/``config.json`` (first), ``history.csv``,
@@ -126,32 +126,30 @@ def load_data(config: RunConfig) -> Any:
 
 
 def build_model(config: RunConfig, data: Any) -> Any:
-    """``steadygrad.nn.build.mlp`` with the ``[model]`` section, sized for ``data``.
+    """The ``[model]`` section's model (any ``arch``), sized for ``data``.
 
-    The output head follows the dataset's task; the init seed is ``model.seed`` or, when
-    that is unset, ``train.seed``.
+    Delegates to :func:`steadygrad.experiments.archs.model_from_config`: the output head
+    follows the dataset's task; the init seed is ``model.seed`` or, when that is unset,
+    ``train.seed``.
 
     >>> from steadygrad.experiments.config import config_from_dict
     >>> cfg = config_from_dict({"model": {"hidden": [16], "batch_norm": "before"}})
     >>> net = build_model(cfg, load_data(cfg))
     >>> [name for name, _ in net.named_children()]
     ['dense1', 'bn1', 'act1', 'output']
+    >>> cfg = config_from_dict({"data": {"name": "digits", "shape": "image"},
+    ...     "model": {"arch": "cnn", "filters": [8]}})
+    >>> [name for name, _ in build_model(cfg, load_data(cfg)).named_children()]
+    ['conv1', 'act1', 'pool1', 'global_pool', 'flatten', 'output']
     """
-    from steadygrad.nn import build
+    from steadygrad.experiments.archs import model_from_config
 
     m = config.model
-    return build.mlp(
-        data.input_shape, m.hidden,
-        activation=m.activation.to_value(),
-        kernel_initializer=m.kernel_initializer.to_value(),
-        bias_initializer=m.bias_initializer.to_value(),
-        batch_norm=m.batch_norm, input_batch_norm=m.input_batch_norm,
-        dropout=m.dropout, input_dropout=m.input_dropout, dropout_kind=m.dropout_kind,
-        l1=m.l1, l2=m.l2, max_norm=m.max_norm,
-        bn_momentum=m.bn_momentum, bn_eps=m.bn_eps,
-        output=data.task,
+    vocab = getattr(m, "vocab", None)
+    return model_from_config(
+        m, data.input_shape, output=data.task,
         num_outputs=data.num_classes if data.task == "multiclass" else None,
-        seed=m.seed if m.seed is not None else config.train.seed,
+        seed=config.train.seed, tokens=data.x_train if vocab is not None else None,
     )
 
 
