@@ -38,6 +38,7 @@ import torch
 from steadygrad.errors import ConfigError
 
 __all__ = [
+    "CLIP_KEYS",
     "GradientClipper",
     "clip_by_global_norm_",
     "clip_by_norm_",
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 Params = torch.Tensor | Iterable[torch.Tensor]
+
+CLIP_KEYS = ("clipnorm", "clipvalue", "global_clipnorm")
+"""The Keras clipping options (the keywords of :class:`GradientClipper`), in one place."""
 
 
 def _threshold(name: str, value: object) -> float:
@@ -220,7 +224,7 @@ class GradientClipper:
         >>> GradientClipper(clipnorm=1.0, clipvalue=1.0)
         Traceback (most recent call last):
         ...
-        steadygrad.errors.ConfigError: clipping: got {'clipvalue': 1.0, 'clipnorm': 1.0}; ...
+        steadygrad.errors.ConfigError: clipping: got {'clipnorm': 1.0, 'clipvalue': 1.0}; ...
     """
 
     clipvalue: float | None = None
@@ -230,7 +234,7 @@ class GradientClipper:
     def __post_init__(self) -> None:
         chosen = {
             name: getattr(self, name)
-            for name in ("clipvalue", "clipnorm", "global_clipnorm")
+            for name in CLIP_KEYS
             if getattr(self, name) is not None
         }
         if len(chosen) > 1:
