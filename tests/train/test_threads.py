@@ -156,3 +156,13 @@ def test_bad_threads_argument_names_the_field() -> None:
 
     with pytest.raises(ConfigError, match="threads"):
         fit(_net(), _data(), epochs=1, threads=0, verbose=0)
+
+
+def test_a_model_the_probe_cannot_copy_still_trains(fresh: None) -> None:
+    class Uncopyable(nn.Linear):
+        def __deepcopy__(self, memo: Any) -> Any:
+            raise TypeError("cannot copy me")
+
+    h = fit(Uncopyable(6, 3), _data(), epochs=1, batch_size=16, verbose=0)
+    assert h.params["threads"] == 4
+    assert h.params["threads_source"] == "probe failed: TypeError: cannot copy me"

@@ -150,7 +150,8 @@ def thread_choice(threads: int | None, model: nn.Module, loss_fn: Callable[..., 
     """``(count, source)`` for ``fit``: the argument, the user's setting, or a probe.
 
     ``source`` is ``"argument"``, ``"user"`` (kept as set), ``"device"`` (not on the CPU),
-    ``"single"`` (torch has one thread) or ``"probe"``.
+    ``"single"`` (torch has one thread), ``"probe"``, or ``"probe failed: <error>"`` (a model
+    that cannot be copied, say; the current count is kept and training goes on).
 
     >>> thread_choice(1, torch.nn.Linear(2, 1), None, torch.zeros(4, 2), None)
     (1, 'argument')
@@ -164,4 +165,7 @@ def thread_choice(threads: int | None, model: nn.Module, loss_fn: Callable[..., 
         return current, "device"
     if max(candidates()) == 1:
         return current, "single"
-    return choose_threads(model, loss_fn, x, y), "probe"
+    try:
+        return choose_threads(model, loss_fn, x, y), "probe"
+    except Exception as exc:  # the probe must never stop a run that would train
+        return current, f"probe failed: {type(exc).__name__}: {exc}"[:200]
