@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import _common as common
+from _busy import BusyMeter
 
 __all__ = [
     "BATCH",
@@ -42,10 +43,12 @@ BATCH = 32
 
 @dataclass
 class Run:
-    """One contender's timed run: per-epoch wall and CPU seconds, compile seconds, loss."""
+    """One contender's timed run: per-epoch wall and CPU seconds, other processes' share of
+    the machine per epoch (:mod:`_busy`; aligned with ``seconds``), compile seconds, loss."""
 
     seconds: list[float]
     cpu: list[float] = field(default_factory=list)
+    busy: list[float | None] = field(default_factory=list)
     compile_seconds: float | None = None
     loss: float = math.nan
     setup_seconds: float | None = None
@@ -97,7 +100,9 @@ def run_minimal(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
     gen = torch.Generator().manual_seed(seed)
     n = x.shape[0]
     times, cpu, total = [], [], math.nan
+    meter, busy = BusyMeter(), []
     for _ in range(epochs):
+        meter.start()
         start, cpu_start = time.perf_counter(), time.process_time()
         model.train()
         perm = torch.randperm(n, generator=gen)
@@ -112,7 +117,8 @@ def run_minimal(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
             total += loss.item() * idx.shape[0]
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - cpu_start)
-    return Run(times, cpu, loss=total / n)
+        busy.append(meter.stop())
+    return Run(times, cpu, busy, loss=total / n)
 
 
 def run_dataloader(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
@@ -126,7 +132,9 @@ def run_dataloader(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
     loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     times, cpu, total = [], [], math.nan
+    meter, busy = BusyMeter(), []
     for _ in range(epochs):
+        meter.start()
         start, cpu_start = time.perf_counter(), time.process_time()
         model.train()
         total = 0.0
@@ -138,29 +146,36 @@ def run_dataloader(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
             total += loss.item() * yb.shape[0]
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - cpu_start)
-    return Run(times, cpu, loss=total / x.shape[0])
+        busy.append(meter.stop())
+    return Run(times, cpu, busy, loss=total / x.shape[0])
 
 
 def cpu_clock() -> Any:
-    """A ``steadygrad`` callback recording each epoch's CPU seconds (``.cpu``)."""
+    """A ``steadygrad`` callback recording each epoch's CPU seconds (``.cpu``) and other
+    processes' share of the machine (``.busy``)."""
     from steadygrad.train.callbacks import Callback
 
     class CpuClock(Callback):
         def __init__(self) -> None:
             self.cpu: list[float] = []
+            self.busy: list[float | None] = []
             self.start = 0.0
+            self.meter = BusyMeter()
 
         def on_epoch_begin(self, epoch: int, logs: Any) -> None:
+            self.meter.start()
             self.start = time.process_time()
 
         def on_epoch_end(self, epoch: int, logs: Any) -> None:
             self.cpu.append(time.process_time() - self.start)
+            self.busy.append(self.meter.stop())
 
     return CpuClock()
 
 
 def run_fit(wl: Workload, x: Any, y: Any, epochs: int, seed: int, *, compile: bool = False,
-            monitor: Any = False, prebuilt: tuple[Any, Any] | None = None) -> Run:
+            monitor: Any = False, prebuilt: tuple[Any, Any] | None = None,
+            threads: int | None = None) -> Run:
     """``steadygrad.fit``; epoch seconds from ``history["seconds"]`` (compile excluded).
 
     ``setup_seconds`` is the rest of the ``fit`` call's wall time (validation, building the
@@ -179,13 +194,16 @@ def run_fit(wl: Workload, x: Any, y: Any, epochs: int, seed: int, *, compile: bo
     clock = cpu_clock()
     start = time.perf_counter()
     history = fit(model, (x, y), epochs=epochs, batch_size=BATCH, monitor=monitor,
-                  compile=compile, seed=seed, verbose=0, callbacks=[clock], **optim)
+                  compile=compile, seed=seed, verbose=0, callbacks=[clock], threads=threads,
+                  **optim)
     wall = time.perf_counter() - start
     seconds = [float(s) for s in history["seconds"]]
     comp = float(getattr(history, "compile_seconds", 0.0) or 0.0) if compile else None
     cpu = list(clock.cpu[1:] if compile else clock.cpu)  # compiling happens in epoch 1
-    run = Run(seconds, cpu, compile_seconds=comp, loss=float(history["loss"][-1]),
+    run = Run(seconds, cpu, list(clock.busy), compile_seconds=comp,
+              loss=float(history["loss"][-1]),
               setup_seconds=wall - sum(seconds) - (comp or 0.0))
+    run.notes["threads"] = history.params.get("threads")
     health = getattr(history, "health", None)
     if health is not None:
         s = health.series
@@ -198,7 +216,8 @@ def run_fit(wl: Workload, x: Any, y: Any, epochs: int, seed: int, *, compile: bo
     return run
 
 
-def run_fit_foreach(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
+def run_fit_foreach(wl: Workload, x: Any, y: Any, epochs: int, seed: int,
+                    threads: int | None = None) -> Run:
     """``fit`` (eager) given a ``foreach=True`` torch optimizer instance (proposed default).
 
     Same hyperparameters as :func:`torch_optimizer`; shows what building the optimizer with
@@ -212,7 +231,7 @@ def run_fit_foreach(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run
     else:
         opt = torch.optim.NAdam(model.parameters(), lr=wl.learning_rate, eps=1e-7,
                                 momentum_decay=1.0, foreach=True)
-    return run_fit(wl, x, y, epochs, seed, prebuilt=(model, opt))
+    return run_fit(wl, x, y, epochs, seed, prebuilt=(model, opt), threads=threads)
 
 
 def run_proto_compile(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
@@ -323,14 +342,18 @@ def run_keras(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
     model = keras_model(wl, seed)
     times: list[float] = []
     cpu: list[float] = []
+    busy: list[float | None] = []
+    meter = BusyMeter()
 
     class EpochTimer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            meter.start()
             self.start, self.cpu = time.perf_counter(), time.process_time()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             times.append(time.perf_counter() - self.start)
             cpu.append(time.process_time() - self.cpu)
+            busy.append(meter.stop())
 
     n = xn.shape[0]
     warm = BATCH + (n % BATCH) if n > BATCH else n  # traces the full and the last batch shape
@@ -342,5 +365,6 @@ def run_keras(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
                      callbacks=[EpochTimer()])
     wall = time.perf_counter() - start
     keras.backend.clear_session()
-    return Run(times, cpu, compile_seconds=compile_seconds, loss=float(hist.history["loss"][-1]),
+    return Run(times, cpu, busy, compile_seconds=compile_seconds,
+               loss=float(hist.history["loss"][-1]),
                setup_seconds=wall - sum(times))

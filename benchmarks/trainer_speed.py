@@ -20,17 +20,29 @@ Contenders (``--contenders``, default all):
 - ``fit_foreach``: ``fit`` eager given a ``foreach=True`` optimizer instance (a proposed
   default: torch enables the multi-tensor kernels only on CUDA by default);
 - ``proto_compile``: not steadygrad, a prototype of a faster compiled step proposed for
-  ``fit(compile=True)`` (:func:`run_proto_compile`), to show what the change would buy.
+  ``fit(compile=True)`` (:func:`run_proto_compile`), to show what the change would buy;
+- ``fit_auto``: ``fit`` eager with nothing set by the user (no ``threads=``, torch at its
+  default thread count, no ``OMP_NUM_THREADS``): ``fit`` picks the thread count itself.
 
-Contenders are interleaved repeat by repeat (the order rotates every repeat) so machine-load
-drift hits all of them alike; every run builds a fresh model from the same seed. Reported:
-median epoch seconds over all repeats × epochs, the ratio to the reference contender, and
-the facts needed to reproduce the number.
+Threads (``--thread-counts``, default ``1,default``): every torch contender runs at each count
+(``default``: torch's own default on this machine, read before anything sets it); ``fit``
+contenders get ``threads=<count>``, so they train at exactly that count. Keras runs once per
+repeat at XLA's default threading (XLA's thread pool is fixed at start-up), labelled
+``keras@xla``. ``--threads N`` instead runs everything at N threads (also XLA, as before).
+
+Contenders × thread counts are interleaved repeat by repeat (the order rotates every repeat)
+so machine-load drift hits all of them alike; every run builds a fresh model from the same
+seed. For every timed epoch the share of the machine's CPU used by *other* processes is read
+from ``/proc/stat`` (:mod:`_busy`); epochs above ``--busy-threshold`` (default 0.25) are
+left out of the wall-time medians and counted in the table. Reported: median epoch seconds
+over the kept epochs, the ratio to the reference contender at the same thread count, compile
+seconds and the first epoch including compile, and the facts needed to reproduce the number.
 
 Usage::
 
-    python benchmarks/trainer_speed.py --quick             # 5,000 rows, smoke test
-    python benchmarks/trainer_speed.py --epochs 1 --repeats 3 --write
+    python benchmarks/trainer_speed.py --quick --epochs 1 --repeats 1   # smoke test
+    python benchmarks/trainer_speed.py --quick --contenders fit,minimal --workloads shallow
+    python benchmarks/trainer_speed.py --epochs 2 --repeats 3 --write
 """
 
 from __future__ import annotations
@@ -41,13 +53,13 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import _common as common
 from _contenders import (
     BATCH,
     Run,
-    Workload,
     keras_available,
     run_dataloader,
     run_fit,
@@ -59,48 +71,96 @@ from _contenders import (
 )
 
 CONTENDERS = ("fit", "minimal", "dataloader", "fit_compile", "keras", "fit_compile_monitor",
-              "fit_foreach", "proto_compile")
+              "fit_foreach", "proto_compile", "fit_auto")
+KERAS_LABEL = "keras@xla"
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 WORKLOADS = ("shallow", "deep")
 QUICK_ROWS = 5000
 SECTION = "Trainer speed"
 
 
 # ------------------------------------------------------------------------------ driver
-def runner(name: str) -> Callable[[Workload, Any, Any, int, int], Run]:
-    """The function that runs contender ``name``."""
-    table: dict[str, Callable[[Workload, Any, Any, int, int], Run]] = {
-        "fit": run_fit,
-        "minimal": run_minimal,
-        "dataloader": run_dataloader,
-        "fit_compile": lambda *a: run_fit(*a, compile=True),
-        "keras": run_keras,
-        "fit_compile_monitor": lambda *a: run_fit(*a, compile=True, monitor=True),
-        "fit_foreach": run_fit_foreach,
-        "proto_compile": run_proto_compile,
+Runner = Callable[..., Run]
+
+
+def runner(name: str) -> Runner:
+    """``run(workload, x, y, epochs, seed, threads)`` for contender ``name``."""
+    table: dict[str, Runner] = {
+        "fit": lambda *a, threads: run_fit(*a, threads=threads),
+        "minimal": lambda *a, threads: run_minimal(*a),
+        "dataloader": lambda *a, threads: run_dataloader(*a),
+        "fit_compile": lambda *a, threads: run_fit(*a, compile=True, threads=threads),
+        "keras": lambda *a, threads: run_keras(*a),
+        "fit_compile_monitor": lambda *a, threads: run_fit(*a, compile=True, monitor=True,
+                                                           threads=threads),
+        "fit_foreach": lambda *a, threads: run_fit_foreach(*a, threads=threads),
+        "proto_compile": lambda *a, threads: run_proto_compile(*a),
+        "fit_auto": lambda *a, threads: run_fit(*a, threads=None),
     }
     return table[name]
 
 
+def columns(names: Sequence[str], counts: Sequence[int], default: int,
+            ) -> list[tuple[str, str, int | None]]:
+    """``(label, contender, threads)`` for every contender at every count: ``fit_auto`` only
+    at torch's default, Keras once (XLA's threads). Labels are ``name@count``.
+
+    >>> [label for label, _, _ in columns(["fit", "keras", "fit_auto"], [1, 2], 2)]
+    ['fit@1', 'fit@2', 'keras@xla', 'fit_auto@2']
+    """
+    out: list[tuple[str, str, int | None]] = []
+    for c in names:
+        if c == "keras":
+            out.append((KERAS_LABEL, c, None))
+        elif c == "fit_auto":
+            out.append((f"fit_auto@{default}", c, default))
+        else:
+            out += [(f"{c}@{t}", c, t) for t in counts]
+    return out
+
+
+def _run_at(c: str, t: int | None, default: int, call: Callable[[], Run]) -> Run:
+    """Run ``call`` with torch at ``t`` threads (``fit_auto``: torch's default and no thread
+    variables in the environment, as for a user who set nothing); restore afterwards."""
+    import torch
+
+    saved = {k: os.environ.pop(k) for k in THREAD_ENV if k in os.environ}
+    if c != "fit_auto":
+        os.environ.update(saved)
+    torch.set_num_threads(t if t is not None else default)
+    try:
+        return call()
+    finally:
+        os.environ.update(saved)
+        torch.set_num_threads(default)
+
+
 def interleave(names: Sequence[str], workload_names: Sequence[str], x: Any, y: Any,
-               epochs: int, repeats: int, seed: int, log: Callable[[str], None] = print,
+               epochs: int, repeats: int, seed: int, counts: Sequence[int] = (1,),
+               default: int = 1, log: Callable[[str], None] = print,
                ) -> dict[tuple[str, str], list[Run]]:
-    """Run every contender on every workload ``repeats`` times, rotating the order."""
+    """Run every contender at every thread count on every workload ``repeats`` times,
+    rotating the order; results keyed by ``(workload, label)``."""
     wls = workloads()
-    results: dict[tuple[str, str], list[Run]] = {(w, c): [] for w in workload_names
-                                                  for c in names}
+    cols = columns(names, counts, default)
+    results: dict[tuple[str, str], list[Run]] = {(w, label): [] for w in workload_names
+                                                  for label, _, _ in cols}
     for w in workload_names:  # untimed warm-up: first-call costs (allocator, lazy init)
         run_minimal(wls[w], x[:8 * BATCH], y[:8 * BATCH], 1, seed)
-        run_fit(wls[w], x[:8 * BATCH], y[:8 * BATCH], 1, seed)
+        run_fit(wls[w], x[:8 * BATCH], y[:8 * BATCH], 1, seed, threads=default)
     for r in range(repeats):
-        order = list(names[r % len(names):]) + list(names[:r % len(names)])
+        order = list(cols[r % len(cols):]) + list(cols[:r % len(cols)])
         for w in workload_names:
-            for c in order:
-                run = runner(c)(wls[w], x, y, epochs, seed + r)
-                results[(w, c)].append(run)
+            for label, c, t in order:
+                call = partial(runner(c), wls[w], x, y, epochs, seed + r, threads=t)
+                run = _run_at(c, t, default, call)
+                results[(w, label)].append(run)
                 comp = (""
                         if run.compile_seconds is None else f", compile {run.compile_seconds:.1f}s")
-                log(f"[repeat {r + 1}/{repeats}] {w:7s} {c:20s} epochs "
-                    f"{', '.join(f'{s:.2f}' for s in run.seconds)} s{comp}, loss {run.loss:.4f}")
+                busy = ", ".join("—" if b is None else f"{b:.2f}" for b in run.busy)
+                log(f"[repeat {r + 1}/{repeats}] {w:7s} {label:22s} epochs "
+                    f"{', '.join(f'{s:.2f}' for s in run.seconds)} s{comp}, loss {run.loss:.4f}"
+                    f", others' CPU share {busy or '—'}")
     return results
 
 
@@ -108,45 +168,81 @@ def _fmt(v: float | None, digits: int = 2) -> str:
     return "—" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
 
 
+def _base(label: str) -> tuple[str, str]:
+    name, _, t = label.partition("@")
+    return name, t
+
+
+def kept(run: Run, threshold: float) -> list[float]:
+    """The run's epoch seconds whose others' CPU share was at most ``threshold`` (unknown
+    shares are kept).
+
+    >>> kept(Run([1.0, 2.0, 3.0], busy=[0.1, 0.6, None]), 0.25)
+    [1.0, 3.0]
+    """
+    busy = list(run.busy) + [None] * (len(run.seconds) - len(run.busy))
+    return [s for s, b in zip(run.seconds, busy, strict=True) if b is None or b <= threshold]
+
+
 def tables(results: dict[tuple[str, str], list[Run]], workload_names: Sequence[str],
-           names: Sequence[str]) -> tuple[str, list[str]]:
-    """The Markdown results table and the goal verdicts."""
+           labels: Sequence[str], threshold: float = 1.0) -> tuple[str, list[str]]:
+    """The Markdown results table and the goal verdicts (ratios at equal thread counts)."""
     rows, verdicts = [], []
     ref_of = {"fit": "minimal", "dataloader": "minimal", "fit_compile": "keras",
               "fit_compile_monitor": "fit_compile", "proto_compile": "keras",
-              "fit_foreach": "minimal"}
+              "fit_foreach": "minimal", "fit_auto": "minimal"}
     med: dict[tuple[str, str], float] = {}
+    every: dict[tuple[str, str], float] = {}
     cpu: dict[tuple[str, str], float] = {}
     for key, runs in results.items():
-        med[key] = common.median([s for run in runs for s in run.seconds])
+        med[key] = common.median([s for run in runs for s in kept(run, threshold)])
+        every[key] = common.median([s for run in runs for s in run.seconds])
         cpu[key] = common.median([s for run in runs for s in run.cpu])
+
+    def ref(label: str) -> str | None:
+        name, t = _base(label)
+        base = ref_of.get(name)
+        if base is None:
+            return None
+        r = KERAS_LABEL if base == "keras" else f"{base}@{t}"
+        return r if r in labels else None
+
     for w in workload_names:
-        for c in names:
-            runs = results[(w, c)]
-            ref = ref_of.get(c)
+        for label in labels:
+            runs = results[(w, label)]
+            r = ref(label)
             comp = [run.compile_seconds for run in runs if run.compile_seconds is not None]
+            first = [run.seconds[0] + run.compile_seconds for run in runs
+                     if run.compile_seconds is not None and run.seconds]
+            threads = sorted({run.notes["threads"] for run in runs if "threads" in run.notes})
+            timed = sum(len(run.seconds) for run in runs)
             rows.append([
-                w, c, _fmt(med[(w, c)]),
-                f"{common.ratio(med[(w, c)], med[(w, ref)])} vs {ref}"
-                if ref in names and ref is not None else "—",
-                _fmt(cpu[(w, c)]),
-                f"{common.ratio(cpu[(w, c)], cpu[(w, ref)])}"
-                if ref in names and ref is not None else "—",
+                w, label, _fmt(med[(w, label)]),
+                f"{common.ratio(med[(w, label)], med[(w, r)])} vs {r}" if r else "—",
+                _fmt(cpu[(w, label)]),
+                f"{common.ratio(cpu[(w, label)], cpu[(w, r)])}" if r else "—",
                 _fmt(common.median(comp)) if comp else "—",
-                _fmt(common.median([r.loss for r in runs]), 3),
-                sum(len(run.seconds) for run in runs),
+                _fmt(common.median(first)) if first else "—",
+                _fmt(common.median([run.loss for run in runs]), 3),
+                f"{sum(len(kept(run, threshold)) for run in runs)}/{timed}",
+                _fmt(every[(w, label)]),
+                ",".join(map(str, threads)) or "—",
             ])
-        if "fit" in names and "minimal" in names:
-            q = med[(w, "fit")] / med[(w, "minimal")]
-            qc = cpu[(w, "fit")] / cpu[(w, "minimal")]
-            verdicts.append(common.verdict(f"{w}: fit / minimal", q, qc, 1.05))
-        if "fit_compile" in names and "keras" in names and med[(w, "keras")] > 0:
-            q = med[(w, "fit_compile")] / med[(w, "keras")]
-            qc = cpu[(w, "fit_compile")] / cpu[(w, "keras")]
-            verdicts.append(common.verdict(f"{w}: fit(compile=True) / Keras-JAX", q, qc, 1.0))
-    headers = ["workload", "contender", "median epoch s (wall)", "wall ratio",
-               "median epoch CPU s", "CPU ratio", "compile s",
-               "last-epoch loss", "epochs timed"]
+        for label in labels:
+            name = _base(label)[0]
+            r = ref(label)
+            if r is None or not med[(w, r)] > 0:
+                continue
+            goal = {"fit": 1.05, "fit_compile": 0.85, "fit_auto": 1 / 1.3}.get(name)
+            if goal is None:
+                continue
+            q = med[(w, label)] / med[(w, r)]
+            qc = cpu[(w, label)] / cpu[(w, r)] if cpu[(w, r)] > 0 else math.nan
+            verdicts.append(common.verdict(f"{w}: {label} / {r}", q, qc, goal))
+    headers = ["workload", "contender@threads", "median epoch s (wall)", "wall ratio",
+               "median epoch CPU s", "CPU ratio", "compile s", "first epoch s (incl. compile)",
+               "last-epoch loss", "epochs kept/timed", "median wall s, all epochs",
+               "fit's threads"]
     return common.markdown_table(headers, rows), verdicts
 
 
@@ -157,7 +253,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=None,
                    help="training rows (default: all 55,000; --quick: 5,000)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default 3)")
-    p.add_argument("--threads", type=int, default=None, help="compute threads (default: all)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="run everything at this many threads (instead of --thread-counts)")
+    p.add_argument("--thread-counts", default="1,default",
+                   help="comma-separated torch thread counts; 'default' is torch's default "
+                        "(default: 1,default)")
+    p.add_argument("--busy-threshold", type=float, default=0.25,
+                   help="leave out epochs where other processes used more than this share of "
+                        "the machine's CPU (from /proc/stat; default 0.25)")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} rows, 1 repeat")
     p.add_argument("--contenders", default=",".join(CONTENDERS),
                    help=f"comma-separated subset of {', '.join(CONTENDERS)}")
@@ -183,6 +286,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"--limit: got {args.limit}; expected at least one batch ({BATCH} rows)")
     if args.threads is not None and args.threads < 1:
         p.error(f"--threads: got {args.threads}; expected an int >= 1")
+    if not 0.0 <= args.busy_threshold <= 1.0:
+        p.error(f"--busy-threshold: got {args.busy_threshold}; expected a share in [0, 1]")
+    counts = [c.strip() for c in args.thread_counts.split(",") if c.strip()]
+    if not counts or any(c != "default" and not (c.isdigit() and int(c) >= 1) for c in counts):
+        p.error(f"--thread-counts: got {args.thread_counts!r}; expected positive ints and/or "
+                "'default', comma-separated")
+    args.thread_counts = counts
     if args.quick:
         args.limit = args.limit or QUICK_ROWS
     for opt, allowed in (("contenders", CONTENDERS), ("workloads", WORKLOADS)):
@@ -197,12 +307,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print (and with ``--write`` store) the tables."""
     args = parse_args(argv)
-    threads = common.configure_threads(args.threads)
+    if args.threads is not None:
+        threads = common.configure_threads(args.threads)
+    else:  # torch keeps its own default; each run sets its count
+        common.configure_threads(None)
+        os.environ.pop("OMP_NUM_THREADS", None)
     if args.cold_compile:
         os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
     import torch
 
-    torch.set_num_threads(threads)
+    default = torch.get_num_threads() if args.threads is None else threads
+    counts = ([threads] if args.threads is not None else
+              sorted({default if c == "default" else int(c) for c in args.thread_counts}))
+    torch.set_num_threads(default)
     if args.flush_denormal and not torch.set_flush_denormal(True):
         print("torch.set_flush_denormal is not supported on this CPU", file=sys.stderr)
     names = list(args.contenders)
@@ -210,18 +327,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if skip is not None:
         names.remove("keras")
         print(f"skipping the Keras column: {skip}", file=sys.stderr)
-    info = common.system_info(threads, keras=skip is None)
+    info = common.system_info(default, keras=skip is None)
+    info["thread_counts"], info["busy_threshold"] = counts, args.busy_threshold
     x, y = common.load_fashion_mnist(args.limit)
     print(f"{x.shape[0]:,} rows, {math.ceil(x.shape[0] / BATCH)} steps/epoch, "
-          f"threads {threads}, load {info['load_before']}", flush=True)
+          f"thread counts {counts} (torch default {default}), load {info['load_before']}",
+          flush=True)
     results = interleave(names, args.workloads, x, y, args.epochs, args.repeats, args.seed,
-                         log=lambda s: print(s, flush=True))
+                         counts, default, log=lambda s: print(s, flush=True))
     info["load_after"] = common.load_average()
-    if threads == 1:
+    if counts == [1]:
         info["noise"] = common.noise_note([
             (run.seconds[-len(run.cpu) + i], c) for runs in results.values() for run in runs
             for i, c in enumerate(run.cpu)])
-    table, verdicts = tables(results, args.workloads, names)
+    labels = [label for label, _, _ in columns(names, counts, default)]
+    table, verdicts = tables(results, args.workloads, labels, args.busy_threshold)
     health = next((run.notes["health"] for (w, c), runs in results.items()
                    if c == "fit_compile_monitor" for run in runs if "health" in run.notes), None)
     body = render(info, args, x.shape[0], table, verdicts, health, skip)
@@ -244,8 +364,11 @@ def render(info: dict[str, Any], args: argparse.Namespace, rows: int, table: str
     lines = [
         "Measured by `benchmarks/trainer_speed.py` (issue 3). Fashion-MNIST, "
         f"{rows:,} training rows, batch {BATCH} ({math.ceil(rows / BATCH):,} steps per epoch), "
-        f"{args.epochs} epoch(s) × {args.repeats} interleaved repeat(s) per contender; "
-        "median epoch time over all timed epochs. Workloads: "
+        f"{args.epochs} epoch(s) × {args.repeats} interleaved repeat(s) per contender and "
+        f"thread count ({', '.join(map(str, info['thread_counts']))}; torch's default here: "
+        f"{info['threads']}); median epoch time over the timed epochs in which other processes "
+        f"used at most {info['busy_threshold']:.0%} of the machine's CPU (`/proc/stat`). "
+        "Workloads: "
         + "; ".join(f"**{w}**: {wls[w].description}" for w in args.workloads) + ".",
         "",
         table,
@@ -277,7 +400,7 @@ def render(info: dict[str, Any], args: argparse.Namespace, rows: int, table: str
         "sensitive than wall time to other processes on the machine; for compiled contenders "
         "they are given only for epochs after the first (the first one compiles)."
     )
-    if info["threads"] == 1 and (info["cores"] or 1) > 1:
+    if info["thread_counts"] == [1] and (info["cores"] or 1) > 1:
         lines.append(
             f"- Run with 1 compute thread on a {info['cores']}-core machine shared with other "
             "work: with 2 threads and a load average above the core count, PyTorch's OpenMP "

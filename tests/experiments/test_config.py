@@ -77,8 +77,8 @@ BAD_CONFIGS: list[tuple[dict, str]] = [
     ({"train": {"optimizer": {"name": "sgd", "clipnorm": -1}}},
      "train.optimizer.clipnorm: got -1; expected a finite number > 0"),
     ({"train": {"optimizer": {"name": "sgd", "clipnorm": 1.0, "global_clipnorm": 1.0}}},
-     "train.optimizer.global_clipnorm: got 1.0; expected only one of clipnorm and "
-     "global_clipnorm (as in Keras); remove one of them"),
+     "train.optimizer.global_clipnorm: got 1.0; expected at most one of clipnorm (per tensor) "
+     "and global_clipnorm (all tensors); keep one; clipvalue may be added to either"),
     ({"train": {"schedule": "cosin"}},
      "train.schedule: got 'cosin'; expected one of constant, cosine, exponential, one_cycle, "
      "piecewise_constant, power, reduce_on_plateau; did you mean 'cosine'?"),
@@ -193,7 +193,7 @@ FULL = {
               "bn_momentum": 0.01, "bn_eps": 0.001},
     "train": {"epochs": 3, "batch_size": 64, "seed": 11, "on_non_finite": "skip",
               "optimizer": {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9,
-                            "nesterov": True, "clipvalue": 0.5, "global_clipnorm": 1.0},
+                            "nesterov": True, "global_clipnorm": 1.0},
               "schedule": {"name": "piecewise_constant", "boundaries": [100, 200],
                            "values": [0.1, 0.01, 0.001]},
               "early_stopping": {"monitor": "val_accuracy", "patience": 2, "baseline": 0.5}},

@@ -234,7 +234,7 @@ def test_fit_and_configs_take_clipvalue_with_clipnorm() -> None:
     cfg = config_from_dict({"train": {"optimizer": {"name": "sgd", "clipvalue": 0.5,
                                                      "clipnorm": 1.0}}})
     optimizer = fit_arguments(cfg)["optimizer"]
-    assert optimizer["clipvalue"] == 0.5 and optimizer["clipnorm"] == 1.0
+    assert optimizer.clipping == {"clipvalue": 0.5, "clipnorm": 1.0}
     torch.manual_seed(0)
     x = torch.randn(64, 3)
     h = fit(torch.nn.Linear(3, 2), (x, (x[:, 0] > 0).long()), epochs=2, optimizer=optimizer,

@@ -152,3 +152,39 @@ def test_the_step_module_and_the_eager_step_stay_short() -> None:
     model, opt = _opt()
     step = step_module.eager_step(model, F.cross_entropy, opt)
     assert step.__name__ == "step" and len(inspect.getsource(step).splitlines()) <= 40
+
+
+def test_every_new_compile_key_is_timed_the_partial_batch_and_a_retrace_included(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flat engine adds the whole duration of each call that meets a new compile key to
+    the timer (here with the graph run uncompiled and a clock that ticks 1 per reading)."""
+    from steadygrad.train._flat import engine as engine_module
+    from steadygrad.train._flat.flat import FlatStep
+    from steadygrad.train.step import eager_step
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(engine_module, "time", type("T", (), {
+        "perf_counter": staticmethod(lambda: float(next(ticks)))}))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.1))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    flat = FlatStep.create(model, F.cross_entropy, opt, compile=False)
+    assert isinstance(flat, FlatStep)
+    timer, count = [0.0], [0]
+    make = lambda **kw: eager_step(model, F.cross_entropy, opt, **kw)  # noqa: E731
+    engine = engine_module.FlatEngine(flat, make(), make, opt, timer=timer,
+                                      changed=lambda: count[0])
+    x, y = torch.randn(19, 4), torch.randint(0, 3, (19,))
+    sizes = [8, 8, 3, 8, 8, 3]  # two epochs of 19 rows: full batches and the partial one
+    timed = []
+    for t, n in enumerate(sizes):
+        before = timer[0]
+        assert engine(x[:n], y[:n], t).ok
+        timed.append(timer[0] - before)
+    # step 0 is eager (no optimizer state yet); then the first 8-row and 3-row calls compile
+    assert timed == [0, 1, 1, 0, 0, 0]
+    model[1].p = 0.2  # a callback changes the model: the next step traces again, timed
+    count[0] += 1
+    before = timer[0]
+    engine(x[:8], y[:8], 6)
+    assert timer[0] - before == 1 and len(flat._compiled) == 3

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import sys
 from pathlib import Path
@@ -134,10 +135,10 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(config)
     model = build_model(config, data)
     fit_args = fit_arguments(config)
-    optimizer = {k: v for k, v in fit_args["optimizer"].items() if k != "learning_rate"}
+    optimizer = dataclasses.replace(fit_args["optimizer"], learning_rate=None)
     if show_progress(args, sys.stderr):
         print(f"learning-rate range test: {args.steps} steps from {args.start_lr:g} to "
-              f"{args.end_lr:g} (optimizer {optimizer['name']}, batch {fit_args['batch_size']})"
+              f"{args.end_lr:g} (optimizer {optimizer.name}, batch {fit_args['batch_size']})"
               "...", file=sys.stderr, flush=True)
     result = lr_find(model, data, optimizer=optimizer, start_lr=args.start_lr,
                      end_lr=args.end_lr, num_steps=args.steps,

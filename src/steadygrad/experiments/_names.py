@@ -272,12 +272,23 @@ def dropout_rate(value: Any, path: str) -> float:
     raise ConfigError(path, value, "a number in [0, 1)")
 
 
-_CLIP = ("clipnorm", "clipvalue", "global_clipnorm")
+def dropout_kind(value: Any, path: str) -> str:
+    """A dropout kind of ``steadygrad.nn.build.DROPOUT_KINDS`` (the one list of them).
+
+    >>> dropout_kind("mc", "model.dropout_kind")
+    'mc'
+    """
+    from steadygrad.nn.build import DROPOUT_KINDS
+
+    return str(ck.choice(*DROPOUT_KINDS)(value, path))
 
 
 def optimizer(value: Any, path: str) -> Any:
     """``[train.optimizer]``: a name or a table of name, learning rate, clipping and
     Keras-named hyperparameters, validated by ``steadygrad.optim.optimizers``.
+
+    The result is the typed :class:`~steadygrad.optim.settings.OptimizerConfig` that ``fit``
+    takes as it is.
 
     >>> optimizer({"name": "sgd", "momentum": 0.9, "learning_rate": 0.1}, "train.optimizer")
     OptimizerConfig(name='sgd', learning_rate=0.1, clipnorm=None, clipvalue=None,
@@ -288,19 +299,22 @@ def optimizer(value: Any, path: str) -> Any:
     steadygrad.errors.ConfigError: train.optimizer.beta1: got unknown key 'beta1'; ...
     did you mean 'beta_1'?
     """
-    from steadygrad.experiments.config import OptimizerConfig
     from steadygrad.optim import optimizers
+    from steadygrad.optim.clipping import CLIP_KEYS
+    from steadygrad.optim.settings import OptimizerConfig
 
     if isinstance(value, Mapping) and "name" not in value:
         value = {"name": "sgd", **value}  # fit's default optimizer
     name, kwargs = _split(value, path)
     lr = ck.optional(ck.positive_float)(kwargs.pop("learning_rate", None),
                                         f"{path}.learning_rate")
-    clips = {k: ck.optional(ck.positive_float)(kwargs.pop(k, None), f"{path}.{k}") for k in _CLIP}
+    clips = {k: ck.optional(ck.positive_float)(kwargs.pop(k, None), f"{path}.{k}")
+             for k in CLIP_KEYS}
     if clips["clipnorm"] is not None and clips["global_clipnorm"] is not None:
+        # GradientClipper's rule, with the config path; clipvalue combines with either
         raise ConfigError(f"{path}.global_clipnorm", clips["global_clipnorm"],
-                          "only one of clipnorm and global_clipnorm (as in Keras)",
-                          hint="remove one of them")
+                          "at most one of clipnorm (per tensor) and global_clipnorm "
+                          "(all tensors)", hint="keep one; clipvalue may be added to either")
     options = {k: _option_value(v, f"{path}.{k}") for k, v in kwargs.items()}
     try:
         name = optimizers.OPTIMIZERS.canonical(name)
@@ -317,8 +331,7 @@ def optimizer(value: Any, path: str) -> Any:
             allowed = err.expected.removeprefix("one of ").split(", ")
             raise ck.unknown_key(path, err.received, allowed) from None
         raise rebase(err, old, path) from None
-    return OptimizerConfig(name, lr, clips["clipnorm"], clips["clipvalue"],
-                           clips["global_clipnorm"], tuple(sorted(options.items())))
+    return OptimizerConfig(name, lr, **clips, options=tuple(sorted(options.items())))
 
 
 def monitor(value: Any, path: str) -> str:

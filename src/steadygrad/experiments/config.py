@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from steadygrad.errors import ConfigError
 from steadygrad.experiments import _checks as ck
 from steadygrad.experiments import _names
+from steadygrad.optim.settings import OptimizerConfig
 
 if TYPE_CHECKING:
     from steadygrad.experiments.archs import AnyModelConfig
@@ -138,7 +139,7 @@ class ModelConfig:
     dropout: float = field(default=0.0, metadata=_m(_names.dropout_rate))
     input_dropout: float = field(default=0.0, metadata=_m(_names.dropout_rate))
     dropout_kind: str = field(
-        default="dropout", metadata=_m(ck.choice("dropout", "alpha", "mc", "mc_alpha"))
+        default="dropout", metadata=_m(_names.dropout_kind)
     )
     l1: float = field(default=0.0, metadata=_m(ck.non_negative_float))
     l2: float = field(default=0.0, metadata=_m(ck.non_negative_float))
@@ -151,44 +152,6 @@ class ModelConfig:
     def arch(self) -> str:
         """Always ``"mlp"`` (not stored: an MLP section needs no ``arch`` key)."""
         return "mlp"
-
-
-@dataclass(frozen=True)
-class OptimizerConfig:
-    """``[train.optimizer]``: a registered optimizer with Keras-named hyperparameters.
-
-    The default is ``fit``'s: plain SGD. ``learning_rate = None`` takes the optimizer's Keras
-    default. Clipping (Keras
-    ``clipnorm``/``clipvalue``/``global_clipnorm``) is applied before each step. Any other key
-    is a hyperparameter of the named optimizer (``momentum``, ``beta_1``, ...), validated by
-    ``steadygrad.optim.optimizers``.
-
-    Example:
-        >>> OptimizerConfig("sgd", 0.1, options=(("momentum", 0.9),)).kwargs
-        {'learning_rate': 0.1, 'momentum': 0.9}
-    """
-
-    name: str = "sgd"
-    learning_rate: float | None = None
-    clipnorm: float | None = None
-    clipvalue: float | None = None
-    global_clipnorm: float | None = None
-    options: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        """Hyperparameters for ``make_optimizer`` (learning rate included, clipping excluded)."""
-        out: dict[str, Any] = {}
-        if self.learning_rate is not None:
-            out["learning_rate"] = self.learning_rate
-        out.update((k, ck.thaw(v)) for k, v in self.options)
-        return out
-
-    @property
-    def clipping(self) -> dict[str, float]:
-        """The clipping arguments that are set (``GradientClipper`` keywords)."""
-        names = ("clipnorm", "clipvalue", "global_clipnorm")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
 @dataclass(frozen=True)
@@ -376,11 +339,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, DataConfig):
         return {"name": value.name, **value.kwargs}
     if isinstance(value, OptimizerConfig):
-        out = {"name": value.name}
-        for key in ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm"):
-            out[key] = getattr(value, key)
-        out.update((k, ck.thaw(v)) for k, v in value.options)
-        return out
+        return value.to_value()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return ck.thaw(value)

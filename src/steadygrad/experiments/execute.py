@@ -159,11 +159,10 @@ def fit_arguments(config: RunConfig) -> dict[str, Any]:
     >>> from steadygrad.experiments.config import config_from_dict
     >>> args = fit_arguments(config_from_dict({"train": {"epochs": 3, "optimizer": {
     ...     "name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "clipnorm": 1.0}}}))
-    >>> args["optimizer"], args["monitor"], args["epochs"]
-    ({'name': 'sgd', 'learning_rate': 0.1, 'momentum': 0.9, 'clipnorm': 1.0}, 10, 3)
+    >>> args["optimizer"].clipnorm, args["optimizer"].kwargs, args["monitor"], args["epochs"]
+    (1.0, {'learning_rate': 0.1, 'momentum': 0.9}, 10, 3)
     """
     t, d = config.train, config.diagnostics
-    optimizer = {"name": t.optimizer.name, **t.optimizer.kwargs, **t.optimizer.clipping}
     early = None
     if t.early_stopping is not None:
         e = t.early_stopping
@@ -174,7 +173,7 @@ def fit_arguments(config: RunConfig) -> dict[str, Any]:
     return {
         "epochs": t.epochs,
         "batch_size": t.batch_size,
-        "optimizer": optimizer,
+        "optimizer": t.optimizer,
         "schedule": None if t.schedule is None else t.schedule.to_value(),
         "early_stopping": early,
         "monitor": d.every if d.enabled else None,

@@ -57,13 +57,14 @@ ELU a net of up to ~10 dense layers trains well without it.
 
 _DATA_KWARGS = {"standardize": True}
 
-OPTIMIZERS: dict[str, tuple[str, float, str]] = {
-    "nadam": ("nadam", 1e-3, "Nadam"),
-    "nesterov": ("nesterov", 1e-2, "SGD momentum 0.9 + Nesterov"),
-    "sgd": ("nesterov", 1e-2, "SGD momentum 0.9 + Nesterov"),
-    "rmsprop": ("rmsprop", 1e-3, "RMSProp"),
+OPTIMIZERS: dict[str, tuple[str, str]] = {
+    "nadam": ("nadam", "Nadam"),
+    "nesterov": ("nesterov", "SGD momentum 0.9 + Nesterov"),
+    "sgd": ("nesterov", "SGD momentum 0.9 + Nesterov"),
+    "rmsprop": ("rmsprop", "RMSProp"),
 }
-"""Preset ``optimizer`` choice -> (``fit`` optimizer name, default peak learning rate, label).
+"""Preset ``optimizer`` choice -> (``fit`` optimizer name, label); the default peak learning
+rate is the optimizer's own (:func:`steadygrad.optim.optimizers.default_learning_rate`).
 
 ``"sgd"`` means the book's momentum optimizer: ``steadygrad.optim``'s ``"nesterov"``
 (momentum 0.9, Nesterov). Learning rates are Keras's defaults for each optimizer (Nadam
@@ -117,7 +118,10 @@ def _fit_kwargs(
         raise ConfigError("learning_rate", learning_rate, "None (default) or a positive float")
     if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
         raise ConfigError("patience", patience, "an int >= 1 (epochs without improvement)")
-    fit_name, default_lr, label = OPTIMIZERS[optimizer]
+    from steadygrad.optim.optimizers import default_learning_rate
+
+    fit_name, label = OPTIMIZERS[optimizer]
+    default_lr = default_learning_rate(fit_name)
     kwargs: dict[str, Any] = {
         "optimizer": fit_name,
         "learning_rate": float(learning_rate if learning_rate is not None else default_lr),

@@ -38,6 +38,7 @@ import torch
 from steadygrad.errors import ConfigError
 
 __all__ = [
+    "CLIP_KEYS",
     "GradientClipper",
     "clip_by_global_norm_",
     "clip_by_norm_",
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 Params = torch.Tensor | Iterable[torch.Tensor]
+
+CLIP_KEYS = ("clipnorm", "clipvalue", "global_clipnorm")
+"""The Keras clipping options (the keywords of :class:`GradientClipper`), in one place."""
 
 
 def _threshold(name: str, value: object) -> float:
@@ -238,7 +242,7 @@ class GradientClipper:
     def __post_init__(self) -> None:
         chosen = {
             name: getattr(self, name)
-            for name in ("clipvalue", "clipnorm", "global_clipnorm")
+            for name in CLIP_KEYS
             if getattr(self, name) is not None
         }
         if "clipnorm" in chosen and "global_clipnorm" in chosen:

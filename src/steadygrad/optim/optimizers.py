@@ -89,7 +89,8 @@ import torch
 from steadygrad._registry import Registry
 from steadygrad.errors import ConfigError
 
-__all__ = ["OPTIMIZERS", "OptimizerSpec", "make_optimizer", "torch_arguments"]
+__all__ = ["OPTIMIZERS", "OptimizerSpec", "default_learning_rate", "make_optimizer",
+           "torch_arguments"]
 
 ParamsT = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
@@ -313,6 +314,15 @@ def _validated(name: str, spec: OptimizerSpec, hyper: Mapping[str, Any]) -> dict
             f"{path}.nesterov", True, "momentum > 0 with nesterov=True", hint="set momentum=0.9"
         )
     return out
+
+
+def default_learning_rate(name: str) -> float:
+    """The learning rate a named optimizer starts from (Keras's default; the table above).
+
+    >>> default_learning_rate("nadam"), default_learning_rate("Nesterov")
+    (0.001, 0.01)
+    """
+    return float(OPTIMIZERS.get(OPTIMIZERS.canonical(name)).defaults["learning_rate"])
 
 
 def torch_arguments(name: str, **hyper: Any) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from steadygrad.train.setup import (
 )
 from steadygrad.train.state import seed_everything, shuffle_generator
 from steadygrad.train.step import build_step
+from steadygrad.train.threads import thread_choice
 
 __all__ = ["NON_FINITE_MODES", "SYNC_ON_CPU", "fit"]
 
@@ -90,6 +91,7 @@ def fit(
     resume: bool = False,
     checkpoint_every: int | None = None,
     tensorboard: str | Path | None = None,
+    threads: int | None = None,
 ) -> History:
     """Train ``model`` on ``data`` and return the per-epoch :class:`History`.
 
@@ -155,6 +157,12 @@ def fit(
         tensorboard: write TensorBoard event files to this folder: ``epoch/<name>`` per epoch
             and the monitor's report at the end (tags in
             :mod:`steadygrad.integrations.tensorboard`); needs ``steadygrad[tensorboard]``.
+        threads: torch's intra-op thread count during training. None: keep a count the user
+            set (``torch.set_num_threads``, ``OMP_NUM_THREADS``), else use the count that
+            trains this model and batch fastest, found by a short probe on a copy of the
+            model (:mod:`steadygrad.train.threads`; cached per shape, no effect on the
+            results). The previous setting is restored at the end; the count used is
+            ``history.params["threads"]``.
 
     Returns:
         The :class:`History`; ``history.stopped_reason`` says why training ended early.
@@ -180,6 +188,8 @@ def fit(
         raise ConfigError("on_non_finite", on_non_finite, f"one of {', '.join(NON_FINITE_MODES)}")
     if seed is not None:
         _check_int("seed", seed, 0)
+    if threads is not None:
+        _check_int("threads", threads, 1)
     if checkpoint_every is not None:
         _check_int("checkpoint_every", checkpoint_every, 1)
         if checkpoint_dir is None:
@@ -240,6 +250,9 @@ def fit(
     from steadygrad.nn.constraints import apply_, has_constraints
     from steadygrad.nn.regularizers import has_penalties, penalty
 
+    n_threads, threads_source = thread_choice(threads, model, loss_fn, x[:batch_size],
+                                              y[:batch_size])
+
     # ---------------------------------------------------------------- state
     if seed is not None:
         seed_everything(seed)
@@ -247,7 +260,8 @@ def fit(
     history.params = {
         "epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
         "num_samples": n, "task": task, "optimizer": type(opt).__name__, "seed": seed,
-        "compile": compile, "on_non_finite": on_non_finite,
+        "compile": compile, "on_non_finite": on_non_finite, "threads": n_threads,
+        "threads_source": threads_source,
     }
     trainer = Trainer(model, optimizer=opt, history=history, params=history.params, monitor=mon)
     run = EpochRunner(
@@ -277,6 +291,8 @@ def fit(
     if mon is not None:
         mon.attach()
     failed = False
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
     try:
         run.callbacks.dispatch("on_train_begin", {})
         if ckpt is not None:
@@ -302,6 +318,7 @@ def fit(
         failed = True
         raise
     finally:
+        torch.set_num_threads(threads_before)
         run.step.release()  # compiled flat mode: parameters get their own storage back
         end_compiled_run(flush_before)
         history.stopped_reason = trainer.stopped_reason

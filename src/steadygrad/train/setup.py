@@ -23,15 +23,12 @@ from steadygrad.train.callbacks import Callback
 from steadygrad.train.progress import ProgressBar
 
 __all__ = [
-    "CLIP_KEYS",
     "DEFAULT_MONITOR",
     "resolve_callbacks",
     "resolve_monitor",
     "resolve_optimizer",
     "resolve_schedule",
 ]
-
-CLIP_KEYS = ("clipvalue", "clipnorm", "global_clipnorm")
 
 DEFAULT_MONITOR: bool | int = True
 """What ``fit(monitor=...)`` defaults to: ``True`` attaches a ``GradientMonitor`` sampling one
@@ -45,18 +42,19 @@ at the end of ``fit`` (issue 4: on by default, with sampling). Measured cost of 
 def resolve_optimizer(
     optimizer: Any, model: nn.Module, learning_rate: float | None
 ) -> tuple[torch.optim.Optimizer, Callable[..., torch.Tensor] | None]:
-    """``(torch optimizer, clipper or None)`` from a name, a Keras-style dict or an instance.
+    """``(torch optimizer, clipper or None)`` from a name, a Keras-style dict, an
+    :class:`~steadygrad.optim.settings.OptimizerConfig` or an instance.
 
-    A dict is ``{"name": ..., "learning_rate": ..., <Keras-named hyperparameters>,
-    clipvalue/clipnorm/global_clipnorm}``; the clipping keys build a
+    A name or dict (``{"name": ..., "learning_rate": ..., <Keras-named hyperparameters>,
+    clipvalue/clipnorm/global_clipnorm}``) becomes an ``OptimizerConfig`` first (the value a
+    run config holds), which builds the optimizer and the
     :class:`~steadygrad.optim.clipping.GradientClipper` applied before each step.
 
     >>> opt, clip = resolve_optimizer("adam", torch.nn.Linear(1, 1), 0.01)
     >>> opt.defaults["lr"], clip
     (0.01, None)
     """
-    from steadygrad.optim.clipping import GradientClipper
-    from steadygrad.optim.optimizers import make_optimizer
+    from steadygrad.optim.settings import OptimizerConfig
 
     if isinstance(optimizer, torch.optim.Optimizer):
         if learning_rate is not None:
@@ -65,32 +63,18 @@ def resolve_optimizer(
                 hint="set lr when constructing the optimizer, or pass optimizer by name",
             )
         return optimizer, None
-    params = [p for p in model.parameters() if p.requires_grad]
-    if isinstance(optimizer, str):
-        return make_optimizer(optimizer, params, learning_rate=learning_rate), None
-    if isinstance(optimizer, Mapping):
-        spec = dict(optimizer)
-        if "name" not in spec:
-            raise ConfigError(
-                "optimizer", optimizer, "a dict with a 'name' key",
-                hint="e.g. {'name': 'sgd', 'learning_rate': 0.01, 'momentum': 0.9}",
-            )
-        name = spec.pop("name")
-        lr = spec.pop("learning_rate", None)
-        if lr is not None and learning_rate is not None and lr != learning_rate:
-            raise ConfigError(
-                "learning_rate", learning_rate,
-                f"the same value as optimizer['learning_rate'] ({lr})",
-                hint="give the learning rate in one place",
-            )
-        lr = learning_rate if lr is None else lr
-        clip = {k: spec.pop(k) for k in CLIP_KEYS if k in spec}
-        clipper = GradientClipper(**clip) if clip else None
-        return make_optimizer(name, params, learning_rate=lr, **spec), clipper
-    raise ConfigError(
-        "optimizer", optimizer,
-        "an optimizer name, a dict {'name': ..., ...} or a torch.optim.Optimizer",
-    )
+    if isinstance(optimizer, OptimizerConfig):
+        spec = (optimizer if learning_rate is None else
+                OptimizerConfig.from_value(optimizer.to_value(), learning_rate))
+    elif isinstance(optimizer, (str, Mapping)):
+        spec = OptimizerConfig.from_value(optimizer, learning_rate)
+    else:
+        raise ConfigError(
+            "optimizer", optimizer,
+            "an optimizer name, a dict {'name': ..., ...}, an OptimizerConfig or a "
+            "torch.optim.Optimizer",
+        )
+    return spec.build([p for p in model.parameters() if p.requires_grad])
 
 
 def _is_plateau(obj: Any) -> bool:
