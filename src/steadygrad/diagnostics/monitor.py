@@ -58,7 +58,13 @@ from torch import nn
 
 from steadygrad.diagnostics.checks import Records, decode
 from steadygrad.diagnostics.collect import Plan, WeightSamples, make_plan
-from steadygrad.diagnostics.hooks import LayerRow, is_weighted, leaf_modules, plan_rows
+from steadygrad.diagnostics.hooks import (
+    LayerRow,
+    is_weighted,
+    leaf_modules,
+    main_weight,
+    plan_rows,
+)
 from steadygrad.diagnostics.rules import Thresholds, evaluate
 from steadygrad.diagnostics.series import HealthSeries, LayerMeta
 from steadygrad.diagnostics.stats import (
@@ -261,8 +267,8 @@ class GradientMonitor:
     def _weight(self, leaf: int) -> torch.Tensor:
         module = self._leaves[leaf][1]
         w: Any = module._parameters.get("weight")  # fast path of module.weight
-        if w is None:
-            w = module.weight
+        if w is None or w.dim() < 2:
+            w = main_weight(module)
         assert isinstance(w, torch.Tensor)
         return w
 
@@ -402,14 +408,14 @@ class GradientMonitor:
             self._keep_histogram(check, torch.stack([hists[r.index] for r in rows]))
 
     def _ring(self, rows: tuple[int, ...], units: int, like: torch.Tensor) -> list[Any]:
-        """``[buffer, count]``: the per-unit maxima of the last ``persistence`` checks of these
-        rows, in a ring buffer filled with -inf (a window not yet full reduces over the checks
-        seen so far)."""
+        """``[buffer, count]``: the per-unit maxima of the last checks of these rows (the
+        dead-unit window: ``persistence`` steps' worth of checks, at least 2), in a ring
+        buffer filled with -inf (a window not yet full reduces over the checks seen so far)."""
         key = (rows, units)  # not the batch size: the last batch may be short
         ring = self._rings.get(key)
         if ring is None:
-            ring = self._rings[key] = [like.new_full(
-                (self.thresholds.persistence, len(rows), units), -math.inf), 0]
+            window = max(2, math.ceil(self.thresholds.persistence / self.every))
+            ring = self._rings[key] = [like.new_full((window, len(rows), units), -math.inf), 0]
         return ring
 
     def _keep_histogram(self, check: int, hist: torch.Tensor) -> None:

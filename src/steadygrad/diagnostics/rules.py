@@ -321,8 +321,19 @@ def _self_normalization(s: HealthSeries, th: Thresholds, impaired: bool | None
 
 
 
+def _step_spike_onset(s: HealthSeries, th: Thresholds, ref: float | None
+                      ) -> tuple[int, int] | None:
+    """``(first, raised)`` steps of loss spikes held over ``persistence`` consecutive steps,
+    from every step's loss (between checks too), None when not tracked or none."""
+    sl = np.asarray(s.step_loss, dtype=float)
+    if not sl.size or not np.any(~np.isnan(sl)):
+        return None
+    mask = step_loss_spikes(sl, th.loss_spike, ref)
+    return confirmed_onset([bool(x) for x in mask], list(range(sl.size)), th.persistence)
+
+
 def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diverged: bool,
-                   spikes: np.ndarray) -> Finding | None:
+                   spikes: np.ndarray, ref: float | None) -> Finding | None:
     u = s.values["update_ratio"]
     if not s.checks:
         return None
@@ -330,25 +341,33 @@ def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diver
         med = np.array([np.nanmedian(r) if np.any(np.isfinite(r)) else math.nan for r in u])
     high = [bool(x > th.lr_high) or bool(sp) for x, sp in zip(med, spikes, strict=True)]
     strong = [bool(x > th.lr_high * th.strong_factor) for x in med]
-    cases = [("too high", confirmed_onset(high, s.steps, th.persistence, strong))]
+    on_hi = confirmed_onset(high, s.steps, th.persistence, strong)
+    hi = None if on_hi is None else (int(s.steps[on_hi[0]]), int(s.steps[on_hi[1]]))
+    per_step = _step_spike_onset(s, th, ref)
+    if per_step is not None and (hi is None or per_step[1] < hi[1]):
+        hi = per_step  # raised earlier from every step's loss
+    cases: list[tuple[str, tuple[int, int] | None]] = [("too high", hi)]
     if not diverged:  # a diverging run's tiny update/weight ratios are not a too-low rate
         low = [bool(x < th.lr_low) for x in med]
-        cases.append(("too low", confirmed_onset(low, s.steps, th.persistence)))
+        on_lo = confirmed_onset(low, s.steps, th.persistence)
+        cases.append(("too low", None if on_lo is None else
+                      (int(s.steps[on_lo[0]]), int(s.steps[on_lo[1]]))))
     for label, on in cases:
         if on is None:
             continue
-        k0, kr = on
+        first, raised = on
+        k0 = min(int(np.searchsorted(s.steps, first)), s.checks - 1)
         fin = med[k0:][np.isfinite(med[k0:])]
         level = f"median update/weight ratio {_r(np.median(fin), 2)}" if fin.size else \
             "loss spikes above the chance-level loss"
         return Finding(
-            "learning_rate", _gated(impaired), tuple(s.layers), int(s.steps[k0]),
+            "learning_rate", _gated(impaired), tuple(s.layers), first,
             f"the learning rate looks {label}: {level} (healthy band "
             f"{th.lr_low:g}..{th.lr_high:g})",
             {"median_update_ratio": [_r(x) for x in med], "band": [th.lr_low, th.lr_high],
              "loss_spike_steps": [int(s.steps[k]) for k in np.flatnonzero(spikes)][:20],
              "direction": label, "learning_impaired": impaired},
-            REMEDIES["learning_rate"], int(s.steps[kr]))
+            REMEDIES["learning_rate"], raised)
     return None
 
 
@@ -377,5 +396,5 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     found.append(_per_layer(series, th, impaired, "saturation", SATURATING, "sat_frac",
                             th.saturation_fraction, "saturated outputs"))
     found.append(_self_normalization(series, th, impaired))
-    found.append(_learning_rate(series, th, impaired, diverged, spikes))
+    found.append(_learning_rate(series, th, impaired, diverged, spikes, prog["reference"]))
     return sorted((f for f in found if f is not None), key=lambda f: KINDS.index(f.kind))
