@@ -307,6 +307,8 @@ class GradientMonitor:
             if discovering and leaf not in self._seen:
                 self._seen.add(leaf)
                 self._order.append(leaf)
+            if leaf in outs or not torch.is_grad_enabled():
+                return  # called again in this forward (keep the first call), or not training
             outs[leaf] = out
             if weighted:
                 if keep_input and args and isinstance(args[0], torch.Tensor):
