@@ -114,8 +114,11 @@ def test_recurrent_layers_are_rows_with_their_hidden_weight(cell: type[nn.RNNBas
     x, y = torch.randn(16, 5, 4), torch.randint(0, 3, (16,))
     w_before = net.rnn.weight_hh_l0.detach().clone()
     caught: dict[str, torch.Tensor] = {}
-    net.rnn.register_forward_hook(lambda m, a, o: None if caught.setdefault(
-        "out", o[0].detach()) is None else None)
+
+    def keep(m: nn.Module, a: object, o: tuple[torch.Tensor, object]) -> None:
+        caught.setdefault("out", o[0].detach())
+
+    net.rnn.register_forward_hook(keep)
     mon = _train(net, x, y, steps=1)
     s = mon.series()
     assert s.layers == ["rnn", "head"]
