@@ -20,8 +20,8 @@ checked on a plain-torch run of the same model, data order and optimizer (no mon
 * ``vanishing`` (``vanishing_gradients``): deep sigmoid stacks -> fails to learn;
 * ``dead_bias`` (``dead_units``): ReLU biases at -4 or lower -> no unit fires, fails to learn;
 * ``dying`` (``dead_units``): a ReLU net knocked dead by a too-high SGD learning rate -> at
-  least half of a layer's units alive at init never fire at the end (units die *during*
-  training), fails to learn;
+  the end at least half of some layer's units never fire on 512 samples, 30 points more than
+  at init (units die *during* training), and it fails to learn;
 * ``saturation`` (``saturation``): tanh/sigmoid units fed 30x-scaled inputs and weights ->
   fails to learn.
 
@@ -216,7 +216,7 @@ class Setup:
     gain: float = 1.0  # multiplies every weight matrix / kernel after the default init
     bias: float | None = None  # sets every bias of the hidden layers
     input_scale: float = 1.0
-    steps: int = 120
+    steps: int = 100
 
     @property
     def expected(self) -> tuple[str, ...]:
@@ -233,7 +233,7 @@ def _setups() -> list[Setup]:
     out += [
         _s("mlp2-relu-adam", "mlp", "healthy", lambda: MLP(2, 64, "relu")),
         _s("mlp4-tanh-sgd", "mlp", "healthy", lambda: MLP(4, 64, "tanh"), optimizer="sgd",
-           lr=0.05),
+           lr=0.1),
         _s("mlp3-elu-adam", "mlp", "healthy", lambda: MLP(3, 32, "elu")),
         _s("mlp3-relu-inplace-sgd", "mlp", "healthy", lambda: MLP(3, 64, "relu", True),
            optimizer="sgd", lr=0.1),
@@ -270,7 +270,7 @@ def _setups() -> list[Setup]:
         _s("cnn3-relu-inplace-adam", "cnn", "healthy", lambda: CNN(3, 16, "relu", True),
            lr=3e-3),
         _s("cnn3-tanh-adam", "cnn", "healthy", lambda: CNN(3, 16, "tanh"), lr=1e-2),
-        _s("cnn2-elu-adam", "cnn", "healthy", lambda: CNN(2, 16, "elu"), lr=3e-3),
+        _s("cnn2-elu-adam", "cnn", "healthy", lambda: CNN(2, 16, "elu"), lr=1e-2),
         _s("cnn4-gelu-adam", "cnn", "healthy", lambda: CNN(4, 16, "gelu"), lr=3e-3),
         _s("cnn3-relu-sgd30", "cnn", "diverge", lambda: CNN(3, 16, "relu"), optimizer="sgd",
            lr=30.0),
@@ -422,7 +422,7 @@ def premise_holds(s: Setup, p: dict[str, Any], chance: float) -> bool:
         return finite and p["final"] < 0.5 * chance
     failed = not finite or p["final"] > (1 - Thresholds().min_improvement) * chance
     if s.label == "dying":
-        return failed and p["dead0"] < 0.2 and p["dead"] >= 0.5
+        return failed and p["dead"] >= 0.5 and p["dead"] - p["dead0"] >= 0.3
     return failed
 
 
@@ -495,17 +495,40 @@ def score(rows: list[dict[str, Any]], every: int) -> dict[str, Any]:
     return out
 
 
+PUBLISHED = {"recall_every_1": 0.98, "recall_default": 0.95, "warned_before": 0.9,
+             "dying": 0.9}
+"""The figures ``docs/health-report.md`` claims (fractions), asserted by the slow test."""
+
+
+def split_premise(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(kept, dropped)``: rows whose plain-torch premise holds, and the others (a too-high
+    learning rate may, on some seeds, diverge instead of killing units, or leave the net
+    learning: such a run is not the labelled problem and is left out of the scores)."""
+    by_name = {s.name: s for s in SETUPS}
+    kept, dropped = [], []
+    for r in rows:
+        ok = premise_holds(by_name[r["name"]], r["premise"], r["every_1"]["baseline"])
+        (kept if ok else dropped).append(r)
+    return kept, dropped
+
+
 def _pct(a: int, b: int) -> str:
     return f"{a}/{b} ({100 * a / b:.0f}%)" if b else "-"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """The markdown table published in ``docs/health-report.md``."""
-    s1, sd = score(rows, 1), score(rows, DEFAULT_EVERY)
+    """The markdown table published in ``docs/health-report.md`` (rows whose premise failed
+    on plain torch are listed below it and left out of the figures)."""
     seeds = sorted({r["seed"] for r in rows})
     n_setups = len({r["name"] for r in rows})
+    rows, dropped = split_premise(rows)
+    s1, sd = score(rows, 1), score(rows, DEFAULT_EVERY)
     lines = [f"Measured on {n_setups} setups x {len(seeds)} evaluation seeds "
-             f"({', '.join(map(str, seeds))}); `every=1` / `every={DEFAULT_EVERY}` (default).",
+             f"({', '.join(map(str, seeds))}) = {len(rows) + len(dropped)} runs, each at "
+             f"`every=1` and at `every={DEFAULT_EVERY}` (default); "
+             f"{len(dropped)} run(s) left out because their premise failed on plain torch"
+             + (": " + ", ".join(f"{r['name']} (seed {r['seed']})" for r in dropped)
+                if dropped else "") + ".",
              "",
              "| architecture | correct-kind recall (every=1) | recall (default) | "
              "warned before first NaN/Inf loss (every=1) | median lead, steps | "
@@ -521,6 +544,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{_pct(a['dying_detected'], a['dying'])} | "
             f"{a['false_alarms']}/{a['healthy']} ; {b['false_alarms']}/{b['healthy']} | "
             f"{a['healthy_with_info']} ; {b['healthy_with_info']} |")
+    missed = [f"{r['name']} (seed {r['seed']}, every={e})" for e in (1, DEFAULT_EVERY)
+              for r in rows if r["label"] != "healthy" and not _detected(r, e)]
+    lines += ["", "Missed (no warning of an expected kind): "
+              + (", ".join(missed) if missed else "none") + "."]
     return "\n".join(lines)
 
 

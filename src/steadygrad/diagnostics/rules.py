@@ -329,7 +329,9 @@ def _step_spike_onset(s: HealthSeries, th: Thresholds, ref: float | None
     if not sl.size or not np.any(~np.isnan(sl)):
         return None
     mask = step_loss_spikes(sl, th.loss_spike, ref)
-    return confirmed_onset([bool(x) for x in mask], list(range(sl.size)), th.persistence)
+    strong = step_loss_spikes(sl, (1 + th.loss_spike) * th.strong_factor - 1, ref)
+    return confirmed_onset([bool(x) for x in mask], list(range(sl.size)), th.persistence,
+                           [bool(x) for x in strong])
 
 
 def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diverged: bool,
