@@ -36,7 +36,6 @@ hold that table).
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import sys
@@ -48,8 +47,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from steadygrad.diagnostics import rules
 from steadygrad.diagnostics.diagnose import diagnose
 from steadygrad.diagnostics.monitor import DEFAULT_EVERY
+from steadygrad.diagnostics.report import HealthReport
+from steadygrad.diagnostics.series import HealthSeries
 from steadygrad.diagnostics.thresholds import Thresholds
 
 __all__ = ["CALIBRATION_SEEDS", "EVALUATION_SEEDS", "SETUPS", "Setup", "run_setup", "score",
@@ -426,16 +428,22 @@ def premise_holds(s: Setup, p: dict[str, Any], chance: float) -> bool:
     return failed
 
 
+def verdict(series: HealthSeries) -> dict[str, Any]:
+    """The findings (kind -> [severity, first_step, raised_step]) and harm of a series."""
+    rep = HealthReport(series, rules.evaluate(series))
+    found = {f.kind: [f.severity, f.first_step, f.raised_step] for f in rep.findings}
+    return {"found": found, "first_nonfinite": series.first_nonfinite_loss,
+            "harm": rep.harm(), "baseline": series.baseline_loss}
+
+
 def run_setup(s: Setup, seed: int, every: int) -> dict[str, Any]:
-    """``diagnose`` the setup (same model, data order and optimizer as :func:`plain_run`)."""
+    """``diagnose`` the setup (same model, data order and optimizer as :func:`plain_run`);
+    the recorded series is kept under ``"series"`` (for re-scoring, not JSON)."""
     x, y = digits()
     model = _prepare(s, seed)
     rep = diagnose(model, x * s.input_scale, y, steps=s.steps, batch_size=64,
                    optimizer=_optimizer(s, model), every=every, seed=seed)
-    found = {f.kind: [f.severity, f.first_step, f.raised_step] for f in rep.findings}
-    hm = rep.harm()
-    return {"found": found, "first_nonfinite": rep.series.first_nonfinite_loss,
-            "harm": hm, "baseline": rep.series.baseline_loss}
+    return {**verdict(rep.series), "series": rep.series}
 
 
 def evaluate(seeds: tuple[int, ...], setups: list[Setup] | None = None,
@@ -571,15 +579,39 @@ def write_docs(tab: str) -> None:
     DOCS.write_text(f"{head}{BEGIN}\n{tab}\n{END}{tail}", encoding="utf-8")
 
 
+def rescore(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Re-apply the current rules to the kept series (no training)."""
+    for r in rows:
+        for key in [k for k in r if k.startswith("every_")]:
+            r[key] = {**verdict(r[key]["series"]), "series": r[key]["series"]}
+    return rows
+
+
 def main(argv: list[str]) -> int:
     """``--write-docs``: run the evaluation seeds and rewrite the docs table;
-    ``--calibration``: print the calibration seeds' table; ``--json FILE``: save the rows."""
+    ``--calibration``: the calibration seeds instead; ``--part I/N``: only every N-th setup
+    from the I-th, saved with ``--save FILE`` (pickle); ``--load FILE ...``: merge saved
+    parts (re-scored with the current rules) instead of running."""
+    import pickle
+
     seeds = CALIBRATION_SEEDS if "--calibration" in argv else EVALUATION_SEEDS
-    rows = evaluate(seeds)
+    if "--load" in argv:
+        rows = []
+        for f in argv[argv.index("--load") + 1:]:
+            if f.startswith("--"):
+                break
+            rows += pickle.loads(Path(f).read_bytes())
+        rows = rescore(rows)
+    else:
+        setups = SETUPS
+        if "--part" in argv:
+            i, n = map(int, argv[argv.index("--part") + 1].split("/"))
+            setups = SETUPS[i::n]
+        rows = evaluate(seeds, setups)
+    if "--save" in argv:
+        Path(argv[argv.index("--save") + 1]).write_bytes(pickle.dumps(rows))
     tab = table(rows)
     print(tab)
-    if "--json" in argv:
-        Path(argv[argv.index("--json") + 1]).write_text(json.dumps(rows, indent=1))
     if "--write-docs" in argv:
         write_docs(tab)
     return 0
