@@ -387,6 +387,8 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     prog = learning_progress(series, th)
     impaired = prog["impaired"]
     nonfinite = _non_finite(series)
+    worse = prog["final"] is not None and prog["reference"] is not None and \
+        prog["final"] > prog["reference"]
     diverged = bool(prog["diverged"]) or nonfinite is not None
     if diverged:
         impaired = True  # NaN/Inf anywhere means training failed, whatever the loss said before
@@ -398,5 +400,7 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     found.append(_per_layer(series, th, impaired, "saturation", SATURATING, "sat_frac",
                             th.saturation_fraction, "saturated outputs"))
     found.append(_self_normalization(series, th, impaired))
-    found.append(_learning_rate(series, th, impaired, diverged, spikes, prog["reference"]))
+    # "too low" is never said of a run that diverged, spiked or ended above its reference loss
+    found.append(_learning_rate(series, th, impaired, diverged or worse or bool(spikes.any()),
+                                spikes, prog["reference"]))
     return sorted((f for f in found if f is not None), key=lambda f: KINDS.index(f.kind))
