@@ -175,3 +175,48 @@ def test_compiled_fit_monitor_matches_eager() -> None:
                                rtol=1e-4, atol=1e-6)
     assert [f.kind for f in comp.findings] == [f.kind for f in eager.findings]
     assert len(comp.series.step_loss) == 24 and not math.isnan(comp.series.step_loss[-1])
+
+
+def test_attention_probe_matches_the_modules_own_weights() -> None:
+    from steadygrad.diagnostics.probes import attention_logits, attention_stats
+
+    torch.manual_seed(0)
+    net = Attention()
+    x, y = torch.randn(16, 5, 4), torch.randint(0, 3, (16,))
+    h = net.embed(x).detach()
+    _, w = net.attn(h, h, h, need_weights=True, average_attn_weights=False)  # the oracle
+    p = torch.softmax(attention_logits(net.attn, h, h), -1)
+    torch.testing.assert_close(p, w, rtol=1e-5, atol=1e-6)
+    w = w.detach()
+    ent = float(-(w * w.log()).sum(-1).mean() / math.log(5))
+    top = float(attention_logits(net.attn, h, h).abs().max())
+    mon = _train(net, x, y, steps=1)
+    s = mon.series()
+    assert s.probes["attn:attn_entropy"][0] == pytest.approx(ent, rel=1e-5)
+    assert s.probes["attn:attn_logit_max"][0] == pytest.approx(top, rel=1e-5)
+    assert attention_stats(torch.zeros(1, 1, 3, 3)).tolist() == pytest.approx([0.0, 1.0])
+
+
+@pytest.mark.parametrize("cell", [nn.RNN, nn.GRU, nn.LSTM])
+def test_recurrent_probe_is_the_input_gradient_per_time_step(cell: type[nn.RNNBase]) -> None:
+    torch.manual_seed(0)
+    net = Seq(cell)
+    x, y = torch.randn(16, 6, 4), torch.randint(0, 3, (16,))
+    xr = x.clone().requires_grad_(True)  # the oracle: autograd w.r.t. the input itself
+    F.cross_entropy(net(xr), y).backward()
+    n = xr.grad.norm(dim=(0, 2))
+    expected = math.log10(float(n[0] / n[-1]))
+    net.zero_grad()
+    ref = Seq(cell)
+    ref.load_state_dict(net.state_dict())
+    mon = _train(net, x, y, steps=2)
+    assert mon.series().probes["rnn:time_orders"][0] == pytest.approx(expected, rel=1e-4)
+    # the probe changes nothing: same weights as training without the monitor
+    opt = torch.optim.SGD(ref.parameters(), lr=0.05)
+    for _ in range(2):
+        loss = F.cross_entropy(ref(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for a, b in zip(net.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b)

@@ -373,6 +373,26 @@ def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diver
     return None
 
 
+def _probe_evidence(s: HealthSeries) -> dict[str, Any]:
+    """First and last value of each probe (recurrent ``time_orders``, attention logits and
+    entropy): shown as evidence, not yet used as a trigger (not calibrated)."""
+    out: dict[str, Any] = {}
+    for key, v in s.probes.items():
+        fin = np.asarray(v, dtype=float)
+        fin = fin[np.isfinite(fin)]
+        if fin.size:
+            out[key] = {"first": _r(fin[0]), "last": _r(fin[-1])}
+    return out
+
+
+def _with_probes(f: Finding | None, probes: dict[str, Any]) -> Finding | None:
+    if f is None or not probes or f.kind not in ("exploding_gradients", "vanishing_gradients",
+                                                 "saturation"):
+        return f
+    return Finding(f.kind, f.severity, f.layers, f.first_step, f.message,
+                   {**f.evidence, "probes": probes}, f.remedies, f.raised_step)
+
+
 def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list[Finding]:
     """Apply every rule to ``series``; findings sorted by kind order (:data:`KINDS`).
 
@@ -388,7 +408,7 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     impaired = prog["impaired"]
     nonfinite = _non_finite(series)
     worse = prog["final"] is not None and prog["reference"] is not None and \
-        prog["final"] > prog["reference"]
+        prog["final"] > (1 + th.min_improvement) * prog["reference"]
     diverged = bool(prog["diverged"]) or nonfinite is not None
     if diverged:
         impaired = True  # NaN/Inf anywhere means training failed, whatever the loss said before
@@ -400,7 +420,10 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     found.append(_per_layer(series, th, impaired, "saturation", SATURATING, "sat_frac",
                             th.saturation_fraction, "saturated outputs"))
     found.append(_self_normalization(series, th, impaired))
-    # "too low" is never said of a run that diverged, spiked or ended above its reference loss
+    # "too low" is never said of a run that diverged, spiked or ended clearly above its
+    # reference loss
     found.append(_learning_rate(series, th, impaired, diverged or worse or bool(spikes.any()),
                                 spikes, prog["reference"]))
+    probes = _probe_evidence(series)
+    found = [_with_probes(f, probes) for f in found]
     return sorted((f for f in found if f is not None), key=lambda f: KINDS.index(f.kind))
