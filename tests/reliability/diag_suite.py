@@ -583,7 +583,10 @@ def rescore(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Re-apply the current rules to the kept series (no training)."""
     for r in rows:
         for key in [k for k in r if k.startswith("every_")]:
-            r[key] = {**verdict(r[key]["series"]), "series": r[key]["series"]}
+            series = r[key]["series"]
+            if not hasattr(series, "probes"):  # saved before the probes existed
+                series.probes = {}
+            r[key] = {**verdict(series), "series": series}
     return rows
 
 
