@@ -447,17 +447,25 @@ def run_setup(s: Setup, seed: int, every: int) -> dict[str, Any]:
 
 
 def evaluate(seeds: tuple[int, ...], setups: list[Setup] | None = None,
-             everies: tuple[int, ...] = (1, DEFAULT_EVERY)) -> list[dict[str, Any]]:
-    """Premise and monitor verdicts for every setup and seed."""
+             everies: tuple[int, ...] = (1, DEFAULT_EVERY),
+             save: Path | None = None) -> list[dict[str, Any]]:
+    """Premise and monitor verdicts for every setup and seed (seed by seed; with ``save``,
+    the rows so far are pickled there after each one)."""
+    import pickle
+
     rows = []
-    for s in setups if setups is not None else SETUPS:
-        for seed in seeds:
+    for seed in seeds:
+        for s in setups if setups is not None else SETUPS:
             row: dict[str, Any] = {"name": s.name, "arch": s.arch, "label": s.label,
                                    "expected": list(s.expected), "seed": seed,
                                    "premise": plain_run(s, seed)}
             for every in everies:
                 row[f"every_{every}"] = run_setup(s, seed, every)
             rows.append(row)
+            if save is not None:
+                tmp = save.with_suffix(".tmp")
+                tmp.write_bytes(pickle.dumps(rows))
+                tmp.replace(save)
     return rows
 
 
@@ -610,9 +618,8 @@ def main(argv: list[str]) -> int:
         if "--part" in argv:
             i, n = map(int, argv[argv.index("--part") + 1].split("/"))
             setups = SETUPS[i::n]
-        rows = evaluate(seeds, setups)
-    if "--save" in argv:
-        Path(argv[argv.index("--save") + 1]).write_bytes(pickle.dumps(rows))
+        out = Path(argv[argv.index("--save") + 1]) if "--save" in argv else None
+        rows = evaluate(seeds, setups, save=out)
     tab = table(rows)
     print(tab)
     if "--write-docs" in argv:
