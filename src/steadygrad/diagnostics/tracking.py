@@ -54,8 +54,10 @@ class LossAndProbes:
                                           torch.full_like(self._first_bad, self._step),
                                           self._first_bad)
             return
-        value = float(loss.detach().reshape(-1)[0]) if isinstance(loss, torch.Tensor) \
-            else float(loss)
+        if isinstance(loss, torch.Tensor):  # .item(): no autograd or view op on the hot path
+            value = loss.item() if loss.numel() == 1 else float(loss.detach().reshape(-1)[0])
+        else:
+            value = float(loss)
         if len(self._losses) < self._step:
             self._losses.extend([math.nan] * (self._step - len(self._losses)))
         self._losses.append(value)
