@@ -601,24 +601,29 @@ def rescore(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main(argv: list[str]) -> int:
     """``--write-docs``: run the evaluation seeds and rewrite the docs table;
-    ``--calibration``: the calibration seeds instead; ``--part I/N``: only every N-th setup
-    from the I-th, saved with ``--save FILE`` (pickle); ``--load FILE ...``: merge saved
-    parts (re-scored with the current rules) instead of running."""
+    ``--calibration``: the calibration seeds instead; ``--arch A``: only that architecture;
+    ``--part I/N``: only every N-th setup from the I-th, saved with ``--save FILE`` (pickle);
+    ``--load FILE ...``: merge saved parts (a later file's row replaces an earlier one;
+    re-scored with the current rules) instead of running."""
     import pickle
 
     seeds = CALIBRATION_SEEDS if "--calibration" in argv else EVALUATION_SEEDS
     if "--load" in argv:
-        rows = []
+        merged: dict[tuple[str, int], dict[str, Any]] = {}
         for f in argv[argv.index("--load") + 1:]:
             if f.startswith("--"):
                 break
-            rows += pickle.loads(Path(f).read_bytes())
-        rows = rescore(rows)
+            for r in pickle.loads(Path(f).read_bytes()):  # a later file replaces a row
+                merged[(r["name"], r["seed"])] = r
+        order = {s.name: i for i, s in enumerate(SETUPS)}
+        rows = rescore(sorted(merged.values(), key=lambda r: (r["seed"], order[r["name"]])))
     else:
         setups = SETUPS
+        if "--arch" in argv:
+            setups = [s for s in setups if s.arch == argv[argv.index("--arch") + 1]]
         if "--part" in argv:
             i, n = map(int, argv[argv.index("--part") + 1].split("/"))
-            setups = SETUPS[i::n]
+            setups = setups[i::n]
         out = Path(argv[argv.index("--save") + 1]) if "--save" in argv else None
         rows = evaluate(seeds, setups, save=out)
     tab = table(rows)

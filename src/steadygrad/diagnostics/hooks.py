@@ -157,6 +157,11 @@ def plan_rows(
     >>> net = nn.Sequential(nn.Tanh(), nn.Linear(2, 2), nn.Dropout(), nn.Sigmoid(), nn.ReLU())
     >>> [(r.name, r.activation, r.member_kinds) for r in plan_rows(list(net.named_children()))]
     [('0', 'tanh', ('Tanh',)), ('1', 'sigmoid', ('Linear', 'Dropout', 'Sigmoid', 'ReLU'))]
+    >>> plan_rows([("rnn", nn.RNN(2, 3, nonlinearity="relu"))])[0].activation  # nn.RNN's own
+    'relu'
+
+    An ``nn.RNN`` row takes the cell's nonlinearity as its activation (its output is that
+    activation's output); GRU/LSTM outputs are gated mixtures and get none.
     """
     idx = list(leaf_index) if leaf_index is not None else list(range(len(ordered)))
     groups: list[_Group] = []
@@ -165,6 +170,8 @@ def plan_rows(
         act = None if act == "linear" else act
         if is_weighted(module):
             groups.append(_Group(name, module, leaf))
+            if isinstance(module, nn.RNN):  # its output is tanh(.) or relu(.) of the cell
+                groups[-1].act, groups[-1].act_leaf = module.nonlinearity, leaf
         elif act is not None and (not groups or groups[-1].act is not None) and (
             not groups or groups[-1].module is None
         ):

@@ -163,12 +163,24 @@ def _check_spikes(s: HealthSeries, th: Thresholds, ref: float | None) -> np.ndar
 
 def _vanishing(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: list[int],
                g: np.ndarray, span: np.ndarray, ratio: np.ndarray) -> Finding | None:
-    van = [bool((a >= th.vanishing_orders) or (b >= th.vanishing_orders))
-           for a, b in zip(span, ratio, strict=True)]
+    through_time = _time_orders(s)
+    van = [bool((a >= th.vanishing_orders) or (b >= th.vanishing_orders)
+                or t <= -th.vanishing_orders)
+           for a, b, t in zip(span, ratio, through_time, strict=True)]
     on = confirmed_onset(van, s.steps, th.persistence)
     if on is None:
         return None
     k0 = on[0]
+    tt = through_time[k0:]
+    if not np.any(np.isfinite(span[k0:])) and np.any(np.isfinite(tt)):  # through time only
+        rnn = tuple(k.split(":")[0] for k in s.probes if k.endswith(":time_orders"))
+        return Finding(
+            "vanishing_gradients", _gated(impaired), rnn, int(s.steps[k0]),
+            f"the gradient loses {_r(-np.nanmin(tt), 2)} orders of magnitude through time "
+            "(first vs last time step of a recurrent layer's input)",
+            {"time_orders_last": _r(through_time[-1]), "threshold_orders": th.vanishing_orders,
+             "learning_impaired": impaired},
+            REMEDIES["vanishing_gradients"], int(s.steps[on[1]]))
     last = g[-1]
     top = np.nanmean(last[-max(1, len(rows) // 4):])
     low = [s.layers[rows[i]] for i in range(len(rows))
@@ -185,6 +197,20 @@ def _vanishing(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: lis
         REMEDIES["vanishing_gradients"], int(s.steps[on[1]]))
 
 
+def _time_orders(s: HealthSeries) -> np.ndarray:
+    """Per check, the largest |orders| gained (> 0) or lost (< 0) through time by any
+    recurrent layer's input gradient (:func:`~steadygrad.diagnostics.probes.time_orders`),
+    signed by the larger side; NaN when there is no recurrent layer."""
+    cols = [np.asarray(v, dtype=float) for k, v in s.probes.items()
+            if k.endswith(":time_orders") and len(v) == s.checks]
+    if not cols:
+        return np.full(s.checks, math.nan)
+    m = np.vstack(cols)
+    with np.errstate(all="ignore"):
+        hi, lo = np.nanmax(m, axis=0), np.nanmin(m, axis=0)
+    return np.where(np.abs(lo) > np.abs(hi), lo, hi)
+
+
 def _exploding(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: list[int],
                span: np.ndarray, ratio: np.ndarray, spikes: np.ndarray) -> Finding | None:
     """Depth profile (level), growth of the global gradient norm and of the output logits
@@ -199,9 +225,11 @@ def _exploding(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: lis
     trend = growth_over_min(gn)
     logits = relative_rise(s.values["act_std"][:, -1]) if s.layers else np.full(s.checks, np.nan)
     nonfin = np.nansum(s.values["grad_nonfinite"], axis=1) > 0
+    through_time = _time_orders(s)
     flags, strong = [], []
     for k in range(s.checks):
-        prof = bool(span[k] <= -th.exploding_orders or ratio[k] <= -th.exploding_orders)
+        prof = bool(span[k] <= -th.exploding_orders or ratio[k] <= -th.exploding_orders
+                    or through_time[k] >= th.exploding_orders)
         tr = bool(spikes[k] and (trend[k] >= th.growth_trend or logits[k] >= th.logit_growth))
         lvl = bool(np.isfinite(growth[k]) and growth[k] >= th.norm_growth)
         flags.append(prof or tr or lvl or bool(nonfin[k]))
@@ -225,6 +253,8 @@ def _exploding(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: lis
          "norm_growth_max": _r(np.nanmax(growth)) if np.any(np.isfinite(growth)) else None,
          "norm_growth_trend_max": _r(max(fin)) if fin else None,
          "logit_growth_max": _r(np.nanmax(logits)) if np.any(np.isfinite(logits)) else None,
+         "time_orders_max": _r(np.nanmax(through_time))
+         if np.any(np.isfinite(through_time)) else None,
          "loss_spike_steps": [int(s.steps[k]) for k in np.flatnonzero(spikes)][:20],
          "non_finite": bool(nonfin.any()), "threshold_orders": th.exploding_orders,
          "threshold_norm_growth": th.norm_growth, "threshold_growth_trend": th.growth_trend,
@@ -242,10 +272,11 @@ def _gradient_profile(s: HealthSeries, th: Thresholds, impaired: bool | None,
         prof = [_profile(g[k]) for k in range(s.checks)]
         span = np.array([p[0] for p in prof])
         ratio = np.array([p[1] for p in prof])
-        van = _vanishing(s, th, impaired, rows, g, span, ratio)
     else:
         span = ratio = np.full(s.checks, math.nan)
-        van = None
+    van = None
+    if len(rows) >= 3 or any(k.endswith(":time_orders") for k in s.probes):
+        van = _vanishing(s, th, impaired, rows, g, span, ratio)
     return [_exploding(s, th, impaired, rows, span, ratio, spikes), van]
 
 
