@@ -172,3 +172,24 @@ def test_schema_1_files_still_load() -> None:
     assert [f.raised_step for f in old.findings] == [None] * len(old.findings)
     bumped = HealthReport.from_json(rep.to_json())
     assert bumped.to_dict() == rep.to_dict()
+
+
+def test_too_low_is_never_said_of_a_diverging_finite_run() -> None:
+    # tiny update ratios (saturated net) while the loss blew up above chance: not "too low"
+    s = _series([2.3, 2.2, 40.0, 80.0, 90.0, 95.0, 99.0, 99.0])
+    s.baseline_loss = 2.3
+    s.values["update_ratio"][:] = 1e-7
+    lr = [f for f in evaluate(s) if f.kind == "learning_rate"]
+    assert all(f.evidence["direction"] == "too high" for f in lr) and lr
+    calm = _series([2.3, 2.3, 2.3, 2.3, 2.3, 2.3])  # a stalled run with tiny updates: too low
+    calm.values["update_ratio"][:] = 1e-7
+    low = [f for f in evaluate(calm) if f.kind == "learning_rate"]
+    assert [f.evidence["direction"] for f in low] == ["too low"]
+
+
+def test_a_20x_loss_spike_raises_between_checks() -> None:
+    # sampled every 32 steps, but every step's loss is known: a blow-up at step 5 is raised there
+    s = _series([2.3, 2.0], steps=[0, 32])
+    s.step_loss = np.array([2.3, 2.2, 2.1, 2.0, 2.0, 60.0] + [2.2] * 27)
+    f = next(f for f in evaluate(s) if f.kind == "learning_rate")
+    assert (f.first_step, f.raised_step, f.evidence["direction"]) == (5, 5, "too high")

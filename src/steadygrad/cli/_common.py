@@ -191,7 +191,7 @@ def _literal(value: Any) -> str:
 
 
 def finding_lines(findings: list[dict[str, Any]], diverged: bool = False) -> list[str]:
-    """Compact text lines for findings given as ``steadygrad.health/1`` dicts.
+    """Compact text lines for findings given as ``steadygrad.health`` dicts.
 
     Args:
         findings: the ``findings`` list of a health report.

@@ -86,7 +86,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--fail-on", choices=("warning", "error"), default=None,
                         help="exit with code 1 when a finding at least this severe exists")
     parser.add_argument("--save", default=None, metavar="PATH",
-                        help="also write the health report (JSON, steadygrad.health/1) there")
+                        help="also write the health report (JSON, steadygrad.health/2) there")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.add_argument("--json", action="store_true",
                         help="print the health report as one JSON document")

@@ -28,21 +28,39 @@ from torch import nn
 
 from steadygrad.nn.activations import activation_name
 
-__all__ = ["LayerRow", "is_weighted", "leaf_modules", "plan_rows", "unit_dim"]
+__all__ = ["LayerRow", "is_weighted", "leaf_modules", "main_weight", "plan_rows", "unit_dim"]
 
 _CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)
 
 
+def main_weight(module: nn.Module) -> nn.Parameter | None:
+    """The weight a row reports: ``weight`` (2+ dimensions), or for a recurrent layer
+    (``RNN``/``GRU``/``LSTM``) its first hidden-to-hidden matrix ``weight_hh_l0``.
+
+    >>> main_weight(nn.GRU(3, 4)).shape, main_weight(nn.LayerNorm(3)) is None
+    (torch.Size([12, 4]), True)
+    """
+    w = module._parameters.get("weight")
+    if isinstance(w, nn.Parameter) and w.dim() >= 2:
+        return w
+    if isinstance(module, nn.RNNBase):
+        hh = module._parameters.get("weight_hh_l0")
+        return hh if isinstance(hh, nn.Parameter) else None
+    return None
+
+
 def is_weighted(module: nn.Module) -> bool:
-    """True for a layer with a learnable ``weight`` of 2+ dimensions (Linear, Conv, Embedding).
+    """True for a layer with a learnable ``weight`` of 2+ dimensions (Linear, Conv, Embedding)
+    or a recurrent layer (RNN, GRU, LSTM).
 
     Normalization layers (1-D ``weight``) and PReLU are not weighted layers.
 
     >>> is_weighted(nn.Linear(2, 3)), is_weighted(nn.BatchNorm1d(3)), is_weighted(nn.ReLU())
     (True, False, False)
+    >>> is_weighted(nn.LSTM(2, 3))
+    True
     """
-    w = getattr(module, "weight", None)
-    return isinstance(w, nn.Parameter) and w.dim() >= 2
+    return main_weight(module) is not None
 
 
 def unit_dim(module: nn.Module) -> int:
@@ -99,9 +117,11 @@ class LayerRow:
 
 
 def _fan_in(module: nn.Module) -> int | None:
-    w = getattr(module, "weight", None)
-    if not isinstance(w, nn.Parameter) or w.dim() < 2:
+    w = main_weight(module)
+    if w is None:
         return None
+    if isinstance(module, nn.RNNBase):
+        return int(module.hidden_size)
     if isinstance(module, nn.Embedding):
         return 1
     return int(w[0].numel())
@@ -137,6 +157,11 @@ def plan_rows(
     >>> net = nn.Sequential(nn.Tanh(), nn.Linear(2, 2), nn.Dropout(), nn.Sigmoid(), nn.ReLU())
     >>> [(r.name, r.activation, r.member_kinds) for r in plan_rows(list(net.named_children()))]
     [('0', 'tanh', ('Tanh',)), ('1', 'sigmoid', ('Linear', 'Dropout', 'Sigmoid', 'ReLU'))]
+    >>> plan_rows([("rnn", nn.RNN(2, 3, nonlinearity="relu"))])[0].activation  # nn.RNN's own
+    'relu'
+
+    An ``nn.RNN`` row takes the cell's nonlinearity as its activation (its output is that
+    activation's output); GRU/LSTM outputs are gated mixtures and get none.
     """
     idx = list(leaf_index) if leaf_index is not None else list(range(len(ordered)))
     groups: list[_Group] = []
@@ -145,6 +170,8 @@ def plan_rows(
         act = None if act == "linear" else act
         if is_weighted(module):
             groups.append(_Group(name, module, leaf))
+            if isinstance(module, nn.RNN):  # its output is tanh(.) or relu(.) of the cell
+                groups[-1].act, groups[-1].act_leaf = module.nonlinearity, leaf
         elif act is not None and (not groups or groups[-1].act is not None) and (
             not groups or groups[-1].module is None
         ):

@@ -58,7 +58,13 @@ from torch import nn
 
 from steadygrad.diagnostics.checks import Records, decode
 from steadygrad.diagnostics.collect import Plan, WeightSamples, make_plan
-from steadygrad.diagnostics.hooks import LayerRow, is_weighted, leaf_modules, plan_rows
+from steadygrad.diagnostics.hooks import (
+    LayerRow,
+    is_weighted,
+    leaf_modules,
+    main_weight,
+    plan_rows,
+)
 from steadygrad.diagnostics.rules import Thresholds, evaluate
 from steadygrad.diagnostics.series import HealthSeries, LayerMeta
 from steadygrad.diagnostics.stats import (
@@ -67,6 +73,7 @@ from steadygrad.diagnostics.stats import (
     stack_stats,
     unit_view,
 )
+from steadygrad.diagnostics.tracking import LossAndProbes
 from steadygrad.errors import ConfigError
 from steadygrad.nn.activations import RELU_FAMILY, saturation_bounds
 
@@ -85,7 +92,7 @@ statistics, and its share of the final report) costs about one plain step of the
 _MAX_HISTOGRAMS = 8
 
 
-class GradientMonitor:
+class GradientMonitor(LossAndProbes):
     """Records per-layer activation, gradient and update statistics on sampled steps.
 
     Args:
@@ -140,6 +147,11 @@ class GradientMonitor:
         self.thresholds = thresholds or Thresholds()
         self.bins = bins
         self._leaves = leaf_modules(model)
+        self._probe_modules = [(n or type(m).__name__, m) for n, m in model.named_modules()
+                               if isinstance(m, (nn.RNNBase, nn.MultiheadAttention))]
+        self._probes: dict[str, tuple[torch.Tensor, int]] = {}
+        self._probe_vals_now: dict[str, torch.Tensor] = {}
+        self._probe_vals: list[tuple[int, str, torch.Tensor]] = []  # (step, module, values)
         self._weighted = [i for i, (_, m) in enumerate(self._leaves) if is_weighted(m)]
         self._rows: list[LayerRow] | None = None
         self._plan_leaves: list[int] | None = None
@@ -189,6 +201,8 @@ class GradientMonitor:
         self._attached = False
         self._outs.clear()
         self._inputs.clear()
+        self._probes.clear()
+        self._probe_vals_now = {}
         self._samples.taken = False
 
     @property
@@ -223,25 +237,6 @@ class GradientMonitor:
             self._remove_hooks()
             self._armed = False
 
-    def _track(self, loss: torch.Tensor | float) -> None:
-        """Every step: the loss as a float on CPU; on an accelerator only the first
-        non-finite step, kept on the device (no synchronization)."""
-        if isinstance(loss, torch.Tensor) and loss.device.type != "cpu":
-            if self._first_bad is None:
-                self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
-            bad = torch.isfinite(loss.detach().reshape(-1)[:1]).logical_not_()[0]
-            self._first_bad = torch.where(bad & (self._first_bad < 0),
-                                          torch.full_like(self._first_bad, self._step),
-                                          self._first_bad)
-            return
-        value = float(loss.detach().reshape(-1)[0]) if isinstance(loss, torch.Tensor) \
-            else float(loss)
-        if len(self._losses) < self._step:
-            self._losses.extend([math.nan] * (self._step - len(self._losses)))
-        self._losses.append(value)
-        if self._first_bad_cpu is None and not math.isfinite(value):
-            self._first_bad_cpu = self._step
-
     def _arm(self, fresh: bool = False) -> None:
         """Install the hooks and snapshot the weight samples. ``fresh``: the previous step was
         just collected, so its "after" copy of the weights is this step's "before"."""
@@ -261,12 +256,13 @@ class GradientMonitor:
     def _weight(self, leaf: int) -> torch.Tensor:
         module = self._leaves[leaf][1]
         w: Any = module._parameters.get("weight")  # fast path of module.weight
-        if w is None:
-            w = module.weight
+        if w is None or w.dim() < 2:
+            w = main_weight(module)
         assert isinstance(w, torch.Tensor)
         return w
 
     def _install_hooks(self) -> None:
+        self._install_probes()
         if self._rows is not None and self._planned_hooks:  # built once for the plan
             self._handles.extend(m.register_forward_hook(h) for m, h in self._planned_hooks)
             return
@@ -301,6 +297,8 @@ class GradientMonitor:
             if discovering and leaf not in self._seen:
                 self._seen.add(leaf)
                 self._order.append(leaf)
+            if leaf in outs or not torch.is_grad_enabled():
+                return  # called again in this forward (keep the first call), or not training
             outs[leaf] = out
             if weighted:
                 if keep_input and args and isinstance(args[0], torch.Tensor):
@@ -333,6 +331,7 @@ class GradientMonitor:
             self._remove_hooks()  # discovery hooks on every leaf; re-armed with the plan
         with torch.no_grad():
             self._collect_rows(self._rows, loss)
+            self._collect_probes()
         self._outs.clear()
         self._inputs.clear()
 
@@ -402,14 +401,14 @@ class GradientMonitor:
             self._keep_histogram(check, torch.stack([hists[r.index] for r in rows]))
 
     def _ring(self, rows: tuple[int, ...], units: int, like: torch.Tensor) -> list[Any]:
-        """``[buffer, count]``: the per-unit maxima of the last ``persistence`` checks of these
-        rows, in a ring buffer filled with -inf (a window not yet full reduces over the checks
-        seen so far)."""
+        """``[buffer, count]``: the per-unit maxima of the last checks of these rows (the
+        dead-unit window: ``persistence`` steps' worth of checks, at least 2), in a ring
+        buffer filled with -inf (a window not yet full reduces over the checks seen so far)."""
         key = (rows, units)  # not the batch size: the last batch may be short
         ring = self._rings.get(key)
         if ring is None:
-            ring = self._rings[key] = [like.new_full(
-                (self.thresholds.persistence, len(rows), units), -math.inf), 0]
+            window = max(2, math.ceil(self.thresholds.persistence / self.every))
+            ring = self._rings[key] = [like.new_full((window, len(rows), units), -math.inf), 0]
         return ring
 
     def _keep_histogram(self, check: int, hist: torch.Tensor) -> None:
@@ -448,6 +447,7 @@ class GradientMonitor:
         if first is None and np.any(np.isinf(s.loss)):
             first = int(np.asarray(steps)[np.isinf(s.loss)][0])
         s.first_nonfinite_loss = first
+        s.probes = self._probe_series(steps)
         s.histograms = [(steps[i], h.detach().cpu().numpy().astype(float))
                         for i, h in sorted(self._hists.items())]
         s.meta = [LayerMeta(r.index, r.name, r.kind, r.activation, r.members, units.get(r.index),

@@ -95,7 +95,7 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
 def learning_progress(
     losses: np.ndarray,
     baseline: float | None = None,
-    min_improvement: float = 0.05,
+    min_improvement: float = 0.3,
     steps: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Whether training learned: the smoothed final loss against the baseline and the best.
@@ -104,7 +104,8 @@ def learning_progress(
         losses: the loss at each recorded step (NaN where not recorded).
         baseline: the constant predictor's loss (:func:`baseline_loss`), None if unknown (the
             first recorded loss is used instead).
-        min_improvement: the relative drop below the reference that counts as learning.
+        min_improvement: the relative drop of the final loss (mean of the last quarter)
+            below the reference that counts as learning.
         steps: the step of each entry (default ``0, 1, ...``).
 
     Returns:
@@ -133,7 +134,7 @@ def learning_progress(
     sm = _smooth(vals, width)
     q = max(1, vals.size // 4)
     ref = float(baseline) if baseline is not None and baseline > 0 else float(sm[0])
-    final = float(np.median(vals[-q:]))
+    final = float(np.mean(vals[-q:]))
     best_i = int(np.nanargmin(sm))
     best = float(sm[best_i])
     gain = ref - best

@@ -145,6 +145,7 @@ class HealthReport:
             "baseline_loss": s.baseline_loss,
             "first_nonfinite_loss": s.first_nonfinite_loss,
             "harm": harm(self.findings, learning),
+            "probes": {k: [_num(x) for x in v] for k, v in s.probes.items()},
             "layers": layers,
             "histograms": [{"step": st, "counts": h.tolist()} for st, h in s.histograms],
             "thresholds": self.thresholds.to_dict(),
@@ -178,6 +179,7 @@ class HealthReport:
                         for h in d.get("histograms", [])]
         s.meta = [LayerMeta.from_dict(x) for x in layers if "kind" in x]
         s.baseline_loss = d.get("baseline_loss")
+        s.probes = {str(k): _arr(v) for k, v in d.get("probes", {}).items()}
         bad = d.get("first_nonfinite_loss")
         s.first_nonfinite_loss = None if bad is None else int(bad)
         return HealthReport(

@@ -163,12 +163,24 @@ def _check_spikes(s: HealthSeries, th: Thresholds, ref: float | None) -> np.ndar
 
 def _vanishing(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: list[int],
                g: np.ndarray, span: np.ndarray, ratio: np.ndarray) -> Finding | None:
-    van = [bool((a >= th.vanishing_orders) or (b >= th.vanishing_orders))
-           for a, b in zip(span, ratio, strict=True)]
+    through_time = _time_orders(s)
+    van = [bool((a >= th.vanishing_orders) or (b >= th.vanishing_orders)
+                or t <= -th.vanishing_orders)
+           for a, b, t in zip(span, ratio, through_time, strict=True)]
     on = confirmed_onset(van, s.steps, th.persistence)
     if on is None:
         return None
     k0 = on[0]
+    tt = through_time[k0:]
+    if not np.any(np.isfinite(span[k0:])) and np.any(np.isfinite(tt)):  # through time only
+        rnn = tuple(k.split(":")[0] for k in s.probes if k.endswith(":time_orders"))
+        return Finding(
+            "vanishing_gradients", _gated(impaired), rnn, int(s.steps[k0]),
+            f"the gradient loses {_r(-np.nanmin(tt), 2)} orders of magnitude through time "
+            "(first vs last time step of a recurrent layer's input)",
+            {"time_orders_last": _r(through_time[-1]), "threshold_orders": th.vanishing_orders,
+             "learning_impaired": impaired},
+            REMEDIES["vanishing_gradients"], int(s.steps[on[1]]))
     last = g[-1]
     top = np.nanmean(last[-max(1, len(rows) // 4):])
     low = [s.layers[rows[i]] for i in range(len(rows))
@@ -185,6 +197,20 @@ def _vanishing(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: lis
         REMEDIES["vanishing_gradients"], int(s.steps[on[1]]))
 
 
+def _time_orders(s: HealthSeries) -> np.ndarray:
+    """Per check, the largest |orders| gained (> 0) or lost (< 0) through time by any
+    recurrent layer's input gradient (:func:`~steadygrad.diagnostics.probes.time_orders`),
+    signed by the larger side; NaN when there is no recurrent layer."""
+    cols = [np.asarray(v, dtype=float) for k, v in s.probes.items()
+            if k.endswith(":time_orders") and len(v) == s.checks]
+    if not cols:
+        return np.full(s.checks, math.nan)
+    m = np.vstack(cols)
+    with np.errstate(all="ignore"):
+        hi, lo = np.nanmax(m, axis=0), np.nanmin(m, axis=0)
+    return np.where(np.abs(lo) > np.abs(hi), lo, hi)
+
+
 def _exploding(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: list[int],
                span: np.ndarray, ratio: np.ndarray, spikes: np.ndarray) -> Finding | None:
     """Depth profile (level), growth of the global gradient norm and of the output logits
@@ -199,9 +225,11 @@ def _exploding(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: lis
     trend = growth_over_min(gn)
     logits = relative_rise(s.values["act_std"][:, -1]) if s.layers else np.full(s.checks, np.nan)
     nonfin = np.nansum(s.values["grad_nonfinite"], axis=1) > 0
+    through_time = _time_orders(s)
     flags, strong = [], []
     for k in range(s.checks):
-        prof = bool(span[k] <= -th.exploding_orders or ratio[k] <= -th.exploding_orders)
+        prof = bool(span[k] <= -th.exploding_orders or ratio[k] <= -th.exploding_orders
+                    or through_time[k] >= th.exploding_orders)
         tr = bool(spikes[k] and (trend[k] >= th.growth_trend or logits[k] >= th.logit_growth))
         lvl = bool(np.isfinite(growth[k]) and growth[k] >= th.norm_growth)
         flags.append(prof or tr or lvl or bool(nonfin[k]))
@@ -225,6 +253,8 @@ def _exploding(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: lis
          "norm_growth_max": _r(np.nanmax(growth)) if np.any(np.isfinite(growth)) else None,
          "norm_growth_trend_max": _r(max(fin)) if fin else None,
          "logit_growth_max": _r(np.nanmax(logits)) if np.any(np.isfinite(logits)) else None,
+         "time_orders_max": _r(np.nanmax(through_time))
+         if np.any(np.isfinite(through_time)) else None,
          "loss_spike_steps": [int(s.steps[k]) for k in np.flatnonzero(spikes)][:20],
          "non_finite": bool(nonfin.any()), "threshold_orders": th.exploding_orders,
          "threshold_norm_growth": th.norm_growth, "threshold_growth_trend": th.growth_trend,
@@ -242,10 +272,11 @@ def _gradient_profile(s: HealthSeries, th: Thresholds, impaired: bool | None,
         prof = [_profile(g[k]) for k in range(s.checks)]
         span = np.array([p[0] for p in prof])
         ratio = np.array([p[1] for p in prof])
-        van = _vanishing(s, th, impaired, rows, g, span, ratio)
     else:
         span = ratio = np.full(s.checks, math.nan)
-        van = None
+    van = None
+    if len(rows) >= 3 or any(k.endswith(":time_orders") for k in s.probes):
+        van = _vanishing(s, th, impaired, rows, g, span, ratio)
     return [_exploding(s, th, impaired, rows, span, ratio, spikes), van]
 
 
@@ -321,8 +352,21 @@ def _self_normalization(s: HealthSeries, th: Thresholds, impaired: bool | None
 
 
 
+def _step_spike_onset(s: HealthSeries, th: Thresholds, ref: float | None
+                      ) -> tuple[int, int] | None:
+    """``(first, raised)`` steps of loss spikes held over ``persistence`` consecutive steps,
+    from every step's loss (between checks too), None when not tracked or none."""
+    sl = np.asarray(s.step_loss, dtype=float)
+    if not sl.size or not np.any(~np.isnan(sl)):
+        return None
+    mask = step_loss_spikes(sl, th.loss_spike, ref)
+    strong = step_loss_spikes(sl, (1 + th.loss_spike) * th.strong_factor - 1, ref)
+    return confirmed_onset([bool(x) for x in mask], list(range(sl.size)), th.persistence,
+                           [bool(x) for x in strong])
+
+
 def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diverged: bool,
-                   spikes: np.ndarray) -> Finding | None:
+                   spikes: np.ndarray, ref: float | None) -> Finding | None:
     u = s.values["update_ratio"]
     if not s.checks:
         return None
@@ -330,26 +374,54 @@ def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diver
         med = np.array([np.nanmedian(r) if np.any(np.isfinite(r)) else math.nan for r in u])
     high = [bool(x > th.lr_high) or bool(sp) for x, sp in zip(med, spikes, strict=True)]
     strong = [bool(x > th.lr_high * th.strong_factor) for x in med]
-    cases = [("too high", confirmed_onset(high, s.steps, th.persistence, strong))]
+    on_hi = confirmed_onset(high, s.steps, th.persistence, strong)
+    hi = None if on_hi is None else (int(s.steps[on_hi[0]]), int(s.steps[on_hi[1]]))
+    per_step = _step_spike_onset(s, th, ref)
+    if per_step is not None and (hi is None or per_step[1] < hi[1]):
+        hi = per_step  # raised earlier from every step's loss
+    cases: list[tuple[str, tuple[int, int] | None]] = [("too high", hi)]
     if not diverged:  # a diverging run's tiny update/weight ratios are not a too-low rate
         low = [bool(x < th.lr_low) for x in med]
-        cases.append(("too low", confirmed_onset(low, s.steps, th.persistence)))
+        on_lo = confirmed_onset(low, s.steps, th.persistence)
+        cases.append(("too low", None if on_lo is None else
+                      (int(s.steps[on_lo[0]]), int(s.steps[on_lo[1]]))))
     for label, on in cases:
         if on is None:
             continue
-        k0, kr = on
+        first, raised = on
+        k0 = min(int(np.searchsorted(s.steps, first)), s.checks - 1)
         fin = med[k0:][np.isfinite(med[k0:])]
         level = f"median update/weight ratio {_r(np.median(fin), 2)}" if fin.size else \
             "loss spikes above the chance-level loss"
         return Finding(
-            "learning_rate", _gated(impaired), tuple(s.layers), int(s.steps[k0]),
+            "learning_rate", _gated(impaired), tuple(s.layers), first,
             f"the learning rate looks {label}: {level} (healthy band "
             f"{th.lr_low:g}..{th.lr_high:g})",
             {"median_update_ratio": [_r(x) for x in med], "band": [th.lr_low, th.lr_high],
              "loss_spike_steps": [int(s.steps[k]) for k in np.flatnonzero(spikes)][:20],
              "direction": label, "learning_impaired": impaired},
-            REMEDIES["learning_rate"], int(s.steps[kr]))
+            REMEDIES["learning_rate"], raised)
     return None
+
+
+def _probe_evidence(s: HealthSeries) -> dict[str, Any]:
+    """First and last value of each probe (recurrent ``time_orders``, attention logits and
+    entropy): shown as evidence, not yet used as a trigger (not calibrated)."""
+    out: dict[str, Any] = {}
+    for key, v in s.probes.items():
+        fin = np.asarray(v, dtype=float)
+        fin = fin[np.isfinite(fin)]
+        if fin.size:
+            out[key] = {"first": _r(fin[0]), "last": _r(fin[-1])}
+    return out
+
+
+def _with_probes(f: Finding | None, probes: dict[str, Any]) -> Finding | None:
+    if f is None or not probes or f.kind not in ("exploding_gradients", "vanishing_gradients",
+                                                 "saturation"):
+        return f
+    return Finding(f.kind, f.severity, f.layers, f.first_step, f.message,
+                   {**f.evidence, "probes": probes}, f.remedies, f.raised_step)
 
 
 def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list[Finding]:
@@ -366,6 +438,8 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     prog = learning_progress(series, th)
     impaired = prog["impaired"]
     nonfinite = _non_finite(series)
+    worse = prog["final"] is not None and prog["reference"] is not None and \
+        prog["final"] > (1 + th.min_improvement) * prog["reference"]
     diverged = bool(prog["diverged"]) or nonfinite is not None
     if diverged:
         impaired = True  # NaN/Inf anywhere means training failed, whatever the loss said before
@@ -377,5 +451,10 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     found.append(_per_layer(series, th, impaired, "saturation", SATURATING, "sat_frac",
                             th.saturation_fraction, "saturated outputs"))
     found.append(_self_normalization(series, th, impaired))
-    found.append(_learning_rate(series, th, impaired, diverged, spikes))
+    # "too low" is never said of a run that diverged, spiked or ended clearly above its
+    # reference loss
+    found.append(_learning_rate(series, th, impaired, diverged or worse or bool(spikes.any()),
+                                spikes, prog["reference"]))
+    probes = _probe_evidence(series)
+    found = [_with_probes(f, probes) for f in found]
     return sorted((f for f in found if f is not None), key=lambda f: KINDS.index(f.kind))

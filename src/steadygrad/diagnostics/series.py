@@ -92,6 +92,8 @@ class HealthSeries:
             unknown.
         first_nonfinite_loss: the first step whose loss was NaN/Inf (from every step when
             tracked, else from the checks), None if none.
+        probes: ``"<module>:<probe>"`` -> one value per check (:mod:`.probes`: recurrent
+            ``time_orders``, attention ``attn_logit_max`` and ``attn_entropy``).
 
     >>> s = HealthSeries.empty(["a"], steps=[0, 10, 20])
     >>> s.checks, s.values["update_ratio"].shape
@@ -110,6 +112,7 @@ class HealthSeries:
     step_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
     baseline_loss: float | None = None
     first_nonfinite_loss: int | None = None
+    probes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @staticmethod
     def empty(layers: Sequence[str], steps: Sequence[int]) -> HealthSeries:

@@ -65,7 +65,7 @@ class Thresholds:
     """
 
     persistence: int = 3
-    min_improvement: float = 0.05
+    min_improvement: float = 0.3
     vanishing_orders: float = 2.0
     exploding_orders: float = 2.0
     norm_growth: float = 1e3
