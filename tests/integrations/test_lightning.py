@@ -150,3 +150,39 @@ def test_raise_on_error(tmp_path):
     _, trainer, module = _sick(tmp_path, "raise")
     with pytest.raises(HealthError, match="non_finite"):
         trainer.fit(module, _loader())
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_see_the_global_batch_gradient(tmp_path):
+    """strategy="ddp", 2 CPU ranks x 32 rows: the gradients the callback reads are DDP's
+    all-reduced mean, i.e. those of one process on the global batch of 64 rows."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("lightning_ddp_script.py")
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, timeout=300, cwd=str(Path(__file__).parents[2]))
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads((tmp_path / "grad_norm.json").read_text())
+    assert got["world"] == 2
+    assert (tmp_path / "health.json").exists()  # written once, by rank 0
+    # oracle: one process, global batches of 64 rows in the order of the DistributedSampler
+    # Lightning put in (it shuffles: randperm from seed 0 + epoch 0; rank r takes every 2nd row
+    # from r, so one step of both ranks covers 64 consecutive rows of the permutation)
+    module = Module(saturating_net(), lr=0.05)
+    x, y = data()
+    perm = torch.randperm(512, generator=torch.Generator().manual_seed(0))
+    x, y = x[perm], y[perm]
+    opt = torch.optim.SGD(module.parameters(), lr=module.lr)
+    with GradientMonitor(module, every=2) as mon:
+        for i in range(0, 512, 64):
+            loss = module.training_step((x[i:i + 64], y[i:i + 64]), 0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+    expected = mon.report().series
+    assert got["steps"] == expected.steps
+    torch.testing.assert_close(torch.tensor(got["grad_norm"], dtype=torch.float64),
+                               torch.tensor(expected.grad_norm), rtol=1e-4, atol=1e-6)
