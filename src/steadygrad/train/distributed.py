@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from steadygrad.diagnostics.series import HealthSeries
     from steadygrad.train.step import TrainStep
 
-__all__ = ["World", "reduce_series"]
+__all__ = ["World", "reduce_series", "torchrun_command"]
 
 _MEAN_SERIES = ("act_mean", "zero_frac", "sat_frac", "grad_rms", "weight_rms",
                 "weight_grad_rms", "weight_grad_norm", "update_ratio")
@@ -214,6 +214,21 @@ class World:
         series = reduce_series(local.series, self)
         return HealthReport(series=series, findings=evaluate(series, local.thresholds),
                             thresholds=local.thresholds, meta=local.meta)
+
+
+def torchrun_command(nproc: int, module: str, args: list[str],
+                     python: str = "python") -> list[str]:
+    """The command that runs ``python -m module *args`` in ``nproc`` local processes through
+    ``torch.distributed.run`` (``torchrun``; one machine, rendezvous on localhost).
+
+    >>> torchrun_command(2, "steadygrad.cli.main", ["train", "run.toml"])
+    ['python', '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node=2',
+     '-m', 'steadygrad.cli.main', 'train', 'run.toml']
+    """
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ConfigError("--nproc", nproc, "an int >= 1")
+    return [python, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={nproc}", "-m", module, *args]
 
 
 def reduce_series(series: HealthSeries, world: World) -> HealthSeries:
