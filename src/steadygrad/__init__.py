@@ -20,9 +20,13 @@ from steadygrad.compress.latency import latency as latency
 from steadygrad.diagnostics.monitor import GradientMonitor as GradientMonitor
 from steadygrad.diagnostics.report import HealthReport as HealthReport
 from steadygrad.nn.build import mlp as mlp
+from steadygrad.nn.cnn import cnn as cnn
 from steadygrad.nn.presets import default_dnn as default_dnn
 from steadygrad.nn.presets import self_normalizing as self_normalizing
+from steadygrad.nn.resnet import resnet as resnet
+from steadygrad.nn.rnn import rnn as rnn
 from steadygrad.nn.summary import summary as summary
+from steadygrad.nn.transformer import transformer as transformer
 from steadygrad.optim.clipping import GradientClipper as GradientClipper
 from steadygrad.optim.lr_finder import lr_find as lr_find
 from steadygrad.optim.optimizers import make_optimizer as make_optimizer
@@ -51,6 +55,7 @@ __all__ = [
     "ModelCheckpoint",
     "PerformanceScheduler",
     "__version__",
+    "cnn",
     "data",
     "default_dnn",
     "evaluate",
@@ -66,6 +71,9 @@ __all__ = [
     "plot_schedule",
     "predict",
     "predict_proba",
+    "resnet",
+    "rnn",
     "self_normalizing",
     "summary",
+    "transformer",
 ]

@@ -486,7 +486,9 @@ def test_from_arrays_tail_split_and_callers_arrays_untouched() -> None:
 
 
 def test_load_dispatch_and_argument_errors(tmp_path: Path) -> None:
-    assert set(DATASETS.names()) == {"csv", "digits", "fashion_mnist", "mnist", "npz"}
+    assert set(DATASETS.names()) == {
+        "adding", "csv", "digits", "fashion_mnist", "first_token", "mnist", "npz"
+    }
     assert load("digits", n_train=10).num_classes == 10
     with pytest.raises(UnknownNameError, match="did you mean 'mnist'"):
         load("mnsit")

@@ -92,11 +92,12 @@ BAD_CONFIGS: list[tuple[dict, str]] = [
      "min_delta, mode, monitor, patience, restore_best_weights, start_from_epoch; "
      "did you mean 'patience'?"),
     ({"data": {"name": "mnits"}},
-     "data.name: got 'mnits'; expected one of csv, digits, fashion_mnist, mnist, npz; "
+     "data.name: got 'mnits'; expected one of adding, csv, digits, fashion_mnist, first_token, "
+     "mnist, npz; "
      "did you mean 'mnist'?"),
     ({"data": {"name": "digits", "val_sise": 0.1}},
      "data.val_sise: got unknown key 'val_sise'; expected one of n_train, scale, seed, "
-     "standardize, stratify, test_size, val_size; did you mean 'val_size'?"),
+     "shape, standardize, stratify, test_size, val_size; did you mean 'val_size'?"),
     ({"data": {"name": "digits", "val_size": 1.5}},
      "data.val_size: got 1.5; expected a fraction in (0, 1) or a count >= 1"),
     ({"diagnostics": {"every": 0}},

@@ -14,6 +14,8 @@ from steadygrad.data.datasets import mnist as mnist
 from steadygrad.data.datasets import npz as npz
 from steadygrad.data.idx import read_idx as read_idx
 from steadygrad.data.idx import write_idx as write_idx
+from steadygrad.data.sequences import adding as adding
+from steadygrad.data.sequences import first_token as first_token
 from steadygrad.data.sources import cache_dir as cache_dir
 from steadygrad.data.sources import download as download
 from steadygrad.data.validate import check_features as check_features
@@ -24,6 +26,7 @@ __all__ = [
     "DATASETS",
     "FASHION_MNIST_CLASSES",
     "Dataset",
+    "adding",
     "cache_dir",
     "check_compatible",
     "check_features",
@@ -32,6 +35,7 @@ __all__ = [
     "digits",
     "download",
     "fashion_mnist",
+    "first_token",
     "from_arrays",
     "infer_task",
     "load",

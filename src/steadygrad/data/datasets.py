@@ -7,7 +7,9 @@ Common options (every loader): ``val_size`` (fraction or count), ``seed`` (None:
 split only), ``n_train`` (first rows only, for quick runs) and ``dtype``. Image loaders also
 take ``scale`` (True: divide pixels by their maximum, 255 or 16, to [0, 1] *before*
 standardizing; with ``standardize=False`` that gives the book's ``x / 255.``). Images keep
-their shape (``(28, 28)``); models flatten.
+their shape (``(28, 28)``); models flatten. ``shape="image"`` gives ``(1, H, W)`` for
+convolutional models and ``shape="flat"`` one vector (:mod:`steadygrad.data.shape`). Synthetic
+sequence tasks (``first_token``, ``adding``) are in :mod:`steadygrad.data.sequences`.
 
 Fashion-MNIST and MNIST default to the split of *Hands-On Machine Learning*:
 ``x_train[:-5000]`` for training, the last 5,000 for validation, the official 10,000 test
@@ -20,8 +22,8 @@ Example:
     >>> load("digtis")
     Traceback (most recent call last):
     ...
-    steadygrad.errors.UnknownNameError: dataset: got 'digtis'; expected one of csv, digits,
-    fashion_mnist, mnist, npz; did you mean 'digits'?
+    steadygrad.errors.UnknownNameError: dataset: got 'digtis'; expected one of adding, csv, digits,
+    fashion_mnist, first_token, mnist, npz; did you mean 'digits'?
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from steadygrad._registry import Registry
 from steadygrad.data.arrays import build_dataset
 from steadygrad.data.dataset import Dataset
 from steadygrad.data.idx import read_idx
+from steadygrad.data.shape import with_shape
 from steadygrad.data.sources import (
     ENV_VAR,
     FASHION_MNIST,
@@ -85,12 +88,14 @@ def digits(
     standardize: bool | str = True,
     n_train: int | None = None,
     dtype: torch.dtype = torch.float32,
+    shape: str = "default",
 ) -> Dataset:
     """scikit-learn's embedded handwritten digits: 1,797 8x8 images (pixels 0..16), 10 classes.
 
     Needs no file and no network. ``test_size`` of the 1,797 rows is held out for testing,
     then ``val_size`` of the rest for validation (seeded, stratified): 1,149 / 288 / 360 by
-    default. ``input_shape`` is ``(64,)``.
+    default. ``input_shape`` is ``(64,)``, or ``(1, 8, 8)`` with ``shape="image"``
+    (:func:`steadygrad.data.shape.with_shape`).
 
     >>> ds = digits(standardize=False)
     >>> float(ds.x_train.min()), float(ds.x_train.max()), ds.class_names[:3]
@@ -99,13 +104,14 @@ def digits(
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    return build_dataset(
+    ds = build_dataset(
         {"train": (bunch.data, bunch.target)},
         task="multiclass", num_classes=10, class_names=_DIGIT_CLASSES,
         val_size=val_size, test_size=test_size, seed=seed, stratify=stratify,
         scale=16.0 if scale else None, standardize=standardize, n_train=n_train, dtype=dtype,
         name="digits",
     )
+    return with_shape(ds, shape, (1, 8, 8))
 
 
 def _not_found(source: ImageSource, looked: list[str]) -> DataError:
@@ -148,12 +154,15 @@ def _image_dataset(
 ) -> Dataset:
     a, _ = _read_images(source, root, download)
     scale = options.pop("scale")
-    return build_dataset(
+    shape = options.pop("shape")
+    ds = build_dataset(
         {"train": (a["x_train"], a["y_train"]), "test": (a["x_test"], a["y_test"])},
         names={"train": ("x_train", "y_train")},
         task="multiclass", num_classes=len(class_names), class_names=class_names,
         scale=255.0 if scale else None, name=source.name.replace("-", "_"), **options,
     )
+    h, w = ds.input_shape[-2:]  # grey images: (H, W) -> one channel
+    return with_shape(ds, shape, (1, h, w))
 
 
 @DATASETS.register("fashion_mnist", "fmnist")
@@ -168,13 +177,15 @@ def fashion_mnist(
     standardize: bool | str = True,
     n_train: int | None = None,
     dtype: torch.dtype = torch.float32,
+    shape: str = "default",
 ) -> Dataset:
     """Fashion-MNIST (Xiao et al., 2017): 70,000 28x28 grey images of 10 clothing classes.
 
     Read from an ``.npz`` (keys ``x_train``, ``y_train``, ``x_test``, ``y_test``) or the
     official IDX files, found as described in :mod:`steadygrad.data.sources`; downloaded (MD5
     verified) into the cache only with ``download=True``. Default split 55,000 / 5,000 / 10,000
-    (the last 5,000 training images validate).
+    (the last 5,000 training images validate). ``input_shape`` is ``(28, 28)``, ``(784,)`` with
+    ``shape="flat"`` or ``(1, 28, 28)`` with ``shape="image"``.
 
     Raises:
         DataError: the files are not found (saying where it looked and how to fix it), or are
@@ -193,6 +204,7 @@ def fashion_mnist(
     return _image_dataset(
         FASHION_MNIST, FASHION_MNIST_CLASSES, root, download, val_size=val_size, seed=seed,
         stratify=stratify, scale=scale, standardize=standardize, n_train=n_train, dtype=dtype,
+        shape=shape,
     )
 
 
@@ -208,6 +220,7 @@ def mnist(
     standardize: bool | str = True,
     n_train: int | None = None,
     dtype: torch.dtype = torch.float32,
+    shape: str = "default",
 ) -> Dataset:
     """MNIST handwritten digits (LeCun et al., 1998): 70,000 28x28 grey images, 10 classes.
 
@@ -230,6 +243,7 @@ def mnist(
     return _image_dataset(
         MNIST, _DIGIT_CLASSES, root, download, val_size=val_size, seed=seed,
         stratify=stratify, scale=scale, standardize=standardize, n_train=n_train, dtype=dtype,
+        shape=shape,
     )
 
 
@@ -347,7 +361,7 @@ def load(name: str, **kwargs: Any) -> Dataset:
     Traceback (most recent call last):
     ...
     steadygrad.errors.ConfigError: digits.val_sise: got 0.1; expected one of the arguments val_size,
-    test_size, seed, stratify, scale, standardize, n_train, dtype; did you mean 'val_size'?
+    test_size, seed, stratify, scale, standardize, n_train, dtype, shape; did you mean 'val_size'?
     """
     canonical = DATASETS.canonical(name)
     loader = DATASETS.get(canonical)

@@ -8,7 +8,8 @@ is allowed and, for unknown keys and names, a close match. :func:`config_to_dict
 inverse (``config_from_dict(config_to_dict(c)) == c``).
 
 Field names are the keyword arguments of the library calls they feed, so a section maps 1:1 onto
-a call: ``[model]`` onto ``steadygrad.nn.build.mlp``, ``[train]`` onto
+a call: ``[model]`` onto ``steadygrad.nn.build.mlp`` (or, with ``arch = "cnn"``, ``"resnet"``,
+``"rnn"`` or ``"transformer"``, that builder: :mod:`steadygrad.experiments.archs`), ``[train]`` onto
 ``steadygrad.train.loop.fit``, ``[data]`` onto ``steadygrad.data.datasets.load``.
 
 Example:
@@ -31,11 +32,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steadygrad.errors import ConfigError
 from steadygrad.experiments import _checks as ck
 from steadygrad.experiments import _names
+
+if TYPE_CHECKING:
+    from steadygrad.experiments.archs import AnyModelConfig
 
 __all__ = [
     "Component",
@@ -110,14 +114,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``[model]``: an MLP; keyword arguments of ``steadygrad.nn.build.mlp``.
+    """``[model]`` of ``arch = "mlp"`` (the default): keyword arguments of ``nn.build.mlp``.
 
     ``depth = 3`` with ``units = 100`` is accepted in files as a shorthand for
-    ``hidden = [100, 100, 100]`` (the resolved config stores ``hidden``).
+    ``hidden = [100, 100, 100]`` (the resolved config stores ``hidden``). The other
+    architectures' sections are in :mod:`steadygrad.experiments.archs`.
 
     Example:
-        >>> ModelConfig().hidden
-        (300, 100)
+        >>> ModelConfig().hidden, ModelConfig().arch
+        ((300, 100), 'mlp')
     """
 
     hidden: tuple[int, ...] = field(default=(300, 100), metadata=_m(ck.int_list))
@@ -141,6 +146,11 @@ class ModelConfig:
     bn_momentum: float = field(default=0.1, metadata=_m(_names.momentum))
     bn_eps: float = field(default=1e-5, metadata=_m(ck.positive_float))
     seed: int | None = field(default=None, metadata=_m(ck.optional(ck.integer(0))))
+
+    @property
+    def arch(self) -> str:
+        """Always ``"mlp"`` (not stored: an MLP section needs no ``arch`` key)."""
+        return "mlp"
 
 
 @dataclass(frozen=True)
@@ -190,7 +200,7 @@ class EarlyStoppingConfig:
         'val_loss'
     """
 
-    monitor: str = field(default="val_loss", metadata=_m(ck.string))
+    monitor: str = field(default="val_loss", metadata=_m(_names.monitor))
     min_delta: float = field(default=0.0, metadata=_m(ck.non_negative_float))
     patience: int = field(default=0, metadata=_m(ck.integer(0)))
     mode: str = field(default="auto", metadata=_m(ck.choice("auto", "min", "max")))
@@ -254,7 +264,7 @@ class RunConfig:
 
     name: str = field(default="run", metadata=_m(ck.string))
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: AnyModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
 
@@ -292,8 +302,16 @@ def _build(cls: type, raw: Any, path: str) -> Any:
     return cls(**kwargs)
 
 
-def _model(raw: Any) -> ModelConfig:
+def _model(raw: Any) -> AnyModelConfig:
     raw = dict(_table(raw, "model"))
+    arch = ck.choice("mlp", "cnn", "resnet", "rnn", "transformer")(raw.get("arch", "mlp"),
+                                                                    "model.arch")
+    if arch != "mlp":
+        from steadygrad.experiments.archs import ARCHS
+
+        section: AnyModelConfig = _build(ARCHS[arch], {**raw, "arch": arch}, "model")
+        return section
+    raw.pop("arch", None)
     if "depth" in raw or "units" in raw:
         if "hidden" in raw:
             raise ConfigError(

@@ -5,13 +5,13 @@ results; the sweep workers and the CLI's ``train`` command both call it. The ste
 library calls, one per config section::
 
     data    = steadygrad.data.datasets.load(data.name, **data.kwargs)
-    model   = steadygrad.nn.build.mlp(data.input_shape, **[model], output=data.task, ...)
+    model   = steadygrad.nn.<arch>(data.input_shape, **[model], output=data.task, ...)
     history = steadygrad.train.loop.fit(model, data, **[train], monitor=[diagnostics].every)
 
 then the run directory gets ``config.toml``/``config.json`` (first), ``history.csv``,
 ``health.json`` (when diagnostics are enabled), ``weights.safetensors`` and, last,
-``summary.json`` (see :mod:`steadygrad.experiments.store`), and an empty ``plots/`` folder for
-the report tools.
+``summary.json`` (see :mod:`steadygrad.experiments.store`); ``steadygrad report RUN_DIR``
+adds ``report.html``.
 
 The run's ``status`` is ``done``, ``diverged`` (training hit NaN/Inf: the summary's
 ``diverged`` entry gives the kind, the step and the first faulty layer) or ``failed`` (an
@@ -126,32 +126,30 @@ def load_data(config: RunConfig) -> Any:
 
 
 def build_model(config: RunConfig, data: Any) -> Any:
-    """``steadygrad.nn.build.mlp`` with the ``[model]`` section, sized for ``data``.
+    """The ``[model]`` section's model (any ``arch``), sized for ``data``.
 
-    The output head follows the dataset's task; the init seed is ``model.seed`` or, when
-    that is unset, ``train.seed``.
+    Delegates to :func:`steadygrad.experiments.archs.model_from_config`: the output head
+    follows the dataset's task; the init seed is ``model.seed`` or, when that is unset,
+    ``train.seed``.
 
     >>> from steadygrad.experiments.config import config_from_dict
     >>> cfg = config_from_dict({"model": {"hidden": [16], "batch_norm": "before"}})
     >>> net = build_model(cfg, load_data(cfg))
     >>> [name for name, _ in net.named_children()]
     ['dense1', 'bn1', 'act1', 'output']
+    >>> cfg = config_from_dict({"data": {"name": "digits", "shape": "image"},
+    ...     "model": {"arch": "cnn", "filters": [8]}})
+    >>> [name for name, _ in build_model(cfg, load_data(cfg)).named_children()]
+    ['conv1', 'act1', 'pool1', 'global_pool', 'flatten', 'output']
     """
-    from steadygrad.nn import build
+    from steadygrad.experiments.archs import model_from_config
 
     m = config.model
-    return build.mlp(
-        data.input_shape, m.hidden,
-        activation=m.activation.to_value(),
-        kernel_initializer=m.kernel_initializer.to_value(),
-        bias_initializer=m.bias_initializer.to_value(),
-        batch_norm=m.batch_norm, input_batch_norm=m.input_batch_norm,
-        dropout=m.dropout, input_dropout=m.input_dropout, dropout_kind=m.dropout_kind,
-        l1=m.l1, l2=m.l2, max_norm=m.max_norm,
-        bn_momentum=m.bn_momentum, bn_eps=m.bn_eps,
-        output=data.task,
+    vocab = getattr(m, "vocab", None)
+    return model_from_config(
+        m, data.input_shape, output=data.task,
         num_outputs=data.num_classes if data.task == "multiclass" else None,
-        seed=m.seed if m.seed is not None else config.train.seed,
+        seed=config.train.seed, tokens=data.x_train if vocab is not None else None,
     )
 
 
@@ -260,7 +258,7 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
     from steadygrad.experiments.space import run_id
 
     run_dir = Path(run_dir)
-    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir)
     started = time.time()
     summary: dict[str, Any] = {
@@ -294,6 +292,7 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
             summary.update(
                 final=history.last(), epochs_run=len(history),
                 seconds_per_epoch=sum(seconds) / len(seconds) if seconds else None,
+                step={k: history.params.get(k) for k in ("engine", "fallback", "threads")},
             )
         save_weights(model, run_dir / "weights.safetensors")
         summary["weights_sha256"] = hashlib.sha256(

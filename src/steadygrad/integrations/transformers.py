@@ -8,8 +8,8 @@ comes after ``zero_grad`` (transformers #26143, #31033). The callback therefore 
 ``on_optimizer_step``: after the update (so the update/weight ratio is the applied one), with
 the gradients the optimizer used, i.e. **after clipping** when ``max_grad_norm > 0`` (the
 trainer's own logged ``grad_norm`` is the pre-clip global norm). Pass ``max_grad_norm=0`` to
-see raw gradients. The loss of a sampled step is taken from the model's output (``loss`` of
-the returned ``ModelOutput``/dict) by a forward hook; with gradient accumulation the
+see raw gradients. The loss of each step is taken from the model's output (``loss`` of the
+returned ``ModelOutput``/dict) by a forward hook; with gradient accumulation the
 activation statistics are those of the last accumulated batch.
 
 Logging goes through ``on_log``: the latest health scalars (``health/grad_norm``,
@@ -79,7 +79,7 @@ class GradientHealthCallback(TrainerCallback):
         self._scalars: dict[str, float] = {}
 
     def _keep_loss(self, module: Any, args: Any, output: Any) -> None:
-        if self.session.armed and module.training:
+        if module.training:  # every step: the monitor tracks the loss on each one
             loss = output.get("loss") if hasattr(output, "get") else None
             if isinstance(loss, torch.Tensor):
                 self._loss = loss.detach()

@@ -151,8 +151,14 @@ class World:
         """``step`` measuring the pre-clip gradient norm on every call (finiteness agreed)."""
         from steadygrad.train.step import TrainStep
 
-        return TrainStep(lambda x, y, t, measure=False: step(x, y, t, True), step.release,
-                         step.invalidate)
+        class Measuring(TrainStep):
+            def release(self) -> None:
+                step.release()
+
+        def measured(x: torch.Tensor, y: torch.Tensor, t: int, measure: bool = False) -> Any:
+            return step(x, y, t, True)
+
+        return Measuring(measured, step.engine, step.fallback)
 
     def barrier(self) -> None:
         """Wait for every rank."""

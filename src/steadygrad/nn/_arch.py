@@ -1,0 +1,258 @@
+"""Options shared by the architecture builders (cnn, resnet, rnn, transformer), private.
+
+The builders take :func:`steadygrad.nn.build.mlp`'s options where they apply; this module
+validates them once (:func:`check_options`) and builds the small pieces they share:
+normalization layers, dropout, activations, initialization, ℓ1/ℓ2 and max-norm.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from steadygrad.errors import ConfigError
+from steadygrad.nn import constraints, init, regularizers
+from steadygrad.nn._build_checks import (
+    Activation,
+    InitSpec,
+    check_choice,
+    check_float,
+    check_int,
+    check_max_norm,
+)
+from steadygrad.nn.build import DROPOUT_KINDS, OUTPUTS, _initializer, _make_activation
+
+__all__ = [
+    "NORMS",
+    "Options",
+    "TokenEmbedding",
+    "check_options",
+    "finish",
+    "init_head",
+    "init_layer",
+    "make_activation",
+    "norm_layer",
+    "sequence_input",
+]
+
+NORMS: tuple[str, ...] = ("batch", "layer")
+"""Kinds of normalization layer: batch norm, or layer norm (``GroupNorm(1, C)`` on images)."""
+
+_HEAD_INITIALIZER = "glorot_uniform"  # Keras Dense default, as mlp's head
+
+
+@dataclass(frozen=True)
+class Options:
+    """The validated shared options of one builder call."""
+
+    activation: Activation
+    kernel_initializer: InitSpec
+    bias_initializer: InitSpec
+    dropout: float
+    dropout_kind: str
+    l1: float
+    l2: float
+    max_norm: float | None
+    n_out: int
+    bn_momentum: float
+    bn_eps: float
+    generator: torch.Generator | None
+
+    def dropout_layer(self) -> nn.Module:
+        """A fresh dropout module of ``dropout_kind`` with rate ``dropout``."""
+        return DROPOUT_KINDS[self.dropout_kind](self.dropout)
+
+
+def check_options(
+    *,
+    activation: Activation,
+    kernel_initializer: InitSpec,
+    bias_initializer: InitSpec,
+    dropout: float,
+    dropout_kind: str,
+    l1: float,
+    l2: float,
+    max_norm: float | None,
+    output: str,
+    num_outputs: int | None,
+    bn_momentum: float = 0.1,
+    bn_eps: float = 1e-5,
+    seed: int | None,
+    generator: torch.Generator | None,
+) -> Options:
+    """Validate the options every builder shares (same rules and messages as ``mlp``).
+
+    Example:
+        >>> o = check_options(activation="relu", kernel_initializer="auto",
+        ...     bias_initializer="zeros", dropout=0.1, dropout_kind="dropout", l1=0.0, l2=0.0,
+        ...     max_norm=None, output="binary", num_outputs=None, seed=0, generator=None)
+        >>> o.n_out, o.dropout_layer()
+        (1, Dropout(p=0.1, inplace=False))
+        >>> check_options(activation="relu", kernel_initializer="auto",
+        ...     bias_initializer="zeros", dropout=0.0, dropout_kind="dropuot", l1=0.0, l2=0.0,
+        ...     max_norm=None, output="binary", num_outputs=None, seed=0, generator=None)
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: dropout_kind: got 'dropuot'; expected one of dropout, ...
+    """
+    check_float("dropout", dropout, 0.0, 1.0, hi_open=True)
+    check_choice("dropout_kind", dropout_kind, tuple(DROPOUT_KINDS))
+    check_float("l1", l1, 0.0, math.inf)
+    check_float("l2", l2, 0.0, math.inf)
+    check_max_norm("max_norm", max_norm)
+    check_choice("output", output, OUTPUTS)
+    if output == "multiclass":
+        if num_outputs is None:
+            raise ConfigError(
+                "num_outputs", None, "the number of classes (an int >= 2) for output='multiclass'",
+                hint="use output='binary' for two classes with one logit",
+            )
+        n_out = check_int("num_outputs", num_outputs, 2)
+    else:
+        n_out = 1 if num_outputs is None else check_int("num_outputs", num_outputs)
+    momentum = check_float("bn_momentum", bn_momentum, 0.0, 1.0)
+    if momentum == 0:
+        raise ConfigError("bn_momentum", bn_momentum, "a float in (0, 1] (PyTorch convention)")
+    if not check_float("bn_eps", bn_eps, 0.0, math.inf) > 0:
+        raise ConfigError("bn_eps", bn_eps, "a positive float, e.g. 1e-5 (PyTorch) or 1e-3 (Keras)")
+    if seed is not None and generator is not None:
+        raise ConfigError("seed", seed, "None when a generator is given", hint="pass only one")
+    if seed is not None:
+        check_int("seed", seed, 0)
+        generator = torch.Generator().manual_seed(seed)
+    elif generator is not None and not isinstance(generator, torch.Generator):
+        raise ConfigError("generator", generator, "a torch.Generator or None")
+    return Options(
+        activation, kernel_initializer, bias_initializer, float(dropout), dropout_kind,
+        float(l1), float(l2), None if max_norm is None else float(max_norm), n_out,
+        momentum, float(bn_eps), generator,
+    )
+
+
+def make_activation(spec: Activation, units: int) -> nn.Module | None:
+    """A fresh activation module (None for a linear block), as ``mlp`` builds them.
+
+    >>> make_activation("elu", 8), make_activation(None, 8)
+    (ELU(alpha=1.0), None)
+    """
+    if spec is None:
+        return None
+    return _make_activation(spec, units, "activation")
+
+
+def norm_layer(kind: str, dims: int, features: int, opts: Options) -> nn.Module:
+    """A normalization layer over ``features`` channels for 1-D (``dims=1``) or image inputs.
+
+    ``"batch"`` is ``BatchNorm1d``/``BatchNorm2d`` (PyTorch momentum convention); ``"layer"``
+    is ``LayerNorm(features)`` on vectors and ``GroupNorm(1, C)`` on images (normalizes each
+    example over channels, height and width, with a per-channel scale and shift).
+
+    >>> o = check_options(activation="relu", kernel_initializer="auto",
+    ...     bias_initializer="zeros", dropout=0.0, dropout_kind="dropout", l1=0.0, l2=0.0,
+    ...     max_norm=None, output="binary", num_outputs=None, seed=None, generator=None)
+    >>> [type(norm_layer(kind, 2, 8, o)).__name__ for kind in NORMS]
+    ['BatchNorm2d', 'GroupNorm']
+    >>> norm_layer("layer", 2, 8, o).num_groups, norm_layer("layer", 1, 8, o)
+    (1, LayerNorm((8,), eps=1e-05, elementwise_affine=True, bias=True))
+    """
+    if kind == "batch":
+        cls = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        return cls(features, eps=opts.bn_eps, momentum=opts.bn_momentum)
+    if dims == 1:
+        return nn.LayerNorm(features, eps=opts.bn_eps)
+    return nn.GroupNorm(1, features, eps=opts.bn_eps)
+
+
+def _kernel_init(spec: InitSpec, activation: nn.Module | None) -> Callable[..., torch.Tensor]:
+    return _initializer(spec, activation)
+
+
+def init_layer(
+    layer: nn.Module,
+    activation: nn.Module | None,
+    opts: Options,
+    *,
+    kernel_initializer: InitSpec | None = None,
+) -> None:
+    """Initialize ``layer.weight`` (``"auto"`` resolved by ``activation``) and its bias.
+
+    >>> o = check_options(activation="relu", kernel_initializer="auto",
+    ...     bias_initializer="zeros", dropout=0.0, dropout_kind="dropout", l1=0.0, l2=0.0,
+    ...     max_norm=None, output="binary", num_outputs=None, seed=0, generator=None)
+    >>> conv = nn.Conv2d(3, 64, 3)
+    >>> init_layer(conv, nn.ReLU(), o)
+    >>> w, b = conv.weight.detach(), conv.bias.detach()
+    >>> round(float(w.std()), 2), float(b.abs().sum())  # He: sqrt(2/27) = 0.27
+    (0.27, 0.0)
+    """
+    spec = opts.kernel_initializer if kernel_initializer is None else kernel_initializer
+    with torch.no_grad():
+        _kernel_init(spec, activation)(layer.weight, generator=opts.generator)
+        bias = getattr(layer, "bias", None)
+        if bias is not None:
+            init.get(opts.bias_initializer)(bias, generator=opts.generator)
+
+
+def init_head(layer: nn.Linear, opts: Options) -> None:
+    """The output layer: Glorot uniform (Keras ``Dense`` default) and ``bias_initializer``."""
+    init_layer(layer, None, opts, kernel_initializer=_HEAD_INITIALIZER)
+
+
+def finish(model: nn.Module, opts: Options) -> None:
+    """Attach ℓ1/ℓ2 and max-norm to every ``Linear``/``Conv`` of ``model`` (when set)."""
+    targets = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+    for m in targets:
+        if opts.l1 or opts.l2:
+            regularizers.attach(m, l1=opts.l1, l2=opts.l2)
+        if opts.max_norm is not None:
+            constraints.attach(m, max_norm=opts.max_norm)
+
+
+class TokenEmbedding(nn.Embedding):
+    """``nn.Embedding`` that accepts token ids stored as floats (a ``Dataset`` holds floats).
+
+    The ids are rounded to ``long`` before the lookup; float32 holds integers exactly up to
+    2**24, far above any vocabulary used here.
+
+    >>> emb = TokenEmbedding(5, 2)
+    >>> emb(torch.tensor([[0.0, 4.0]])).shape
+    torch.Size([1, 2, 2])
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return super().forward(input.round().long())
+
+
+def sequence_input(input_shape: Any, vocab: int | None) -> tuple[int, int | None]:
+    """``(T, F)`` for feature sequences or ``(T,)`` with ``vocab`` for tokens -> (T, F|None).
+
+    >>> sequence_input((20, 2), None), sequence_input((20,), 10)
+    ((20, 2), (20, None))
+    >>> sequence_input((20,), None)
+    Traceback (most recent call last):
+    ...
+    steadygrad.errors.ConfigError: input_shape: got (20,); expected (T, F) for feature ...
+    """
+    shape: Any = (input_shape,) if isinstance(input_shape, int) else input_shape
+    ok = isinstance(shape, (tuple, list, torch.Size)) and all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+    )
+    if vocab is not None:
+        check_int("vocab", vocab, 2)
+        if not ok or len(shape) != 1:
+            raise ConfigError(
+                "input_shape", input_shape, "(T,) token ids when vocab is given",
+                hint="pass vocab=None for (T, F) feature sequences",
+            )
+        return int(shape[0]), None
+    if not ok or len(shape) != 2:
+        raise ConfigError(
+            "input_shape", input_shape,
+            "(T, F) for feature sequences, or (T,) token ids together with vocab=<size>",
+        )
+    return int(shape[0]), int(shape[1])
