@@ -70,6 +70,7 @@ def main(argv: list[str]) -> dict:
               "findings": [f.kind for f in history.health.findings],
               "steps": history.health.series.steps,
               "grad_norm": list(history.health.series.grad_norm),
+              "step_loss": list(history.health.series.step_loss),
               **{k: history.health.series.values[k].tolist()
                  for k in ("act_mean", "act_std", "zero_frac", "sat_frac", "update_ratio")}}
     out.mkdir(parents=True, exist_ok=True)

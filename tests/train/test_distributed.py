@@ -84,7 +84,8 @@ def test_two_processes_reach_the_one_process_weights(tmp_path):
     assert ranks[0]["accuracy"] == one["accuracy"]  # metrics on the gathered outputs
     # one health report: same checks, gradients, and activation statistics of the global batch
     assert ranks[0]["steps"] == one["steps"] and ranks[0]["findings"] == one["findings"]
-    for key in ("grad_norm", "act_mean", "act_std", "zero_frac", "update_ratio"):
+    assert len(one["step_loss"]) == 36
+    for key in ("grad_norm", "step_loss", "act_mean", "act_std", "zero_frac", "update_ratio"):
         torch.testing.assert_close(torch.tensor(ranks[0][key], dtype=torch.float64),
                                    torch.tensor(one[key], dtype=torch.float64),
                                    atol=1e-5, rtol=1e-4, equal_nan=True)

@@ -241,7 +241,9 @@ def reduce_series(series: HealthSeries, world: World) -> HealthSeries:
     """Combine the ranks' health series into one (in place; returns it).
 
     Per-layer series in ``_MEAN_SERIES``, the loss and the input statistics are averaged
-    (every rank holds the same number of rows); ``act_std`` is the pooled standard deviation
+    (every rank holds the same number of rows), and so is the loss of every step
+    (``step_loss``); the first non-finite loss is the earliest over the ranks; ``act_std`` is
+    the pooled standard deviation
     ``sqrt(mean(std^2 + mean^2) - mean(mean)^2)``; the non-finite counts are summed; the global
     gradient norm is rank 0's (the gradients are identical after the all-reduce);
     ``dead_frac`` is the minimum over the ranks (a unit dead on all ranks is dead on each, so
@@ -272,6 +274,13 @@ def reduce_series(series: HealthSeries, world: World) -> HealthSeries:
     dead = np.nan_to_num(v["dead_frac"], nan=math.inf)
     low = world._reduce(torch.from_numpy(dead), dist.ReduceOp.MIN).numpy()
     v["dead_frac"] = np.where(np.isinf(low), math.nan, low)
+    if series.step_loss.size:  # the loss of every step: the mean of the ranks' means
+        series.step_loss = world._reduce(torch.from_numpy(
+            np.asarray(series.step_loss, dtype=np.float64))).numpy() / world.size
+    first = torch.tensor([np.inf if series.first_nonfinite_loss is None
+                          else float(series.first_nonfinite_loss)], dtype=torch.float64)
+    first = world._reduce(first, dist.ReduceOp.MIN)
+    series.first_nonfinite_loss = None if math.isinf(float(first)) else int(first)
     if series.histograms:
         hist = np.stack([h for _, h in series.histograms])
         summed = world._reduce(torch.from_numpy(hist)).numpy()
