@@ -110,3 +110,45 @@ def test_kill_9_of_one_rank_then_resume_from_the_last_checkpoint(tmp_path):
     assert ranks[0]["weights"] == ranks[1]["weights"]  # both ranks resumed the same state
     _close(ranks[0], _one_process(tmp_path / "one"))  # = the uninterrupted run
     assert len(ranks[0]["loss"]) == 3
+
+
+def _reduce_worker(rank: int, init: str, out: str) -> None:
+    import numpy as np
+    import torch.distributed as dist
+
+    from steadygrad.diagnostics.series import HealthSeries
+    from steadygrad.train.distributed import reduce_series
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    acts = torch.randn(2, 16, 3, generator=torch.Generator().manual_seed(7))  # both ranks' rows
+    mine = acts[rank].double()
+    s = HealthSeries.empty(["a", "b", "c"], steps=[0, 4])
+    s.values["act_mean"][:] = mine.mean(0).numpy()
+    s.values["act_std"][:] = mine.std(0, correction=0).numpy()
+    s.values["act_nonfinite"][:] = rank + 1
+    s.values["dead_frac"][:] = (0.5, 0.25)[rank]
+    s.step_loss = np.array([1.0, 2.0]) * (rank + 1)
+    s.first_nonfinite_loss = (None, 3)[rank]
+    s.histograms = [(0, np.full((3, 5), rank + 1.0))]
+    reduce_series(s, World(rank, 2, rank))
+    if rank == 0:
+        torch.save({"mean": s.values["act_mean"], "std": s.values["act_std"],
+                    "nonfinite": s.values["act_nonfinite"], "dead": s.values["dead_frac"],
+                    "step_loss": s.step_loss, "first": s.first_nonfinite_loss,
+                    "hist": s.histograms[0][1], "all": acts.double()}, out)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_reduce_series_pools_two_ranks(tmp_path):
+    """Pooled statistics of two gloo ranks equal those of their rows taken together."""
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "reduced.pt"
+    mp.spawn(_reduce_worker, args=(f"file://{tmp_path / 'init'}", str(out)), nprocs=2)
+    r = torch.load(out, weights_only=False)
+    rows = r["all"].reshape(32, 3)
+    torch.testing.assert_close(torch.tensor(r["mean"][0]), rows.mean(0))
+    torch.testing.assert_close(torch.tensor(r["std"][0]), rows.std(0, correction=0))
+    assert (r["nonfinite"] == 3).all() and (r["dead"] == 0.25).all() and (r["hist"] == 3).all()
+    assert r["step_loss"].tolist() == [1.5, 3.0] and r["first"] == 3
