@@ -54,13 +54,13 @@ def _trainer(tmp_path, cb, **kw):
 
 
 def _oracle(module: Module, epochs: int, every: int, accumulate: int = 1, clip: float | None = None,
-            autocast: bool = False):
+            autocast: bool = False, baseline: float | None = None):
     """The same module, data order and optimizer in a plain loop with GradientMonitor; also the
     weight-gradient norm before clipping at each step."""
     opt = torch.optim.SGD(module.parameters(), lr=module.lr)
     pre: list[float] = []
     weights = [m.weight for m in module.modules() if isinstance(m, nn.Linear)]
-    with GradientMonitor(module, every=every) as mon:
+    with GradientMonitor(module, every=every, baseline_loss=baseline) as mon:
         for _ in range(epochs):
             batches = list(_loader())
             for i in range(0, len(batches), accumulate):
@@ -79,12 +79,13 @@ def _oracle(module: Module, epochs: int, every: int, accumulate: int = 1, clip: 
 
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_same_findings_as_the_monitor(tmp_path, accumulate):
-    every = 2
-    cb = GradientHealth(every=every, report_dir=tmp_path / "health")
+    every, chance = 2, math.log(3)  # the chance-level loss of 3 classes
+    cb = GradientHealth(every=every, report_dir=tmp_path / "health", baseline_loss=chance)
     module = Module(saturating_net(), lr=0.05)
     oracle_module = Module(saturating_net(), lr=0.05)
     _trainer(tmp_path, cb, accumulate_grad_batches=accumulate).fit(module, _loader())
-    expected, _ = _oracle(oracle_module, 2, every, accumulate=accumulate)
+    expected, _ = _oracle(oracle_module, 2, every, accumulate=accumulate, baseline=chance)
+    assert cb.report.meta["baseline_loss"] == chance
     assert expected.findings, "the oracle must have something to agree on"
     assert key(cb.report.findings) == key(expected.findings)
     got = cb.report.series
@@ -144,6 +145,16 @@ def test_stop_on_error_ends_a_diverging_run(tmp_path):
     assert errors and errors[0].kind == "non_finite"
     assert trainer.global_step < 16  # stopped within the first epoch
     assert trainer.global_step <= errors[0].first_step + 2
+
+
+def test_bad_arguments_are_named():
+    from steadygrad.errors import ConfigError
+
+    for kw, field in (({"on_error": "halt"}, "on_error"), ({"every": 0}, "every"),
+                      ({"evaluate_every": 1.5}, "evaluate_every"),
+                      ({"baseline_loss": math.nan}, "baseline_loss")):
+        with pytest.raises(ConfigError, match=field):
+            GradientHealth(**kw)
 
 
 def test_raise_on_error(tmp_path):

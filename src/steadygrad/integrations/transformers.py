@@ -57,6 +57,8 @@ class GradientHealthCallback(TrainerCallback):
             or ``"raise"`` (:class:`HealthError`) when an ``error`` finding appears.
         report_dir: where ``health.json``/``health.txt`` go at the end (default:
             ``args.output_dir``); False: write nothing.
+        baseline_loss: the chance-level loss of the task (e.g. ``log(classes)`` for
+            balanced classes with cross-entropy), which the rules judge progress against.
 
     Attributes:
         report: the :class:`~steadygrad.diagnostics.report.HealthReport` after training.
@@ -67,11 +69,13 @@ class GradientHealthCallback(TrainerCallback):
 
     def __init__(self, every: int = DEFAULT_EVERY, *, thresholds: Thresholds | None = None,
                  evaluate_every: int = 8, on_error: str | None = None,
-                 report_dir: str | Path | bool | None = None) -> None:
+                 report_dir: str | Path | bool | None = None,
+                 baseline_loss: float | None = None) -> None:
         if TrainerCallback is object:  # pragma: no cover - depends on the environment
             raise ImportError(_MISSING)
         self.session = HealthSession(every, thresholds=thresholds,
-                                     evaluate_every=evaluate_every, on_error=on_error)
+                                     evaluate_every=evaluate_every, on_error=on_error,
+                                     baseline_loss=baseline_loss)
         self.report_dir = report_dir
         self.report: Any = None
         self._loss: torch.Tensor | None = None
