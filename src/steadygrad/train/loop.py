@@ -6,6 +6,10 @@
 (:class:`~steadygrad.train.runner.EpochRunner`: one ``torch.randperm`` per epoch from a seeded
 generator, ``index_select`` slicing, no DataLoader).
 
+Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the same call trains data-parallel:
+``batch_size`` is the global batch, sharded over the processes, and rank 0 writes checkpoints
+and logs (:mod:`steadygrad.train.distributed`).
+
 Example:
     >>> import torch
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
