@@ -83,7 +83,8 @@ def test_same_findings_as_the_monitor(tmp_path, accumulate):
     cb = GradientHealth(every=every, report_dir=tmp_path / "health", baseline_loss=chance)
     module = Module(saturating_net(), lr=0.05)
     oracle_module = Module(saturating_net(), lr=0.05)
-    _trainer(tmp_path, cb, accumulate_grad_batches=accumulate).fit(module, _loader())
+    trainer = _trainer(tmp_path, cb, accumulate_grad_batches=accumulate)
+    trainer.fit(module, _loader())
     expected, _ = _oracle(oracle_module, 2, every, accumulate=accumulate, baseline=chance)
     assert cb.report.meta["baseline_loss"] == chance
     assert expected.findings, "the oracle must have something to agree on"
@@ -95,6 +96,11 @@ def test_same_findings_as_the_monitor(tmp_path, accumulate):
     torch.testing.assert_close(torch.tensor(got.values["update_ratio"]),
                                torch.tensor(expected.series.values["update_ratio"]),
                                equal_nan=True)
+    # pl_module.log got the scalars of the last rule evaluation (8th sampled step = the last)
+    logged = trainer.callback_metrics
+    assert float(logged["health/grad_norm"]) == pytest.approx(got.grad_norm[-1], rel=1e-6)
+    assert float(logged["health/findings_warning"]) == sum(
+        f.severity == "warning" for f in expected.findings)
     # the report files were written at the end of fit
     on_disk = json.loads((tmp_path / "health" / "health.json").read_text())
     assert [f["kind"] for f in on_disk["findings"]] == [f.kind for f in expected.findings]
