@@ -54,13 +54,13 @@ def _trainer(tmp_path, cb, **kw):
 
 
 def _oracle(module: Module, epochs: int, every: int, accumulate: int = 1, clip: float | None = None,
-            autocast: bool = False):
+            autocast: bool = False, baseline: float | None = None):
     """The same module, data order and optimizer in a plain loop with GradientMonitor; also the
     weight-gradient norm before clipping at each step."""
     opt = torch.optim.SGD(module.parameters(), lr=module.lr)
     pre: list[float] = []
     weights = [m.weight for m in module.modules() if isinstance(m, nn.Linear)]
-    with GradientMonitor(module, every=every) as mon:
+    with GradientMonitor(module, every=every, baseline_loss=baseline) as mon:
         for _ in range(epochs):
             batches = list(_loader())
             for i in range(0, len(batches), accumulate):
@@ -79,12 +79,14 @@ def _oracle(module: Module, epochs: int, every: int, accumulate: int = 1, clip: 
 
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_same_findings_as_the_monitor(tmp_path, accumulate):
-    every = 2
-    cb = GradientHealth(every=every, report_dir=tmp_path / "health")
+    every, chance = 2, math.log(3)  # the chance-level loss of 3 classes
+    cb = GradientHealth(every=every, report_dir=tmp_path / "health", baseline_loss=chance)
     module = Module(saturating_net(), lr=0.05)
     oracle_module = Module(saturating_net(), lr=0.05)
-    _trainer(tmp_path, cb, accumulate_grad_batches=accumulate).fit(module, _loader())
-    expected, _ = _oracle(oracle_module, 2, every, accumulate=accumulate)
+    trainer = _trainer(tmp_path, cb, accumulate_grad_batches=accumulate)
+    trainer.fit(module, _loader())
+    expected, _ = _oracle(oracle_module, 2, every, accumulate=accumulate, baseline=chance)
+    assert cb.report.meta["baseline_loss"] == chance
     assert expected.findings, "the oracle must have something to agree on"
     assert key(cb.report.findings) == key(expected.findings)
     got = cb.report.series
@@ -94,6 +96,11 @@ def test_same_findings_as_the_monitor(tmp_path, accumulate):
     torch.testing.assert_close(torch.tensor(got.values["update_ratio"]),
                                torch.tensor(expected.series.values["update_ratio"]),
                                equal_nan=True)
+    # pl_module.log got the scalars of the last rule evaluation (8th sampled step = the last)
+    logged = trainer.callback_metrics
+    assert float(logged["health/grad_norm"]) == pytest.approx(got.grad_norm[-1], rel=1e-6)
+    assert float(logged["health/findings_warning"]) == sum(
+        f.severity == "warning" for f in expected.findings)
     # the report files were written at the end of fit
     on_disk = json.loads((tmp_path / "health" / "health.json").read_text())
     assert [f["kind"] for f in on_disk["findings"]] == [f.kind for f in expected.findings]
@@ -146,7 +153,53 @@ def test_stop_on_error_ends_a_diverging_run(tmp_path):
     assert trainer.global_step <= errors[0].first_step + 2
 
 
+def test_bad_arguments_are_named():
+    from steadygrad.errors import ConfigError
+
+    for kw, field in (({"on_error": "halt"}, "on_error"), ({"every": 0}, "every"),
+                      ({"evaluate_every": 1.5}, "evaluate_every"),
+                      ({"baseline_loss": math.nan}, "baseline_loss")):
+        with pytest.raises(ConfigError, match=field):
+            GradientHealth(**kw)
+
+
 def test_raise_on_error(tmp_path):
     _, trainer, module = _sick(tmp_path, "raise")
     with pytest.raises(HealthError, match="non_finite"):
         trainer.fit(module, _loader())
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_see_the_global_batch_gradient(tmp_path):
+    """strategy="ddp", 2 CPU ranks x 32 rows: the gradients the callback reads are DDP's
+    all-reduced mean, i.e. those of one process on the global batch of 64 rows."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("lightning_ddp_script.py")
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, timeout=300, cwd=str(Path(__file__).parents[2]))
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads((tmp_path / "grad_norm.json").read_text())
+    assert got["world"] == 2
+    assert (tmp_path / "health.json").exists()  # written once, by rank 0
+    # oracle: one process, global batches of 64 rows in the order of the DistributedSampler
+    # Lightning put in (it shuffles: randperm from seed 0 + epoch 0; rank r takes every 2nd row
+    # from r, so one step of both ranks covers 64 consecutive rows of the permutation)
+    module = Module(saturating_net(), lr=0.05)
+    x, y = data()
+    perm = torch.randperm(512, generator=torch.Generator().manual_seed(0))
+    x, y = x[perm], y[perm]
+    opt = torch.optim.SGD(module.parameters(), lr=module.lr)
+    with GradientMonitor(module, every=2) as mon:
+        for i in range(0, 512, 64):
+            loss = module.training_step((x[i:i + 64], y[i:i + 64]), 0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+    expected = mon.report().series
+    assert got["steps"] == expected.steps
+    torch.testing.assert_close(torch.tensor(got["grad_norm"], dtype=torch.float64),
+                               torch.tensor(expected.grad_norm), rtol=1e-4, atol=1e-6)

@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import (
 from steadygrad.diagnostics.series import LAYER_SERIES
 from steadygrad.integrations.tensorboard import write_health
 from steadygrad.train.loop import fit
-from tests.integrations.nets import data, saturating_net
+from tests.integrations.nets import data, diverging_net, saturating_net
 
 
 def _read(folder) -> EventAccumulator:
@@ -60,7 +60,7 @@ def test_fit_writes_the_documented_tags(tmp_path):
 
 def test_any_callable_logger_gets_the_same_scalars(tmp_path):
     x, y = data(128)
-    rep = fit(saturating_net(), (x, y), epochs=1, monitor=1, seed=0, verbose=0).health
+    rep = fit(diverging_net(), (x, y), epochs=1, monitor=1, seed=0, verbose=0).health
     got: dict[tuple[str, int], float] = {}
     n = write_health(rep, lambda tag, value, step: got.__setitem__((tag, step), value))
     assert n == len(got)
@@ -70,6 +70,10 @@ def test_any_callable_logger_gets_the_same_scalars(tmp_path):
             v = rep.series.values["update_ratio"][i, j]
             assert got.get((f"health/update_ratio/{layer}", step), math.nan) == v or \
                 not math.isfinite(v)
+            dead = rep.series.values["dead_frac"][i, j]
+            if math.isfinite(dead):  # rectifier layers: the dead-unit fraction
+                assert got[(f"health/dead_frac/{layer}", step)] == dead
+    assert any(tag.startswith("health/dead_frac/") for tag, _ in got)
 
 
 def test_tensorboard_is_a_config_key(tmp_path):

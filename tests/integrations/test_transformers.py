@@ -82,9 +82,12 @@ def _oracle(model, batches, lr, every, max_grad_norm, accumulate=1, divide=True)
             for b in batches[i:i + accumulate]:
                 loss = model(**b).loss
                 (loss / accumulate if divide else loss).backward()
+            pre = {p: p.grad.clone() for p in model.parameters() if p.grad is not None}
             if max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             opt.step()
+            for p, g in pre.items():  # the monitor reads the gradients before clipping
+                p.grad = g
             mon.step(loss)
     return mon.report()
 
@@ -101,6 +104,8 @@ def test_same_findings_as_the_monitor(tmp_path, max_grad_norm, accumulate):
     expected = _oracle(twin, batches, lr, every, max_grad_norm, accumulate,
                        divide=not trainer.model_accepts_loss_kwargs)
     assert expected.findings, "the oracle must have something to agree on"
+    if max_grad_norm > 0:  # clipping really changed the gradients the optimizer used
+        assert max(expected.series.grad_norm) > 2 * max_grad_norm
     assert key(cb.report.findings) == key(expected.findings)
     got = cb.report.series
     assert got.steps == expected.series.steps

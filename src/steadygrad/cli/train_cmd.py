@@ -50,6 +50,7 @@ _EXAMPLES = """
       --set model.kernel_initializer=lecun_normal --name selu
   steadygrad train run.yaml --out results --overwrite    # replace (move aside) an existing run
   steadygrad train run.toml --json | jq .metrics         # machine-readable
+  steadygrad train run.toml --nproc 2                    # 2 data-parallel processes (torchrun)
 
 exit codes: 0 done, 1 failed, 2 bad input (nothing created), 3 diverged (NaN/Inf)
 """
@@ -87,7 +88,29 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document on stdout instead of text")
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="train with N data-parallel processes on this machine (launched "
+                        "through torch.distributed.run; [train] batch_size is the global "
+                        "batch; default: 1)")
     parser.set_defaults(func=run)
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """Re-run this command in ``args.nproc`` processes under ``torch.distributed.run``."""
+    import subprocess
+
+    from steadygrad.train.distributed import torchrun_command
+
+    argv = [args.config, "--out", args.out]
+    for item in args.overrides:
+        argv += ["--set", item]
+    if args.name is not None:
+        argv += ["--name", args.name]
+    argv += [flag for flag, on in (("--overwrite", args.overwrite), ("--quiet", args.quiet),
+                                   ("--json", args.json)) if on]
+    cmd = torchrun_command(args.nproc, "steadygrad.cli.main", ["train", *argv],
+                           python=sys.executable)
+    return subprocess.run(cmd, check=False).returncode
 
 
 def _findings(run_dir: Path) -> list[dict[str, Any]] | None:
@@ -125,7 +148,14 @@ def run(args: argparse.Namespace) -> int:
     )
     from steadygrad.experiments.store import RunStore, sanitize_name, validate_run_name
     from steadygrad.optim.schedule_units import check_run_length
+    from steadygrad.train.distributed import World
 
+    world = World.from_env()
+    if isinstance(args.nproc, bool) or args.nproc < 1:
+        raise ConfigError("--nproc", args.nproc, "an int >= 1")
+    if args.nproc > 1 and world is None:
+        load_run_config(args)  # bad input fails here, before any process starts
+        return _launch(args)
     config = load_run_config(args)
     if args.name is not None:
         name = validate_run_name(args.name)
@@ -138,6 +168,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", str(out), "a folder (or a path to create one)")
+    if world is not None and world.rank != 0:  # trains its shard; rank 0 writes the run
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "training stopped", RuntimeWarning)
+            result = run_config(config, Path(scratch) / name, verbose=0)
+        return EXIT_CODES.get(result.status, 1)
     if (out / name).exists() and not args.overwrite:
         raise ConfigError("--name", name, f"a run name not used yet in {out}",
                           hint="pass --overwrite to move the old run aside, or choose --name")

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,19 +81,27 @@ class HealthSession:
             steps; each evaluation synchronizes once.
         on_error: None (only record), ``"warn"``, ``"stop"`` or ``"raise"`` when an ``error``
             finding appears (the host acts on it; see :meth:`act`).
+        baseline_loss: the loss of a constant predictor on the task (chance level), which
+            the rules judge progress against (``GradientMonitor(baseline_loss=...)``).
 
     Raises:
-        ConfigError: invalid ``every``, ``evaluate_every`` or ``on_error``.
+        ConfigError: invalid ``every``, ``evaluate_every``, ``on_error`` or
+            ``baseline_loss``.
     """
 
     def __init__(self, every: int = DEFAULT_EVERY, *, thresholds: Thresholds | None = None,
-                 evaluate_every: int = 8, on_error: str | None = None) -> None:
+                 evaluate_every: int = 8, on_error: str | None = None,
+                 baseline_loss: float | None = None) -> None:
         _positive("every", every)
         _positive("evaluate_every", evaluate_every)
+        if baseline_loss is not None and (isinstance(baseline_loss, bool) or not isinstance(
+                baseline_loss, (int, float)) or not math.isfinite(baseline_loss)):
+            raise ConfigError("baseline_loss", baseline_loss, "a finite number or None")
         if on_error not in ON_ERROR:
             raise ConfigError("on_error", on_error, "None, 'warn', 'stop' or 'raise'")
         self.every = every
         self.thresholds = thresholds
+        self.baseline_loss = baseline_loss
         self.evaluate_every = evaluate_every
         self.on_error = on_error
         self.monitor: GradientMonitor | None = None
@@ -110,7 +119,8 @@ class HealthSession:
         """Attach a fresh :class:`GradientMonitor` to ``module``."""
         if self.monitor is not None:
             self.monitor.detach()
-        self.monitor = GradientMonitor(module, self.every, thresholds=self.thresholds).attach()
+        self.monitor = GradientMonitor(module, self.every, thresholds=self.thresholds,
+                                       baseline_loss=self.baseline_loss).attach()
         self.checks = 0
         self.report = None
 

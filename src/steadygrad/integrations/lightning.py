@@ -63,6 +63,8 @@ class GradientHealth(Callback):
             ``"raise"`` (:class:`HealthError`) when an ``error`` finding appears.
         report_dir: where ``health.json`` and ``health.txt`` go at the end of fit (default:
             ``trainer.log_dir``, else ``trainer.default_root_dir``); False: write nothing.
+        baseline_loss: the chance-level loss of the task (e.g. ``log(classes)`` for
+            balanced classes with cross-entropy), which the rules judge progress against.
 
     Attributes:
         report: the :class:`~steadygrad.diagnostics.report.HealthReport` after fit.
@@ -73,11 +75,13 @@ class GradientHealth(Callback):
 
     def __init__(self, every: int = DEFAULT_EVERY, *, thresholds: Thresholds | None = None,
                  evaluate_every: int = 8, on_error: str | None = None,
-                 report_dir: str | Path | bool | None = None) -> None:
+                 report_dir: str | Path | bool | None = None,
+                 baseline_loss: float | None = None) -> None:
         if Callback is object:  # pragma: no cover - depends on the environment
             raise ImportError(_MISSING)
         self.session = HealthSession(every, thresholds=thresholds,
-                                     evaluate_every=evaluate_every, on_error=on_error)
+                                     evaluate_every=evaluate_every, on_error=on_error,
+                                     baseline_loss=baseline_loss)
         self.report_dir = report_dir
         self.report: Any = None
         self._stash: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None

@@ -4,12 +4,18 @@ Where it reads (checked in transformers 5.x, ``Trainer._inner_training_loop``): 
 clips the gradients (``max_grad_norm``, default 1.0) *before* it calls
 ``on_pre_optimizer_step``, then ``optimizer.step()``, ``on_optimizer_step``, ``zero_grad`` and
 ``on_step_end``. No callback event sees the gradients before clipping, and ``on_step_end``
-comes after ``zero_grad`` (transformers #26143, #31033). The callback therefore reads them in
-``on_optimizer_step``: after the update (so the update/weight ratio is the applied one), with
-the gradients the optimizer used, i.e. **after clipping** when ``max_grad_norm > 0`` (the
-trainer's own logged ``grad_norm`` is the pre-clip global norm). Pass ``max_grad_norm=0`` to
-see raw gradients. The loss of a sampled step is taken from the model's output (``loss`` of
-the returned ``ModelOutput``/dict) by a forward hook; with gradient accumulation the
+comes after ``zero_grad`` (transformers #26143, #31033). The callback therefore hands the
+gradients to the monitor in ``on_optimizer_step`` (after the update, so the update/weight ratio
+is the applied one) and, when the trainer clips (``max_grad_norm > 0``) in a single process,
+gives it the gradients **before clipping**: on a sampled step, ``on_step_begin`` puts a
+``register_post_accumulate_grad_hook`` on every parameter that keeps a copy of the gradient
+each time backward finishes accumulating into it (the last copy is the complete accumulated
+gradient, taken before the trainer clips), and the copies stand in for ``.grad`` while the
+monitor reads. Under ``torch.distributed`` those hooks would fire before DDP's all-reduce, so
+there the monitor reads the gradients the optimizer used: after clipping.
+
+The loss of each step is taken from the model's output (``loss`` of the
+returned ``ModelOutput``/dict) by a forward hook; with gradient accumulation the
 activation statistics are those of the last accumulated batch.
 
 Logging goes through ``on_log``: the latest health scalars (``health/grad_norm``,
@@ -57,6 +63,8 @@ class GradientHealthCallback(TrainerCallback):
             or ``"raise"`` (:class:`HealthError`) when an ``error`` finding appears.
         report_dir: where ``health.json``/``health.txt`` go at the end (default:
             ``args.output_dir``); False: write nothing.
+        baseline_loss: the chance-level loss of the task (e.g. ``log(classes)`` for
+            balanced classes with cross-entropy), which the rules judge progress against.
 
     Attributes:
         report: the :class:`~steadygrad.diagnostics.report.HealthReport` after training.
@@ -67,19 +75,23 @@ class GradientHealthCallback(TrainerCallback):
 
     def __init__(self, every: int = DEFAULT_EVERY, *, thresholds: Thresholds | None = None,
                  evaluate_every: int = 8, on_error: str | None = None,
-                 report_dir: str | Path | bool | None = None) -> None:
+                 report_dir: str | Path | bool | None = None,
+                 baseline_loss: float | None = None) -> None:
         if TrainerCallback is object:  # pragma: no cover - depends on the environment
             raise ImportError(_MISSING)
         self.session = HealthSession(every, thresholds=thresholds,
-                                     evaluate_every=evaluate_every, on_error=on_error)
+                                     evaluate_every=evaluate_every, on_error=on_error,
+                                     baseline_loss=baseline_loss)
         self.report_dir = report_dir
         self.report: Any = None
         self._loss: torch.Tensor | None = None
         self._handle: Any = None
         self._scalars: dict[str, float] = {}
+        self._stash: dict[torch.Tensor, torch.Tensor] = {}
+        self._grad_hooks: list[Any] = []
 
     def _keep_loss(self, module: Any, args: Any, output: Any) -> None:
-        if self.session.armed and module.training:
+        if module.training:  # every step: the monitor tracks the loss on each one
             loss = output.get("loss") if hasattr(output, "get") else None
             if isinstance(loss, torch.Tensor):
                 self._loss = loss.detach()
@@ -92,9 +104,35 @@ class GradientHealthCallback(TrainerCallback):
         self._handle = model.register_forward_hook(self._keep_loss)
         self._loss, self._scalars = None, {}
 
+    def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None,
+                      **kwargs: Any) -> None:
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if not (self.session.armed and args.max_grad_norm and args.max_grad_norm > 0) \
+                or distributed or model is None:
+            return
+        stash = self._stash
+
+        def keep(p: torch.Tensor) -> None:  # the accumulated gradient, before any clipping
+            if p.grad is not None:
+                stash[p] = p.grad.detach().clone()
+
+        self._grad_hooks = [p.register_post_accumulate_grad_hook(keep)
+                            for p in model.parameters() if p.requires_grad]
+
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         loss, self._loss = self._loss, None
-        check = self.session.step(loss)
+        for h in self._grad_hooks:
+            h.remove()
+        self._grad_hooks = []
+        stash, self._stash = self._stash, {}
+        applied = {p: p.grad for p in stash}
+        for p, g in stash.items():  # the monitor reads the gradients before clipping
+            p.grad = g
+        try:
+            check = self.session.step(loss)
+        finally:
+            for p, old in applied.items():
+                p.grad = old
         if check is None:
             return control
         self._scalars = check.scalars

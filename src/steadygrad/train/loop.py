@@ -6,6 +6,10 @@
 (:class:`~steadygrad.train.runner.EpochRunner`: one ``torch.randperm`` per epoch from a seeded
 generator, ``index_select`` slicing, no DataLoader).
 
+Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the same call trains data-parallel:
+``batch_size`` is the global batch, sharded over the processes, and rank 0 writes checkpoints
+and logs (:mod:`steadygrad.train.distributed`).
+
 Example:
     >>> import torch
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
@@ -32,6 +36,7 @@ from steadygrad.errors import CheckpointError, ConfigError, DataError, NonFinite
 from steadygrad.train.callbacks import Callback, CallbackList, Trainer
 from steadygrad.train.checkpoint import CheckpointManager
 from steadygrad.train.compiled import begin_compiled_run, end_compiled_run
+from steadygrad.train.distributed import World
 from steadygrad.train.evaluate import default_metrics, model_device
 from steadygrad.train.history import History
 from steadygrad.train.inputs import resolve_data
@@ -198,6 +203,11 @@ def fit(
     if resume and checkpoint_dir is None:
         raise ConfigError("resume", resume, "False without checkpoint_dir",
                           hint="pass checkpoint_dir=... to resume from")
+    world = World.from_env()  # under torchrun: data-parallel (steadygrad.train.distributed)
+    if world is not None:
+        world.check(batch_size, compile)
+        if world.rank != 0:
+            verbose, tensorboard = 0, None  # rank 0 reports
     cb_list = resolve_callbacks(callbacks, early_stopping, verbose)
     if tensorboard is not None:
         from steadygrad.train.loggers import TensorBoard
@@ -211,6 +221,11 @@ def fit(
     train_metrics = [get_metric(m, task) for m in metric_names]
     val_metrics = [get_metric(m, task) if isinstance(m, str) else m for m in metric_names]
     dev = torch.device(device) if device is not None else model_device(model)
+    joined = False
+    if world is not None:
+        dev = world.device(dev)
+        joined = world.join(dev)
+        seed = world.seed(seed)
     model.to(dev)
     x, y = train.x.to(dev), train.y.to(dev)
     val = None if train.val is None else (train.val[0].to(dev), train.val[1].to(dev))
@@ -255,7 +270,7 @@ def fit(
 
     # ---------------------------------------------------------------- state
     if seed is not None:
-        seed_everything(seed)
+        seed_everything(seed + (world.rank if world is not None else 0))
     history = History()
     history.params = {
         "epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
@@ -268,17 +283,18 @@ def fit(
         model=model, x=x, y=y, val=val, n_used=n_used, batch_size=batch_size,
         gen=shuffle_generator(seed), optimizer=opt, schedule=sched, plateau=plateau,
         loss_fn=loss_fn, train_metrics=train_metrics, val_metrics=val_metrics,
-        callbacks=CallbackList(cb_list, trainer), trainer=trainer, manager=manager,
-        sync=(dev.type == "cpu" and SYNC_ON_CPU) or on_non_finite == "skip",
+        callbacks=CallbackList(cb_list, trainer), trainer=trainer,
+        manager=manager if world is None or world.rank == 0 else None,  # rank 0 writes
+        sync=(dev.type == "cpu" and SYNC_ON_CPU) or on_non_finite == "skip" or world is not None,
         on_non_finite=on_non_finite,
-        regularized=has_penalties(model), checkpoint_every=checkpoint_every,
+        regularized=has_penalties(model), checkpoint_every=checkpoint_every, world=world,
     )
     start_epoch = run.restore(ckpt) if ckpt is not None else 0
     if sched is not None:
         set_learning_rate(opt, sched, trainer.global_step)
     flush_before = begin_compiled_run(dev) if compile else None  # Dynamo reset, CPU FTZ
     run.step = build_step(
-        model, loss_fn, opt,
+        model if world is None else world.wrap(model, dev), loss_fn, opt,
         clipper=clipper,
         penalty=penalty if run.regularized else None,
         constrain=apply_ if has_constraints(model) else None,
@@ -286,6 +302,8 @@ def fit(
         compile_timer=run.compile_timer, changed=lambda: run.callbacks.dispatched,
     )
     history.params.update(engine=run.step.engine, fallback=run.step.fallback)
+    if world is not None:  # every rank checks the same all-reduced gradient norm
+        run.step = world.measuring(run.step)
 
     # ---------------------------------------------------------------- train
     if mon is not None:
@@ -332,6 +350,10 @@ def fit(
         except Exception:
             if not failed:
                 raise
+        if joined and failed and world is not None:
+            world.leave()
     if mon is not None:
-        history.health = mon.report()
+        history.health = mon.report() if world is None else world.report(mon)
+    if joined and world is not None:
+        world.leave()
     return history

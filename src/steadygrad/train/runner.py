@@ -40,6 +40,7 @@ from steadygrad.train.checkpoint import (
     check_resume_state,
     load_weights,
 )
+from steadygrad.train.distributed import World
 from steadygrad.train.evaluate import run_eval
 from steadygrad.train.learning_rate import set_learning_rate
 from steadygrad.train.metrics import Metric
@@ -91,6 +92,7 @@ class EpochRunner:
         self.checkpoint_every: int | None = kw.get("checkpoint_every")
         self.partial: dict[str, Any] | None = None
         self._resume_rng: dict[str, torch.Tensor] | None = None
+        self.world: World | None = kw.get("world")  # multi-process: see train.distributed
 
     def restore(self, ckpt: Checkpoint) -> int:
         """Load a checkpoint into model, optimizer, history, RNGs; returns the next epoch."""
@@ -120,8 +122,11 @@ class EpochRunner:
         return int(state["epoch"])
 
     def _config(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size, "num_samples": self.x.shape[0],
-                "optimizer": type(self.optimizer).__name__}
+        config = {"batch_size": self.batch_size, "num_samples": self.x.shape[0],
+                  "optimizer": type(self.optimizer).__name__}
+        if self.world is not None:  # positions within an epoch are per rank
+            config["world_size"] = self.world.size
+        return config
 
     def train_epoch(self) -> tuple[dict[str, float], str | None]:
         """One pass over the shuffled training set; returns (logs, non-finite reason)."""
@@ -140,6 +145,8 @@ class EpochRunner:
             self.gen.set_state(part["shuffle"].to(torch.uint8))
         shuffle_state = self.gen.get_state() if every is not None else None
         perm = torch.randperm(x.shape[0], generator=self.gen).to(x.device)
+        if self.world is not None:  # distributed hook: this rank's rows of each global batch
+            perm, n_used, batch_size = self.world.shard(perm, n_used, batch_size)
         loss_sum: Any = 0.0 if sync else torch.zeros((), device=x.device)
         pen_sum: Any = 0.0 if sync else torch.zeros((), device=x.device)
         norm_sum: Any = 0.0
@@ -225,6 +232,8 @@ class EpochRunner:
         if reason is None and not sync and not math.isfinite(float(loss_sum)):
             reason = self._late(checked, global_step, xb)
         self._update_metrics(outs, targets)
+        if self.world is not None:  # distributed hook: sums over all ranks
+            loss_sum, pen_sum, seen = self.world.total(loss_sum, pen_sum, seen)
         logs: dict[str, float] = {"loss": float(loss_sum) / seen if seen else math.nan}
         if self.regularized:
             logs["penalty"] = float(pen_sum) / seen if seen else math.nan
@@ -279,6 +288,8 @@ class EpochRunner:
     def _update_metrics(self, outs: list[torch.Tensor], targets: list[torch.Tensor]) -> None:
         if outs:
             out, target = torch.cat(outs), torch.cat(targets)
+            if self.world is not None:  # distributed hook: every rank's outputs
+                out, target = self.world.gather(out), self.world.gather(target)
             for m in self.train_metrics:
                 m.update(out, target)
             outs.clear()
