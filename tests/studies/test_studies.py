@@ -10,10 +10,12 @@ import pytest
 
 from steadygrad.cli.main import main
 from steadygrad.errors import ConfigError, UnknownNameError
-from steadygrad.experiments.report import ConfigResult, RunRecord
+from steadygrad.experiments.report import ConfigResult, RunRecord, build_report
+from steadygrad.experiments.report_plots import grad_norm_curves
 from steadygrad.studies.analysis import first_reaching, kendall_tau, value_of
 from steadygrad.studies.registry import STUDIES, load_spec
 from steadygrad.studies.runner import SETUP_KEY, expand, run_study
+from tests.browser import layout
 
 EXPECTED = {"unstable_gradients", "initializers", "activations", "batch_norm", "clipping",
             "optimizers", "schedules", "regularization", "depth"}
@@ -93,6 +95,14 @@ def test_tiny_study_runs_end_to_end_and_concludes_from_its_numbers(tmp_path: Pat
     assert html.escape(doc["verdict"]) in page and "Checked against common wisdom" in page
     assert "data:image/png;base64," in page and "report/report.html" not in page
     assert all(html.escape(c) in page for c in result.conclusions)
+    box = layout(result.sweep_dir / "study.html", 1280)  # headless Chromium
+    assert box["scroll_width"] <= 1280 and box["right"] <= 1280 and box["broken"] == 0, box
+    # regression (issue 18): the figure showed only the clipped norm (a flat 1.0); both are
+    # drawn now, and they differ where clipping acted
+    report = build_report(result.sweep_dir, "val_accuracy")
+    clipped = next(c for c in report.configs if c.label == "setup=global_clipnorm")
+    pre, _, post = grad_norm_curves(clipped)
+    assert pre.min() > 1.0 >= post.max() - 1e-6
     # the per-setup sentences quote the measured means of the runs
     summaries = {p.name: json.loads((p / "summary.json").read_text())
                  for p in (result.sweep_dir / "runs").iterdir() if not p.name.startswith(".")}
