@@ -369,7 +369,7 @@ def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None) -> Fi
                 f"{_r(np.nanmedian(med[k0:]), 2)} (healthy band {th.lr_low:g}..{th.lr_high:g})",
                 {"median_update_ratio": [_r(x) for x in med], "band": [th.lr_low, th.lr_high],
                  "direction": label, "learning_impaired": impaired},
-                REMEDIES["learning_rate"])
+                tuple(r for r in REMEDIES["learning_rate"] if r.condition in ("", label)))
     return None
 
 
