@@ -156,7 +156,8 @@ def _namespace() -> dict[str, Any]:
                      data.x_val[data.y_val < 2], data.y_val[data.y_val < 2].float()[:, None],
                      task="binary", num_classes=2, input_shape=(64,), name="b")
     return {"sg": sg, "mlp": mlp, "model_a": mlp(64, (32, 16), num_outputs=8, seed=0),
-            "data_b": data_b, "x_unlabelled": images, "ds": ds, "model": model, "data": data, "loader": batches, "batches": batches,
+            "data_b": data_b, "x_unlabelled": images, "ds": ds, "model": model, "data": data,
+            "loader": batches, "batches": batches,
             "loss_fn": torch.nn.functional.cross_entropy, "opt": opt, "optimizer": opt,
             "epochs": 1, "steps_per_epoch": len(batches), "x": data.x_train,
             "y": data.y_train, "x_test": data.x_test, "y_test": data.y_test}
@@ -170,4 +171,4 @@ def test_every_python_example_runs(doc: str, line: int, code: str, tmp_path: Pat
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace = _namespace()
-    exec(compile(code, f"{doc}:{line}", "exec"), namespace)  # noqa: S102 - the docs' own code
+    exec(compile(code, f"{doc}:{line}", "exec"), namespace)
