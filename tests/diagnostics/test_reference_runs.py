@@ -109,3 +109,7 @@ def test_too_low_learning_rate_is_flagged() -> None:
     rep = train(mlp(10, 64, nn.ReLU, init=he), lr=1e-5)
     f = next(f for f in rep.findings if f.kind == "learning_rate")
     assert f.evidence["direction"] == "too low" and f.severity == "warning"
+    # regression (issue 18): "too low" proposed reduce_on_plateau, which only lowers it more
+    patches = [r.patch for r in f.remedies]
+    assert {"train.schedule": "reduce_on_plateau"} not in patches
+    assert {"train.optimizer.learning_rate": "lr_find"} in patches

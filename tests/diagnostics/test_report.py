@@ -54,6 +54,19 @@ def test_render_lists_every_layer_and_finding(broken: HealthReport) -> None:
         assert f.kind in text
 
 
+def test_finding_layers_use_the_table_row_numbers(broken: HealthReport) -> None:
+    """Regression (issue 18): a finding's ``layers`` were module names while the table's
+    ``#`` column counted rows; the finding now quotes the row number of each layer."""
+    lines = str(broken).splitlines()
+    table = {line.split()[1]: int(line.split()[0]) for line in lines
+             if line[:3].strip().isdigit() and len(line.split()) > 2}
+    assert table and broken.findings
+    for f in broken.findings:
+        header = next(line for line in lines if f" {f.kind} (from step" in line)
+        for name in f.layers:
+            assert f"#{table[name]} {name}" in header
+
+
 def test_from_json_rejects_other_schemas() -> None:
     with pytest.raises(DataError, match="schema"):
         HealthReport.from_json('{"schema": "other/1"}')

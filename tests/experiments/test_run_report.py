@@ -89,3 +89,17 @@ def test_run_report_fits_1280_px_in_chromium(report: Path) -> None:
     assert box["viewport"] == 1280
     assert box["scroll_width"] <= 1280 and box["right"] <= 1280, box  # nothing cut off
     assert box["images"] == 4 and box["broken"] == 0
+
+
+def test_a_diverging_run_records_the_divergence_without_a_warning(tmp_path: Path) -> None:
+    """Regression (issue 18): studies printed fit's "training stopped" RuntimeWarning with
+    its source line for every diverging run; the divergence belongs in summary.json."""
+    import warnings
+
+    raw = {**CLIPPED, "train": {"epochs": 1, "optimizer": {"name": "sgd",
+                                                           "learning_rate": 1e6}}}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_config(config_from_dict(raw), tmp_path / "boom")
+    assert result.status == "diverged"  # the failure happened
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]

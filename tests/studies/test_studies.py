@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import pytest
 
 from steadygrad.cli.main import main
 from steadygrad.errors import ConfigError, UnknownNameError
-from steadygrad.experiments.report import ConfigResult, RunRecord
+from steadygrad.experiments.report import ConfigResult, RunRecord, build_report
+from steadygrad.experiments.report_plots import grad_norm_curves
 from steadygrad.studies.analysis import first_reaching, kendall_tau, value_of
 from steadygrad.studies.registry import STUDIES, load_spec
 from steadygrad.studies.runner import SETUP_KEY, expand, run_study
+from tests.browser import layout
 
 EXPECTED = {"unstable_gradients", "initializers", "activations", "batch_norm", "clipping",
             "optimizers", "schedules", "regularization", "depth"}
@@ -85,6 +88,21 @@ def test_tiny_study_runs_end_to_end_and_concludes_from_its_numbers(tmp_path: Pat
         assert (result.sweep_dir / "report" / name).is_file()
     doc = json.loads((result.sweep_dir / "study.json").read_text())
     assert doc["conclusions"] == result.conclusions
+    # one page per study (issue 18): conclusions, the computed common-wisdom verdict and the
+    # sweep's figures together, self-contained
+    page = (result.sweep_dir / "study.html").read_text()
+    assert doc["verdict"] and doc["verdict"].startswith("Common wisdom:")
+    assert html.escape(doc["verdict"]) in page and "Checked against common wisdom" in page
+    assert "data:image/png;base64," in page and "report/report.html" not in page
+    assert all(html.escape(c) in page for c in result.conclusions)
+    box = layout(result.sweep_dir / "study.html", 1280)  # headless Chromium
+    assert box["scroll_width"] <= 1280 and box["right"] <= 1280 and box["broken"] == 0, box
+    # regression (issue 18): the figure showed only the clipped norm (a flat 1.0); both are
+    # drawn now, and they differ where clipping acted
+    report = build_report(result.sweep_dir, "val_accuracy")
+    clipped = next(c for c in report.configs if c.label == "setup=global_clipnorm")
+    pre, _, post = grad_norm_curves(clipped)
+    assert pre.min() > 1.0 >= post.max() - 1e-6
     # the per-setup sentences quote the measured means of the runs
     summaries = {p.name: json.loads((p / "summary.json").read_text())
                  for p in (result.sweep_dir / "runs").iterdir() if not p.name.startswith(".")}
@@ -104,7 +122,32 @@ def test_every_study_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
     assert (result.sweep_dir / "report" / "results.csv").is_file()
 
 
-def test_cli_lists_every_study(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["study", "--list"]) == 0
-    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
+def test_cli_lists_every_study(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["study", "--list", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    listed = {line.split()[0] for line in lines}
     assert listed == {name.replace("_", "-") for name in STUDIES.names()}
+    # regression (issue 18): --list gave no idea of the size; the run count is the sweep's
+    clipping = next(line for line in lines if line.startswith("clipping "))
+    assert f"{len(expand(load_spec('clipping')).runs)} runs x 4 epochs" in clipping
+    (tmp_path / "clipping-quick").mkdir()
+    (tmp_path / "clipping-quick" / "study.json").write_text('{"seconds": 54.2}')
+    assert main(["study", "--list", "--out", str(tmp_path)]) == 0
+    assert "last run here 54 s" in capsys.readouterr().out
+
+
+def test_study_cli_shows_progress_on_a_terminal_and_no_warnings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression (issue 18): nothing was printed while the study ran on a terminal, then
+    internal RuntimeWarnings with source lines."""
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    code = main(["study", "clipping", "--seeds", "1", "--out", str(tmp_path),
+                 "--set", "data.n_train=60", "--set", "train.epochs=1"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.startswith("study clipping (quick mode): 4 runs x 1 epochs")
+    assert "[4/4]" in err  # the live progress line reached the end
+    assert "Warning" not in err and ".py:" not in err

@@ -145,7 +145,7 @@ def test_transfer_sentences_are_computed_from_the_numbers() -> None:
 
 
 def test_paired_bootstrap_interval_brackets_the_estimate() -> None:
-    pairs = [(0.10, 0.05), (0.12, 0.06), (0.08, 0.09), (0.11, 0.07)]
+    pairs = [(0.10, 0.05), (0.12, 0.06), (0.08, 0.09), (0.11, 0.07), (0.09, 0.06)]
     ci = bootstrap_ci(pairs, ts._reduction)
     assert ci is not None
     point = ts._reduction(pairs)
@@ -154,7 +154,15 @@ def test_paired_bootstrap_interval_brackets_the_estimate() -> None:
     singles = [ts._reduction([p]) for p in pairs]
     assert min(s for s in singles if s is not None) <= ci[0] and ci[1] <= max(
         s for s in singles if s is not None)
-    assert bootstrap_ci([(0.1, 0.05)] * 3, ts._reduction) == pytest.approx((0.5, 0.5))
+    assert bootstrap_ci([(0.1, 0.05)] * 5, ts._reduction) == pytest.approx((0.5, 0.5))
+
+
+def test_two_seeds_claim_no_confidence_interval() -> None:
+    """Regression (issue 18): a 2-seed run claimed a "95% bootstrap CI" (the bootstrap of
+    2 seeds has 3 distinct outcomes)."""
+    assert bootstrap_ci([(0.10, 0.05), (0.12, 0.09)], ts._reduction) is None
+    text = " ".join(ts.conclusions(ts.summarize(_rows([(0.10, 0.05), (0.12, 0.09)]))))
+    assert "95%" not in text and "no confidence interval from 2 seeds" in text
 
 
 def test_bad_input_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -156,3 +156,24 @@ def test_batch_norm_never_sees_a_batch_of_one(blobs):
     assert h.params["steps_per_epoch"] == 5 and len(h) == 2
     h = fit(nn.Linear(4, 3), (x, y), epochs=1, batch_size=19, verbose=0)  # no BN: kept
     assert h.params["steps_per_epoch"] == 6
+
+
+def test_float_zero_one_labels_are_a_binary_task() -> None:
+    """Regression (issue 18): float 0/1 labels were inferred as regression (MSE, mae)."""
+    import torch
+
+    from steadygrad.train.inputs import resolve_data
+    from steadygrad.train.loop import fit
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 4)
+    y = (x[:, :1] > 0).float()
+    assert resolve_data((x, y), None, None).task == "binary"
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    h = fit(model, (x, y), epochs=5, optimizer="adam", learning_rate=0.01, seed=0, verbose=0,
+            monitor=None)
+    assert "accuracy" in h.history and "mae" not in h.history
+    with torch.no_grad():  # the loss fit reports is BCE-with-logits (oracle: torch)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+    assert h["accuracy"][-1] > 0.8 and 0 < float(bce) < 0.7
+    assert resolve_data((x, y * 0.5), None, None).task == "regression"  # not 0/1: values

@@ -131,3 +131,29 @@ def test_label_budget_table_rows() -> None:
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
     with pytest.raises(ConfigError, match="budgets"):
         label_budget_table({"a": lambda: nn.Linear(4, 2)}, (x, y), (x, y), [0])
+
+
+def test_sigmoid_output_on_standardized_inputs_warns_and_trains_worse() -> None:
+    """Regression (issue 18): the default sigmoid output on standardized data trained badly
+    without a warning. The warning names the mismatch; the measured effect is real."""
+    import warnings
+
+    from steadygrad.transfer.pretrain import StackedAutoencoder, encoder_mlp, pretrain_autoencoder
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)  # standardized: half the entries are negative
+    losses = {}
+    for out in ("sigmoid", None):
+        ae = StackedAutoencoder(encoder_mlp(8, (6,), seed=0), output_activation=out)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            (h,) = pretrain_autoencoder(ae, x, epochs=5, learning_rate=0.01,
+                                        optimizer="adam", verbose=0, seed=0)
+        messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        assert any("output_activation=None" in m for m in messages) == (out == "sigmoid")
+        losses[out] = h["loss"][-1]
+    assert losses["sigmoid"] > 1.5 * losses[None]  # it cannot reconstruct the negatives
+    ae = StackedAutoencoder(encoder_mlp(8, (6,), seed=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # inputs in [0, 1]: no warning
+        pretrain_autoencoder(ae, torch.rand(64, 8), epochs=1, verbose=0, seed=0)

@@ -22,6 +22,7 @@ from steadygrad import __version__
 from steadygrad.cli import (
     diagnose_cmd,
     doctor_cmd,
+    figures_cmd,
     lr_find_cmd,
     report_cmd,
     study_cmd,
@@ -39,7 +40,7 @@ EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 
 _SUBCOMMANDS = (train_cmd, diagnose_cmd, lr_find_cmd, summary_cmd, sweep_cmd, report_cmd,
-                doctor_cmd, study_cmd)
+                doctor_cmd, study_cmd, figures_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,9 +16,13 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
 from typing import Any
 
-from steadygrad.cli._common import make_parser, positive_int, print_json
+from steadygrad.cli._common import make_parser, positive_int, print_json, show_progress
 
 __all__ = ["add_parser", "run"]
 
@@ -69,11 +73,39 @@ def add_parser(sub: Any) -> None:
                         help="override a base config key of every run (e.g. train.epochs=2)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted study")
     parser.add_argument("--json", action="store_true", help="print the conclusions as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.add_argument("--collect", metavar="PAGE", default=None,
                         help="run nothing: write one Markdown page of every study found "
                         "under --out (with --full: the full-mode results), figures in "
                         "PAGE's folder under images/results/")
     parser.set_defaults(func=run)
+
+
+def _size(name: str, args: argparse.Namespace) -> str:
+    """``"8 runs x 4 epochs, last run here 54 s"``: the study's size and, when a result
+    exists under ``--out``, the time it took there (measured, not estimated).
+
+    >>> _size("clipping", argparse.Namespace(full=False, seeds=None, out="/nonexistent"))
+    '8 runs x 4 epochs, not run here yet'
+    """
+    from steadygrad.studies.registry import STUDIES, load_spec
+    from steadygrad.studies.runner import expand
+
+    mode = "full" if args.full else "quick"
+    spec = load_spec(name, full=args.full)
+    if STUDIES.get(name).run is None:
+        sweep = expand(spec, getattr(args, "seeds", None), getattr(args, "overrides", ()) or ())
+        epochs = sorted({r.config.train.epochs for r in sweep.runs})
+        span = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
+        size = f"{len(sweep.runs)} runs x {span} epochs"
+    else:
+        size = "custom runs"
+    done = Path(getattr(args, "out", "studies")) / f"{name}-{mode}" / "study.json"
+    try:
+        seconds = float(json.loads(done.read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{size}, not run here yet"
+    return f"{size}, last run here {seconds:.0f} s"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,9 +114,9 @@ def run(args: argparse.Namespace) -> int:
     Example:
         >>> from steadygrad.cli.main import build_parser
         >>> run(build_parser().parse_args(["study", "--list"]))  # doctest: +ELLIPSIS
-        activations          Does the usual ranking SELU > ELU > ... hold here?
+        activations          ... runs x ... epochs, ...  Does the usual ranking SELU > ELU > ...
         ...
-        unstable-gradients   Which activation/initialization pairs ...
+        unstable-gradients   ...  Which activation/initialization pairs ...
         0
         >>> run(build_parser().parse_args(["study"]))
         Traceback (most recent call last):
@@ -108,11 +140,24 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("NAME", None, f"one of {', '.join(STUDIES.names())}",
                               hint="steadygrad study --list")
         for name in STUDIES.names():
-            print(f"{name.replace('_', '-'):20s} {load_spec(name)['question']}")
+            print(f"{name.replace('_', '-'):20s} {_size(name, args)}  "
+                  f"{load_spec(name, full=args.full)['question']}")
         return 0
-    result = run_study(args.name, full=args.full, out_dir=args.out, seeds=args.seeds,
-                       workers=args.workers, resume=args.resume,
-                       overrides=args.overrides)
+    on_sweep = None
+    if show_progress(args, sys.stderr):
+        from steadygrad.cli.sweep_cmd import SweepProgress
+
+        print(f"study {args.name} ({'full' if args.full else 'quick'} mode): "
+              f"{_size(STUDIES.canonical(args.name), args)}", file=sys.stderr, flush=True)
+
+        def on_sweep(sweep_dir: Path, runs: int) -> SweepProgress:
+            return SweepProgress(sweep_dir / "index.sqlite", runs, sys.stderr)
+
+    with warnings.catch_warnings():  # numerical warnings belong in the report, not the tty
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = run_study(args.name, full=args.full, out_dir=args.out, seeds=args.seeds,
+                           workers=args.workers, resume=args.resume,
+                           overrides=args.overrides, on_sweep=on_sweep)
     if args.json:
         print_json({"study": result.name, "mode": result.mode,
                     "conclusions": result.conclusions, "files": result.files})

@@ -109,6 +109,7 @@ class SweepProgress:
         self.every = every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._start = time.monotonic()
 
     def line(self, counts: dict[str, int]) -> str:
         """The progress text for state ``counts``."""
@@ -116,28 +117,32 @@ class SweepProgress:
         return (f"[{finished}/{self.total}] {counts.get('done', 0)} done, "
                 f"{counts.get('failed', 0)} failed, {counts.get('running', 0)} running")
 
-    def _loop(self) -> None:
+    def _draw(self) -> None:
         from steadygrad.experiments.index import RunIndex
 
-        start = time.monotonic()
+        if not self.index_path.exists():
+            return
+        try:
+            with RunIndex(self.index_path, timeout=1.0) as index:
+                counts = index.counts()
+        except Exception:  # a locked or half-created database: try again next time
+            return
+        self.stream.write(f"\r{self.line(counts)}  {time.monotonic() - self._start:.0f}s ")
+        self.stream.flush()
+
+    def _loop(self) -> None:
         while not self._stop.wait(self.every):
-            if not self.index_path.exists():
-                continue
-            try:
-                with RunIndex(self.index_path, timeout=1.0) as index:
-                    counts = index.counts()
-            except Exception:  # a locked or half-created database: try again next time
-                continue
-            self.stream.write(f"\r{self.line(counts)}  {time.monotonic() - start:.0f}s ")
-            self.stream.flush()
+            self._draw()
 
     def __enter__(self) -> SweepProgress:
+        self._start = time.monotonic()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._draw()  # the final state, even for a sweep shorter than one refresh
         self.stream.write("\n")
         self.stream.flush()
 

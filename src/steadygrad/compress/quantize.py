@@ -38,8 +38,8 @@ from torch import nn
 
 from steadygrad.errors import ConfigError
 
-__all__ = ["HALF_DTYPES", "QUANTIZATION_BACKENDS", "CastInputs", "available_backends",
-           "quantize_dynamic_int8", "to_half"]
+__all__ = ["HALF_DTYPES", "MAX_WEIGHT_ERROR", "QUANTIZATION_BACKENDS", "CastInputs",
+           "available_backends", "quantize_dynamic_int8", "to_half", "weight_error"]
 
 QUANTIZATION_BACKENDS: tuple[str, ...] = ("auto", "torch", "torchao")
 """``backend`` values of :func:`quantize_dynamic_int8`."""
@@ -70,7 +70,53 @@ def available_backends() -> list[str]:
     return found
 
 
-def _quantize_torch(model: nn.Module) -> nn.Module:
+MAX_WEIGHT_ERROR = 0.05
+"""Largest int8 rounding error of a ``Linear`` weight that is quantized (:func:`weight_error`);
+layers with a larger one stay float32. Healthy layers measure below 1%."""
+
+
+def weight_error(weight: torch.Tensor) -> float:
+    """Median over input features of the relative int8 rounding error of each weight column.
+
+    Dynamic int8 uses one symmetric scale per tensor, ``max|W| / 127``. One outlier column
+    then sets the scale for all, and the ordinary columns round to a few levels or to 0:
+    after folding a batch norm whose input features are nearly constant
+    (``s = γ / √(σ² + ε)`` with ``σ² ≈ 0``) the first layer's folded weight has columns
+    hundreds of times the rest. The median column error measures what the typical input
+    feature loses (the overall norm error does not: the outliers dominate it).
+
+    >>> weight_error(torch.ones(4, 4))
+    0.0
+    >>> w = torch.full((4, 64), 0.5); w[:, 0] = 300.0  # one exploded column
+    >>> round(weight_error(w), 2)  # 0.5 rounds to 0.0 at scale 300/127: the column is lost
+    1.0
+    """
+    w = weight.detach().double().reshape(weight.shape[0], -1)
+    scale = w.abs().max() / 127.0
+    if scale == 0:
+        return 0.0
+    rounded = (w / scale).round().clamp(-128, 127) * scale
+    norms = w.norm(dim=0)
+    used = norms > 0
+    if not bool(used.any()):
+        return 0.0
+    return float(((w - rounded).norm(dim=0)[used] / norms[used]).median())
+
+
+def _precise_linears(model: nn.Module) -> tuple[set[str], dict[str, float]]:
+    """(names of Linear layers int8 can represent, {name: error} of those it cannot)."""
+    keep, skip = set(), {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            err = weight_error(module.weight)
+            if err > MAX_WEIGHT_ERROR:
+                skip[name] = err
+            else:
+                keep.add(name)
+    return keep, skip
+
+
+def _quantize_torch(model: nn.Module, names: set[str]) -> nn.Module:
     engine = _torch_engine()
     assert engine is not None
     previous = torch.backends.quantized.engine
@@ -82,16 +128,17 @@ def _quantize_torch(model: nn.Module) -> nn.Module:
             warnings.filterwarnings("ignore", message=".*torch.ao.quantization.*")
             from torch.ao.quantization import quantize_dynamic
 
-            return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=False)
+            return quantize_dynamic(model, names, dtype=torch.qint8, inplace=False)
     finally:
         torch.backends.quantized.engine = previous
 
 
-def _quantize_torchao(model: nn.Module) -> nn.Module:
+def _quantize_torchao(model: nn.Module, names: set[str]) -> nn.Module:
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
     out = copy.deepcopy(model)
-    quantize_(out, Int8DynamicActivationInt8WeightConfig())
+    quantize_(out, Int8DynamicActivationInt8WeightConfig(),
+              filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and fqn in names)
     return out
 
 
@@ -100,7 +147,10 @@ def quantize_dynamic_int8(model: nn.Module, *, backend: str = "auto") -> nn.Modu
 
     For CPU inference of dense nets: about 4x smaller ``Linear`` weights and, on large
     batches, faster matrix products. Outputs differ from fp32 by the quantization error
-    (typically < 1% of the logit range). ``model`` itself is not changed.
+    (typically < 1% of the logit range). ``model`` itself is not changed. A layer whose
+    weight int8 cannot represent (relative rounding error above :data:`MAX_WEIGHT_ERROR`,
+    :func:`weight_error`; e.g. the first layer after folding an input batch norm over
+    near-constant features) stays float32, with a warning naming it.
 
     Args:
         model: any ``nn.Module`` on the CPU (eval mode is used).
@@ -153,7 +203,20 @@ def quantize_dynamic_int8(model: nn.Module, *, backend: str = "auto") -> nn.Modu
         raise ConfigError("backend", backend, f"an available backend ({', '.join(have) or 'none'})",
                           hint=fix)
     source = copy.deepcopy(model).eval()
-    out = _quantize_torch(source) if backend == "torch" else _quantize_torchao(source)
+    names, skipped = _precise_linears(source)
+    if skipped:
+        worst = max(skipped, key=skipped.__getitem__)
+        warnings.warn(
+            f"int8: {len(skipped)} Linear layer(s) stay float32 ({', '.join(skipped)}): their "
+            f"weights lose up to {skipped[worst]:.0%} to int8 rounding (> "
+            f"{MAX_WEIGHT_ERROR:.0%}; layer {worst!r}), because a few weights are far larger "
+            "than the rest, as after folding a batch norm whose input features are nearly "
+            "constant. To quantize it, standardize the inputs (data standardize=true) instead "
+            "of an input batch norm, or quantize before folding", UserWarning, stacklevel=2)
+    if not names:
+        return source
+    out = (_quantize_torch(source, names) if backend == "torch"
+           else _quantize_torchao(source, names))
     return out.eval()
 
 

@@ -30,7 +30,8 @@ class Remedy:
         patch: config patch (dotted path -> value) that applies the fix.
         why: one line of why it helps.
         source: where the advice comes from.
-        condition: for ``self_normalization``, the broken condition it repairs (else "").
+        condition: for ``self_normalization``, the broken condition it repairs; for
+            ``learning_rate``, the direction it fixes (``"too high"``); else "".
 
     >>> r = REMEDIES["self_normalization"][1]
     >>> r.condition, r.patch
@@ -141,7 +142,8 @@ REMEDIES: dict[str, tuple[Remedy, ...]] = {
         Remedy("lr_find", {"train.optimizer.learning_rate": "lr_find"},
                "pick the rate from a range test instead of guessing", _LRF),
         Remedy("schedule", {"train.schedule": "reduce_on_plateau"},
-               "lower the rate when progress stalls", "Keras ReduceLROnPlateau"),
+               "lower the rate when progress stalls", "Keras ReduceLROnPlateau",
+               condition="too high"),  # lowering a rate that is too low makes it worse
     ),
 }
 """Remedies per finding kind, in the order to try them."""

@@ -50,6 +50,8 @@ def _lead(hm: dict[str, object]) -> str:
 def render_report(report: HealthReport, width: int = 100) -> str:
     """The report as text: a header, a per-layer table at the last check, the findings.
 
+    A finding names its layers with the table's row number (``#3 dense4``), so the two agree.
+
     Args:
         report: the health report.
         width: wrap width for finding messages.
@@ -85,9 +87,10 @@ def render_report(report: HealthReport, width: int = 100) -> str:
     for f in report.findings:
         raised = "" if f.raised_step is None or f.raised_step == f.first_step else \
             f", raised at step {f.raised_step}"
+        rows = {name: i for i, name in enumerate(s.layers)}
+        named = ", ".join(f"#{rows[n]} {n}" if n in rows else n for n in f.layers)
         lines.append(f"[{_MARK.get(f.severity, '?')}] {f.severity.upper()} {f.kind} "
-                     f"(from step {f.first_step}{raised}; layers: "
-                     f"{', '.join(f.layers)[:width]})")
+                     f"(from step {f.first_step}{raised}; layers: {named[:width]})")
         lines.append(f"    {f.message}")
         for r in f.remedies[:3]:
             patch = ", ".join(f"{k}={v}" for k, v in r.patch.items())

@@ -400,7 +400,8 @@ def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diver
             {"median_update_ratio": [_r(x) for x in med], "band": [th.lr_low, th.lr_high],
              "loss_spike_steps": [int(s.steps[k]) for k in np.flatnonzero(spikes)][:20],
              "direction": label, "learning_impaired": impaired},
-            REMEDIES["learning_rate"], raised)
+            tuple(r for r in REMEDIES["learning_rate"] if r.condition in ("", label)),
+            raised)
     return None
 
 

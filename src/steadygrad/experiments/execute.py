@@ -40,6 +40,7 @@ import platform
 import re
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,7 +280,10 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
 
         history = None
         try:
-            history = fit(model, data, device=device, verbose=verbose, **fit_arguments(config))
+            with warnings.catch_warnings():  # the divergence is recorded in summary.json
+                warnings.filterwarnings("ignore", "training stopped", RuntimeWarning)
+                history = fit(model, data, device=device, verbose=verbose,
+                              **fit_arguments(config))
             reason = history.stopped_reason
         except NonFiniteError as exc:
             reason = str(exc)

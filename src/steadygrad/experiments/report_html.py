@@ -203,7 +203,8 @@ def render_html(report: SweepReport, images: dict[str, bytes]) -> str:
     parts.append(_table(["config", "severity", "finding", "runs", "layers", "evidence",
                          "first remedy"], health_rows, {3}))
     parts.append(_figure(images, "gradients", "per-layer gradient RMS at the last monitor "
-                         "check (geometric mean over seeds) and global gradient norm"))
+                         "check (geometric mean over seeds); global gradient norm before "
+                         "clipping (trainer) and after clipping (monitor)"))
     profiles = profile_runs(report)
     if profiles:
         parts.append("<h2>Per-layer gradients by config</h2><div class=\"grid\">")

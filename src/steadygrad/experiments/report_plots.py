@@ -33,7 +33,8 @@ import numpy as np
 if TYPE_CHECKING:
     from steadygrad.experiments.report import ConfigResult, SweepReport
 
-__all__ = ["PROFILE_LIMIT", "figures", "layer_profile", "profile_runs", "stack_curves"]
+__all__ = ["PROFILE_LIMIT", "figures", "grad_norm_curves", "layer_profile", "profile_runs",
+           "stack_curves"]
 
 _DPI = 110
 PROFILE_LIMIT = 12
@@ -170,38 +171,73 @@ def _time(report: SweepReport, colors: list[Any]) -> bytes | None:
     return _png(fig)
 
 
+def grad_norm_curves(config: ConfigResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(pre-clip norm per epoch, steps, post-clip norm per monitored step)``, means over seeds.
+
+    The trainer logs the global gradient norm *before* clipping (``history.csv``, mean of
+    each epoch); the monitor reads the gradients after the optimizer step, i.e. *after*
+    clipping (``health.json``). Showing both is what tells whether clipping acted.
+
+    >>> from steadygrad.experiments.report import RunRecord, summarize
+    >>> run = RunRecord("a", (), 0, "done", final={"loss": 1.0},
+    ...                 history={"grad_norm": [12.0, 9.0]},
+    ...                 health={"steps": [0, 5], "grad_norm": [1.0, 1.0]})
+    >>> pre, steps, post = grad_norm_curves(summarize((run,), "loss")[0])
+    >>> pre.tolist(), steps.tolist(), post.tolist()
+    ([12.0, 9.0], [0.0, 5.0], [1.0, 1.0])
+    """
+    pre_curves = [r.history["grad_norm"] for r in config.runs
+                  if r.history and r.history.get("grad_norm")]
+    pre = stack_curves(pre_curves)[0] if pre_curves else np.array([])
+    curves: list[list[float]] = []
+    steps: list[int] = []
+    for run in config.runs:
+        health = run.health or {}
+        if health.get("grad_norm"):
+            curves.append([math.nan if v is None else v for v in health["grad_norm"]])
+            # a run that diverged has a shorter series: keep the steps of the longest
+            if len(health.get("steps") or ()) > len(steps):
+                steps = list(health["steps"])
+    if not curves or not steps:
+        return pre, np.array([]), np.array([])
+    post, _ = stack_curves(curves)
+    n = min(len(steps), len(post))
+    return pre, np.array(steps[:n], dtype=float), post[:n]
+
+
 def _gradients(report: SweepReport, colors: list[Any]) -> bytes | None:
     profiles = [(c, col, layer_profile(c)) for c, col in zip(report.configs, colors, strict=True)]
-    profiles = [(c, col, p) for c, col, p in profiles if p is not None]
-    if not profiles:
+    norms = [(c, col, grad_norm_curves(c)) for c, col in zip(report.configs, colors, strict=True)]
+    if not any(p is not None for _, _, p in profiles) and not any(
+            n[0].size or n[2].size for _, _, n in norms):
         return None
-    fig = _figure(11, 4.2)
-    left, right = fig.subplots(1, 2)
-    for config, color, (names, values) in profiles:  # type: ignore[misc]
+    fig = _figure(13, 4.2)
+    left, middle, right = fig.subplots(1, 3)
+    for config, color, profile in profiles:
+        if profile is None:
+            continue
+        names, values = profile
         left.plot(np.arange(len(names)), values, color=color, marker="o", label=config.label)
         left.set_xticks(np.arange(len(names)), names, rotation=45, ha="right", fontsize=8)
-        curves: list[list[float]] = []
-        steps: list[int] = []
-        for run in config.runs:
-            health = run.health or {}
-            if health.get("grad_norm"):
-                curves.append([math.nan if v is None else v for v in health["grad_norm"]])
-                # a run that diverged has a shorter series: keep the steps of the longest
-                if len(health.get("steps") or ()) > len(steps):
-                    steps = list(health["steps"])
-        if curves and steps:
-            mean, _ = stack_curves(curves)
-            n = min(len(steps), len(mean))
-            right.plot(steps[:n], mean[:n], color=color, label=config.label)
+    for config, color, (pre, steps, post) in norms:
+        if pre.size:
+            middle.plot(np.arange(1, len(pre) + 1), pre, color=color, marker="o",
+                        markersize=3, label=config.label)
+        if post.size:
+            right.plot(steps, post, color=color, label=config.label)
     left.set_yscale("log")
-    left.set_title("gradient RMS per layer at the last check (input → output)")
-    left.set_xlabel("layer")
-    left.grid(alpha=0.3)
-    right.set_yscale("log")
-    right.set_title("global gradient norm (mean over seeds)")
+    left.set_title("gradient RMS per layer, last check", fontsize=10)
+    left.set_xlabel("layer (input → output)")
+    middle.set_title("global grad norm BEFORE clipping\n(trainer, epoch mean)", fontsize=10)
+    middle.set_xlabel("epoch")
+    right.set_title("global grad norm AFTER clipping\n(monitor, sampled steps, weights)",
+                    fontsize=10)
     right.set_xlabel("step")
-    right.grid(alpha=0.3)
-    left.legend(fontsize=8, loc="best")
+    for ax in (left, middle, right):
+        ax.grid(alpha=0.3)
+        if any(line.get_ydata().size for line in ax.get_lines()):
+            ax.set_yscale("log")
+    (left if left.get_lines() else middle).legend(fontsize=8, loc="best")
     return _png(fig)
 
 

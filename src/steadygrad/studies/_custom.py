@@ -25,7 +25,8 @@ from steadygrad.errors import ConfigError
 from steadygrad.experiments.loader import apply_overrides
 from steadygrad.experiments.store import atomic_write_json, atomic_write_text
 
-__all__ = ["bootstrap_ci", "csv_text", "mean_std", "study_params", "write_study_files"]
+__all__ = ["MIN_BOOTSTRAP_SEEDS", "bootstrap_ci", "csv_text", "mean_std", "study_params",
+           "write_study_files"]
 
 
 def study_params(spec: Mapping[str, Any], seeds: int | None,
@@ -73,6 +74,10 @@ def mean_std(values: Sequence[float], digits: int = 4) -> tuple[float, float]:
     return round(mean, digits), round(std, digits)
 
 
+MIN_BOOTSTRAP_SEEDS = 5
+"""Fewest seeds for which :func:`bootstrap_ci` reports an interval."""
+
+
 def bootstrap_ci(pairs: Sequence[tuple[float, float]],
                  statistic: Callable[[Sequence[tuple[float, float]]], float | None],
                  *, level: float = 0.95, resamples: int = 10000,
@@ -80,16 +85,18 @@ def bootstrap_ci(pairs: Sequence[tuple[float, float]],
     """Paired bootstrap percentile interval of ``statistic`` over the seeds (Efron, 1979).
 
     The seeds (pairs) are resampled with replacement; resamples where the statistic is
-    undefined (None) are skipped; None when fewer than two pairs or no defined resample.
+    undefined (None) are skipped. None with fewer than :data:`MIN_BOOTSTRAP_SEEDS` pairs
+    (with 2 seeds the bootstrap has 3 distinct outcomes: no interval worth a "95%") or no
+    defined resample.
 
     Example:
         >>> diff = lambda ps: sum(a - b for a, b in ps) / len(ps)
-        >>> bootstrap_ci([(1.0, 0.0), (1.0, 0.0), (1.0, 0.0)], diff)
+        >>> bootstrap_ci([(1.0, 0.0)] * 5, diff)
         (1.0, 1.0)
-        >>> bootstrap_ci([(1.0, 0.0)], diff) is None
+        >>> bootstrap_ci([(1.0, 0.0), (2.0, 0.0)], diff) is None
         True
     """
-    if len(pairs) < 2:
+    if len(pairs) < MIN_BOOTSTRAP_SEEDS:
         return None
     rng = random.Random(seed)
     stats = []
@@ -135,19 +142,21 @@ def write_study_files(folder: Path, name: str, mode: str, title: str, question: 
     """
     files = {"csv": str(atomic_write_text(folder / "results.csv", csv_text(rows))),
              "study_md": str(atomic_write_text(folder / "study.md", markdown))}
+    from steadygrad.experiments.run_report import figure_html, page
+    from steadygrad.studies.runner import study_section_html
+    from steadygrad.studies.wisdom import CHECKS, check
+
     e = html.escape
-    items = "".join(f"<li>{e(s)}</li>" for s in conclusions)
-    img = f"<p><img src='{e(plot)}' style='max-width:100%'></p>" if plot else ""
-    body = "".join(f"<pre>{e(block)}</pre>" for block in markdown.split("\n\n")
-                   if block.startswith("|"))
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
-            "<style>body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto}"
-            "li{margin:.4em 0}</style></head><body>"
-            f"<h1>{e(title)}</h1><p><i>{e(question)}</i> ({e(mode)} mode)</p>"
-            f"<h2>Conclusions (computed from the results)</h2><ul>{items}</ul>{img}"
-            f"<h2>Tables</h2>{body}<p>Every run: <a href='results.csv'>results.csv</a>.</p>"
-            "</body></html>\n")
-    files["study_html"] = str(atomic_write_text(folder / "study.html", page))
+    verdict = check(name, rows) if name in CHECKS and rows else None
+    image = folder / plot if plot else None
+    img = (figure_html(image.read_bytes(), title) if image is not None and image.is_file()
+           else "")
+    body = "".join(f"<pre style='white-space:pre-wrap'>{e(block)}</pre>"
+                   for block in markdown.split("\n\n") if block.startswith("|"))
+    text = page(title, study_section_html(question, conclusions, verdict, mode) + img
+                + f"<h2>Tables</h2>{body}<p>Every run: results.csv next to this page.</p>")
+    files["study_html"] = str(atomic_write_text(folder / "study.html", text))
     files["study_json"] = str(atomic_write_json(folder / "study.json", {
-        "study": name, "mode": mode, "conclusions": conclusions, "seconds": seconds}))
+        "study": name, "mode": mode, "conclusions": conclusions, "verdict": verdict,
+        "seconds": seconds}))
     return files

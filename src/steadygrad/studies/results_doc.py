@@ -28,7 +28,7 @@ from typing import Any
 
 from steadygrad.experiments.store import atomic_write_text
 from steadygrad.studies.registry import STUDIES, load_spec
-from steadygrad.studies.wisdom import check
+from steadygrad.studies.wisdom import CHECKS, check
 
 __all__ = ["ORDER", "cpu_model", "study_section", "write_results"]
 
@@ -108,6 +108,21 @@ def _curves(study_dir: Path, metric: str = "val_accuracy") -> dict[str, list[flo
     return out
 
 
+def wisdom_verdict(name: str, study_dir: Path, spec: dict[str, Any]) -> str | None:
+    """The common-wisdom sentence of a finished study (:func:`steadygrad.studies.wisdom.check`
+    on its ``results.csv``), or None without results."""
+    sweep = (study_dir / "report" / "results.csv").is_file()
+    rows = _rows(study_dir / ("report/results.csv" if sweep else "results.csv"))
+    if not rows or name not in CHECKS:
+        return None
+    extra: dict[str, Any] = {}
+    if name == "batch_norm":
+        extra = {"curves": _curves(study_dir), "target": float(spec.get("target", 0.85))}
+    elif name == "depth":
+        extra = {"target": float(spec.get("target", 0.8))}
+    return check(name, rows, **extra)
+
+
 def study_section(name: str, study_dir: Path, images: Path, page_dir: Path, *,
                   mode: str = "full") -> str:
     """The Markdown section of one finished study (figures copied into ``images``).
@@ -135,14 +150,9 @@ def study_section(name: str, study_dir: Path, images: Path, page_dir: Path, *,
     lines += ["", "**Conclusions (computed from the results):**", ""]
     lines += [f"- {s}" for s in info.get("conclusions", [])]
     sweep = (study_dir / "report" / "results.csv").is_file()
-    rows = _rows(study_dir / ("report/results.csv" if sweep else "results.csv"))
-    extra: dict[str, Any] = {}
-    if name == "batch_norm":
-        extra = {"curves": _curves(study_dir), "target": float(spec.get("target", 0.85))}
-    elif name == "depth":
-        extra = {"target": float(spec.get("target", 0.8))}
-    if rows:
-        lines += ["", f"**Checked against common wisdom.** {check(name, rows, **extra)}"]
+    verdict = wisdom_verdict(name, study_dir, spec)
+    if verdict:
+        lines += ["", f"**Checked against common wisdom.** {verdict}"]
     if sweep:
         report = (study_dir / "report" / "report.md").read_text()
         table = _section(report, "Ranking")

@@ -4,8 +4,10 @@
 setting ``study.setup = <variant>`` next to the swept axes, so the sweep report groups them by
 setup; :func:`run_study` runs it with :func:`steadygrad.experiments.runner.run_sweep`, writes
 the sweep report (HTML, CSV, Markdown, figures) with
-:func:`steadygrad.experiments.report.write_report`, then the study's own conclusions
-(``study.md``, ``study.html``, ``study.json``), each sentence computed from the results.
+:func:`steadygrad.experiments.report.write_report`, then the study's own conclusions and its
+common-wisdom verdict (:mod:`steadygrad.studies.wisdom`), each sentence computed from the
+results: ``study.md``, ``study.json`` and one self-contained ``study.html`` holding the
+conclusions, the verdict and the sweep report's tables and figures.
 
 Example:
     >>> from steadygrad.studies.registry import load_spec
@@ -19,7 +21,8 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ from steadygrad.experiments.loader import apply_overrides, set_key
 from steadygrad.experiments.space import PlannedRun, Sweep, sweep_from_dict
 from steadygrad.experiments.store import atomic_write_json, atomic_write_text, sanitize_name
 
-__all__ = ["StudyResult", "expand", "run_study", "write_sweep_report"]
+__all__ = ["StudyResult", "expand", "run_study", "study_section_html", "write_sweep_report"]
 
 SETUP_KEY = "study.setup"
 
@@ -105,17 +108,32 @@ class StudyResult:
     seconds: float = 0.0
 
 
-def _html(title: str, question: str, conclusions: list[str], mode: str) -> str:
+def study_section_html(question: str, conclusions: Sequence[str], verdict: str | None,
+                       mode: str) -> str:
+    """The study's question, computed conclusions and common-wisdom verdict as HTML.
+
+    >>> "<li>a &lt; b</li>" in study_section_html("Q?", ["a < b"], None, "quick")
+    True
+    """
     e = html.escape
     items = "".join(f"<li>{e(s)}</li>" for s in conclusions)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
-            "<style>body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto}"
-            "li{margin:.4em 0}</style></head><body>"
-            f"<h1>{e(title)}</h1><p><i>{e(question)}</i> ({e(mode)} mode)</p>"
-            f"<h2>Conclusions (computed from the results)</h2><ul>{items}</ul>"
-            "<p>Tables, curves and gradient profiles: <a href='report/report.html'>"
-            "report/report.html</a>; every run: <a href='report/results.csv'>results.csv"
-            "</a>.</p></body></html>\n")
+    box = "background:#f0f6ff;border-left:4px solid #2f6fde;padding:10px 14px"
+    check = (f"<h2>Checked against common wisdom</h2><p style='{box}'>{e(verdict)}</p>"
+             if verdict else "")
+    return (f"<p><i>{e(question)}</i> ({e(mode)} mode)</p>"
+            f"<h2>Conclusions (computed from the results)</h2><ul class='summary'>{items}</ul>"
+            f"{check}")
+
+
+def _study_page(report_html: str, title: str, section: str) -> str:
+    """One page per study: the sweep report (tables, figures) under the study's section."""
+    head, sep, rest = report_html.partition("</h1>")
+    if not sep:  # not the expected page: a plain one
+        from steadygrad.experiments.run_report import page
+
+        return page(title, section)
+    head = head[: head.rfind("<h1>")] + f"<h1>{html.escape(title)}</h1>"
+    return head + section + "<h2>The sweep behind it</h2><div>" + rest.lstrip() + "</div>"
 
 
 def write_sweep_report(report: Any, out: Path) -> dict[str, str]:
@@ -149,7 +167,9 @@ def write_sweep_report(report: Any, out: Path) -> dict[str, str]:
 
 def run_study(name: str, *, full: bool = False, out_dir: str | Path = "studies",
               seeds: int | None = None, workers: int = 1, resume: bool = False,
-              overrides: Sequence[str] = ()) -> StudyResult:
+              overrides: Sequence[str] = (),
+              on_sweep: Callable[[Path, int], AbstractContextManager[Any]] | None = None
+              ) -> StudyResult:
     """Run study ``name`` into ``out_dir/<name>-<quick|full>/`` and write its reports.
 
     Args:
@@ -163,6 +183,8 @@ def run_study(name: str, *, full: bool = False, out_dir: str | Path = "studies",
             such as ``transfer`` always starts over, and runs in this process).
         overrides: ``--set`` items applied to every run's base config (e.g. a smaller
             budget); the sweep folder is then named ``<name>-<mode>-custom``.
+        on_sweep: ``on_sweep(sweep_dir, runs)`` returns a context manager entered while the
+            sweep runs (the CLI's live progress line).
 
     Raises:
         UnknownNameError: unknown study name.
@@ -192,7 +214,10 @@ def run_study(name: str, *, full: bool = False, out_dir: str | Path = "studies",
         sweep = Sweep(f"{sweep.name}-custom", {**sweep.spec, "name": f"{sweep.name}-custom",
                                                "overrides": list(overrides)}, sweep.runs)
     started = time.time()
-    result = run_sweep(sweep, out_dir, workers=workers, resume=resume, threads=1)
+    watch = (on_sweep(Path(out_dir).resolve() / sweep.name, len(sweep.runs))
+             if on_sweep is not None else nullcontext())
+    with watch:
+        result = run_sweep(sweep, out_dir, workers=workers, resume=resume, threads=1)
     sweep_dir = Path(result.sweep_dir)
     report = build_report(sweep_dir, spec.get("metric"))
     files = write_sweep_report(report, sweep_dir / "report")
@@ -207,10 +232,17 @@ def run_study(name: str, *, full: bool = False, out_dir: str | Path = "studies",
     md += ["", "Tables, curves and gradient profiles: [report/report.md](report/report.md).",
            ""]
     files["study_md"] = str(atomic_write_text(sweep_dir / "study.md", "\n".join(md)))
+    from steadygrad.studies.results_doc import wisdom_verdict
+
+    verdict = wisdom_verdict(study.name, sweep_dir, spec)
+    if verdict:
+        md[-3:-3] = ["", f"**Checked against common wisdom.** {verdict}"]
+        files["study_md"] = str(atomic_write_text(sweep_dir / "study.md", "\n".join(md)))
+    section = study_section_html(spec["question"], conclusions, verdict, spec["mode"])
+    report_page = Path(files["html"]).read_text(encoding="utf-8")
     files["study_html"] = str(atomic_write_text(
-        sweep_dir / "study.html", _html(spec["title"], spec["question"], conclusions,
-                                        spec["mode"])))
+        sweep_dir / "study.html", _study_page(report_page, spec["title"], section)))
     files["study_json"] = str(atomic_write_json(sweep_dir / "study.json", {
         "study": study.name, "mode": spec["mode"], "conclusions": conclusions,
-        "seconds": seconds}))
+        "verdict": verdict, "seconds": seconds}))
     return StudyResult(study.name, spec["mode"], sweep_dir, conclusions, files, seconds)

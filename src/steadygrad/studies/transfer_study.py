@@ -10,7 +10,8 @@ layer plus a new head, trained ``frozen_epochs`` with the reused layers frozen, 
 (so the spread includes A's), and its weights are checked bit-identical after B is trained.
 
 Error-rate reduction = (mean err_scratch − mean err_transfer) / mean err_scratch over the
-seeds, with a 95 % paired bootstrap percentile interval (the seeds are resampled as pairs).
+seeds, with a 95 % paired bootstrap percentile interval (the seeds are resampled as pairs)
+from 5 seeds on; with fewer no interval is claimed.
 
 Example:
     >>> rows = [{"pair": "a_vs_b", "seed": s, "method": m, "test_accuracy": acc,
@@ -37,7 +38,13 @@ from torch import nn
 
 from steadygrad._atomic import atomic_path
 from steadygrad.errors import ConfigError, DataError
-from steadygrad.studies._custom import bootstrap_ci, mean_std, study_params, write_study_files
+from steadygrad.studies._custom import (
+    MIN_BOOTSTRAP_SEEDS,
+    bootstrap_ci,
+    mean_std,
+    study_params,
+    write_study_files,
+)
 from steadygrad.studies.registry import STUDIES, Study
 
 __all__ = ["TransferData", "conclusions", "run_transfer", "summarize", "train_source",
@@ -226,6 +233,9 @@ def conclusions(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
         >>> conclusions(s)[1]
         'p: transfer increased the error rate by 100.0% (10.00% → 20.00%); 95% paired \
 bootstrap CI of the reduction over the 2 seeds: [-150.0%, -50.0%], which excludes 0.'
+        >>> conclusions({"p": {**s["p"], "ci": None}})[1]
+        'p: transfer increased the error rate by 100.0% (10.00% → 20.00%); no confidence \
+interval from 2 seeds (a bootstrap interval needs 5 or more).'
     """
     out = []
     for pair, s in summary.items():
@@ -241,7 +251,9 @@ bootstrap CI of the reduction over the 2 seeds: [-150.0%, -50.0%], which exclude
             text = (f"{pair}: transfer {verb} the error rate by {_pct(abs(red))} "
                     f"({100 * s['err'][0]:.2f}% → {100 * s['err'][1]:.2f}%)")
             if s["ci"] is None:
-                text += "; no confidence interval from a single seed."
+                text += (f"; no confidence interval from {s['n']} seed"
+                         f"{'s' if s['n'] != 1 else ''} (a bootstrap interval needs "
+                         f"{MIN_BOOTSTRAP_SEEDS} or more).")
             else:
                 lo, hi = s["ci"]
                 where = "includes 0: the sign of the effect is not established at this " \

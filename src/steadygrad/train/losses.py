@@ -100,16 +100,24 @@ def loss_task(identifier: object) -> str | None:
 
 
 def infer_task(y: torch.Tensor) -> str:
-    """The task implied by a target tensor: integer 1-d labels → multiclass, float → regression.
+    """The task implied by a target tensor.
 
-    Binary classification cannot be told apart from regression by the targets alone: pass a
-    :class:`~steadygrad.data.Dataset` (which knows its task) or ``loss="bce"``.
+    The rule: integer labels → ``"multiclass"``; floating-point targets whose values are
+    exactly 0.0 and 1.0 (both present) → ``"binary"`` (the usual ``y.float()`` labels of a
+    sigmoid classifier); any other floating-point targets → ``"regression"``. To regress on
+    0/1 values pass ``loss="mse"``; a :class:`~steadygrad.data.Dataset` states its task.
 
     >>> infer_task(torch.tensor([0, 2, 1])), infer_task(torch.zeros(3, 1))
     ('multiclass', 'regression')
+    >>> infer_task(torch.tensor([[0.0], [1.0], [1.0]]))
+    'binary'
     """
     if not y.is_floating_point() and not y.is_complex() and y.dtype != torch.bool:
         return "multiclass"
+    if y.is_floating_point() and y.numel() > 1:
+        zero, one = bool((y == 0).any()), bool((y == 1).any())
+        if zero and one and bool(((y == 0) | (y == 1)).all()):
+            return "binary"
     return "regression"
 
 

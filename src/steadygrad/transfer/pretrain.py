@@ -44,6 +44,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -240,6 +241,27 @@ def _check_x(x: Any) -> torch.Tensor:
     return x
 
 
+_RANGES = {nn.Sigmoid: (0.0, 1.0, "scale the inputs to [0, 1] (e.g. load(..., "
+                                  "standardize=False), x / 255)"),
+           nn.Tanh: (-1.0, 1.0, "scale the inputs to [-1, 1]")}
+
+
+def _warn_if_out_of_range(autoencoder: StackedAutoencoder, x: torch.Tensor) -> None:
+    """Warn when the output activation cannot produce the values it must reconstruct
+    (the default sigmoid output on standardized inputs trains badly, silently)."""
+    last = autoencoder.decoder[-1] if len(autoencoder.decoder) else None
+    for kind, (low, high, fix) in _RANGES.items():
+        if isinstance(last, kind):
+            outside = float(((x < low) | (x > high)).float().mean())
+            if outside > 0.01:
+                warnings.warn(
+                    f"the autoencoder's output activation {kind.__name__} produces values in "
+                    f"({low:g}, {high:g}) but {outside:.0%} of the inputs it must reconstruct "
+                    f"lie outside (x spans [{float(x.min()):.3g}, {float(x.max()):.3g}]): it "
+                    "cannot reconstruct them. For standardized inputs build it with "
+                    f"output_activation=None, or {fix}", UserWarning, stacklevel=3)
+
+
 def pretrain_autoencoder(
     autoencoder: StackedAutoencoder,
     x: torch.Tensor,
@@ -294,6 +316,7 @@ def pretrain_autoencoder(
     for key in ("loss", "validation_data"):
         if key in fit_kwargs:
             raise ConfigError(key, fit_kwargs[key], "not set: the loss is the reconstruction MSE")
+    _warn_if_out_of_range(autoencoder, x)
     if not greedy:
         return [fit(autoencoder, (x, x), epochs=epochs, **fit_kwargs)]
     prefix, blocks = _blocks(autoencoder.encoder)
