@@ -34,10 +34,12 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import platform
 import re
+import shutil
 import time
 import traceback
 from dataclasses import dataclass
@@ -233,8 +235,10 @@ def _environment(device: str | None) -> dict[str, Any]:
 
 
 def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = None,
-               verbose: int = 0, data: Any = None) -> RunResult:
-    """Train one config end to end and write its run directory (never raises for the run).
+               verbose: int = 0, data: Any = None, checkpoints: bool = False,
+               resume: bool = False) -> RunResult:
+    """Train one config end to end and write its run directory (never raises for the run,
+    except :class:`OSError` for a full disk or quota: the caller must clean up and report).
 
     Args:
         config: a validated config.
@@ -243,6 +247,9 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
         verbose: ``fit``'s verbosity (0: silent).
         data: the dataset ``[data]`` describes, already loaded (sweep workers reuse one
             dataset across runs with the same ``[data]``); None loads it.
+        checkpoints: checkpoint every epoch into ``run_dir/checkpoints`` (removed once the
+            run is complete) so that a killed run can be resumed.
+        resume: continue from ``run_dir/checkpoints`` (bit-exact on CPU).
 
     Returns:
         A :class:`RunResult`; ``summary.json`` holds the same summary.
@@ -261,6 +268,9 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
     run_dir = Path(run_dir)
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir)
+    extra: dict[str, Any] = {}
+    if checkpoints or resume:
+        extra = {"checkpoint_dir": run_dir / "checkpoints", "resume": resume}
     started = time.time()
     summary: dict[str, Any] = {
         "name": config.name, "run_id": run_id(config), "status": "failed",
@@ -281,7 +291,8 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
 
         history = None
         try:
-            history = fit(model, data, device=device, verbose=verbose, **fit_arguments(config))
+            history = fit(model, data, device=device, verbose=verbose, **fit_arguments(config),
+                          **extra)
             reason = history.stopped_reason
         except NonFiniteError as exc:
             reason = str(exc)
@@ -302,10 +313,20 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
         summary["status"] = "diverged" if diverged else "done"
         if diverged:
             summary["diverged"] = diverged
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise
+        error = traceback.format_exc()
+        summary["error"] = error
     except Exception:
         error = traceback.format_exc()
         summary["error"] = error
     summary["seconds"] = time.time() - started
     summary = _finite(summary)
     atomic_write_json(run_dir / "summary.json", summary)
+    if extra and summary["status"] != "failed":
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return RunResult(summary["status"], run_dir, summary, error)
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
