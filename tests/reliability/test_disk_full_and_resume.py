@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -209,3 +210,18 @@ def test_resume_a_killed_train_is_bit_exact(tmp_path: Path) -> None:
 def test_resume_without_an_interrupted_run_is_bad_input(tmp_path: Path) -> None:
     assert main(["train", "--resume", "nope", "--out", str(tmp_path)]) == 2
     assert main(["train", "--resume", "../x", "--out", str(tmp_path)]) == 2
+
+
+def test_skip_with_every_step_skipped_is_not_done(tmp_path: Path) -> None:
+    """on_non_finite='skip' where every step is non-finite (weights of 1e30 overflow the
+    forward pass): the run must not report done (exit 0) with a NaN loss."""
+    cfg = SMALL.replace("hidden = [8]", "hidden = [8]\nkernel_initializer = "
+                        "{name = \"constant\", value = 1e30}").replace(
+        "epochs = 2", "epochs = 2\non_non_finite = \"skip\"")
+    out = tmp_path / "runs"
+    code = main(["train", str(_config(tmp_path, cfg)), "--out", str(out), "--quiet"])
+    summary = json.loads((out / "r" / "summary.json").read_text())
+    assert summary["final"]["skipped_steps"] > 0  # the failure happened: steps were skipped
+    assert summary["final"]["loss"] is None  # NaN, stored as null
+    assert summary["status"] == "diverged" and code == 3
+    assert "every step was skipped" in summary["diverged"]["reason"]

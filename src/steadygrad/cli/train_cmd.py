@@ -222,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
         print("final: " + format_metrics(result.metrics))
     if summary.get("diverged"):
         d = summary["diverged"]
-        print(f"diverged at step {d.get('step')}: {d.get('kind')}"
+        where = f"at step {d['step']}" if d.get("step") is not None else "in the last epoch"
+        print(f"diverged {where}: {d.get('kind')}"
               + (f" (first faulty: {d['layer']})" if d.get("layer") else ""))
     elif summary.get("stopped_reason"):
         print(f"stopped: {summary['stopped_reason']}")

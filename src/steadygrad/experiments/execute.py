@@ -308,8 +308,16 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
         save_weights(model, run_dir / "weights.safetensors")
         summary["weights_sha256"] = hashlib.sha256(
             (run_dir / "weights.safetensors").read_bytes()).hexdigest()
-        summary["stopped_reason"] = reason
         diverged = parse_divergence(reason)
+        loss = history.last().get("loss") if history is not None and len(history) else None
+        if diverged is None and history is not None and not (
+                isinstance(loss, float) and math.isfinite(loss)):
+            # on_non_finite="skip" skipped every step of the last epoch: not a finished run
+            reason = (f"non-finite loss ({loss}) in the last epoch: every step was skipped "
+                      f"(on_non_finite={config.train.on_non_finite!r})")
+            diverged = {"kind": "every step skipped", "step": None, "layer": None,
+                        "reason": reason}
+        summary["stopped_reason"] = reason
         summary["status"] = "diverged" if diverged else "done"
         if diverged:
             summary["diverged"] = diverged
