@@ -225,3 +225,26 @@ def test_skip_with_every_step_skipped_is_not_done(tmp_path: Path) -> None:
     assert summary["final"]["loss"] is None  # NaN, stored as null
     assert summary["status"] == "diverged" and code == 3
     assert "every step was skipped" in summary["diverged"]["reason"]
+
+
+SWEEP = ('name = "full"\nseeds = [0, 1, 2, 3]\n[base.data]\nname = "digits"\nn_train = 200\n'
+         '[base.model]\nhidden = [400, 400]\n[base.train]\nepochs = 1\n'
+         '[base.diagnostics]\nenabled = false\n')
+
+
+@pytest.mark.slow  # ~40 s: two runs finish before the disk fills
+def test_sweep_disk_full_on_a_real_tmpfs(tmp_path: Path, tiny_disk: Path) -> None:
+    """Workers and driver hit ENOSPC / 'database or disk is full': a clear error (exit 1, no
+    traceback), finished runs intact, nothing half-written under runs/."""
+    sweep = _config(tmp_path, SWEEP, "sweep.toml")
+    done = subprocess.run(_cli("sweep", str(sweep), "--out", str(tiny_disk), "--workers", "1"),
+                          env=_env(), capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "disk is full" in done.stderr or "No space left" in done.stderr
+    runs = tiny_disk / "full" / "runs"
+    finished = [p for p in runs.iterdir() if not p.name.startswith(".")] if runs.is_dir() else []
+    for run in finished:  # every committed run is complete
+        assert (run / "summary.json").is_file() and (run / "weights.safetensors").is_file()
+    assert len(finished) < 4  # the disk really filled up before the end
+    assert _leftovers(runs) == []
