@@ -445,17 +445,36 @@ def run(per_kind: int, seed: int = 0, workdir: Path | None = None) -> dict[str, 
     return out
 
 
+def markdown_table(summary: dict[str, Any]) -> str:
+    """The table ``docs/reliability.md`` publishes for a harness summary."""
+    rows = ["| kind | distinct inputs | typed errors (draws) | accepted (draws) | tracebacks |",
+            "|---|---|---|---|---|"]
+    for kind in KINDS:
+        rows.append(f"| {kind} | {summary['distinct'][kind]} | {summary['typed_errors'][kind]}"
+                    f" | {summary['accepted'][kind]} | - |")
+    rows.append(f"| **all** | **{summary['distinct_total']}** "
+                f"| {sum(summary['typed_errors'].values())} "
+                f"| {sum(summary['accepted'].values())} | **{summary['tracebacks']}** |")
+    rows += ["", f"Draws: {sum(summary['tried'].values())} ({summary['per_kind_budget']} per "
+             f"kind; a repeated input is counted once above). Files read or written outside "
+             f"the results root: **{summary['outside']}**. Largest input: "
+             f"{summary['largest_input_bytes']} bytes (< 1 MiB). Peak resident memory of the "
+             f"whole harness process: **{summary['peak_rss_mib']} MiB** (< 1 GiB)."]
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-kind", type=int, default=40)
     parser.add_argument("--json", default=None, help="also write the summary here")
+    parser.add_argument("--markdown", action="store_true", help="print the docs table")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     summary = run(args.per_kind)
-    text = json.dumps(summary, indent=2)
+    text = markdown_table(summary) if args.markdown else json.dumps(summary, indent=2)
     print(text)
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
     return 0
 
 

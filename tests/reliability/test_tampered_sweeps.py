@@ -9,6 +9,7 @@ outside the root reaches ``results.csv``/``report.md``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,36 @@ def test_report_md_escapes_raw_html(tmp_path: Path) -> None:
     assert "<script>" not in md and "<img" not in md
     assert "&lt;script&gt;" in md
     assert "<script>" not in paths["html"].read_text()
+
+
+def test_report_on_a_full_disk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real 2 MiB tmpfs (skipped without root), filled up: exit 1 and a clear message, the
+    runs untouched, no temporary report files left."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        sweep = _sweep(disk)
+        before = {p: p.read_bytes() for p in (sweep / "runs").rglob("*") if p.is_file()}
+        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass  # the disk is full now
+        finally:
+            os.close(fd)
+        capsys.readouterr()
+        assert main(["report", str(sweep)]) == 1
+        err = capsys.readouterr().err
+        assert "No space left on device" in err and "untouched" in err
+        assert {p: p.read_bytes() for p in (sweep / "runs").rglob("*") if p.is_file()} == before
+        leftovers = [p.name for p in (sweep / "report").iterdir()] \
+            if (sweep / "report").is_dir() else []
+        assert not [n for n in leftovers if n.startswith(".")], leftovers
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
