@@ -83,3 +83,19 @@ def test_fuzz_fast_budget(tmp_path: Path) -> None:
 def test_fuzz_full_budget(tmp_path: Path) -> None:
     """The run behind docs/reliability.md: >= 2,000 distinct hostile inputs."""
     _check(_run(600, tmp_path), min_distinct=2000)
+
+
+def test_docs_table_is_the_committed_harness_output() -> None:
+    """docs/reliability.md publishes exactly what the committed full run measured."""
+    sys.path.insert(0, str(HARNESS.parent))
+    try:
+        import fuzz_harness as fh
+    finally:
+        sys.path.pop(0)
+    root = Path(__file__).resolve().parents[2]
+    summary = json.loads((root / "docs" / "reliability-data" / "fuzz.json").read_text())
+    _check(summary, min_distinct=2000)
+    doc = (root / "docs" / "reliability.md").read_text()
+    start = doc.index("<!-- fuzz-table")
+    body = doc[doc.index("\n", start) + 1:doc.index("<!-- /fuzz-table -->")].strip()
+    assert body == fh.markdown_table(summary)
