@@ -22,6 +22,7 @@ __all__ = [
     "DataError",
     "NonFiniteError",
     "SteadygradError",
+    "StorageError",
     "UnknownNameError",
 ]
 
@@ -116,4 +117,16 @@ class NonFiniteError(SteadygradError, FloatingPointError):
         loss is nan at step 12
         >>> isinstance(err, FloatingPointError)
         True
+    """
+
+
+class StorageError(SteadygradError, OSError):
+    """Results could not be written (disk full, quota, permissions); nothing was changed.
+
+    The CLI reports it with exit code 1 (the run failed; the input was fine).
+
+    Example:
+        >>> err = StorageError("cannot write run 'a' in runs: No space left on device")
+        >>> isinstance(err, SteadygradError), isinstance(err, OSError)
+        (True, True)
     """

@@ -115,6 +115,19 @@ def test_idx_dims_overflowing_the_size_check(tmp_path: Path) -> None:
         read_idx(path)
 
 
+def test_empty_but_unaddressable_shapes(tmp_path: Path) -> None:
+    """Found by the fuzz harness: (0, 2^32-1, 2^32-1) holds 0 bytes yet numpy cannot shape it."""
+    path = tmp_path / "empty-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">III", 0, 2**32 - 1, 2**32 - 1))
+    with pytest.raises(DataError, match="empty-idx3-ubyte"):
+        read_idx(path)
+    big = tmp_path / "empty.npz"
+    with zipfile.ZipFile(big, "w") as z:
+        z.writestr("x.npy", _lying_npy((0, 2**62))[:-64])
+    with pytest.raises(DataError, match="x"):
+        read_npz(big)
+
+
 def test_idx_ndim_zero(tmp_path: Path) -> None:
     path = tmp_path / "zero-idx0-ubyte"
     path.write_bytes(bytes([0, 0, 8, 0, 7]))

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,11 +44,26 @@ def _spec(n_runs: int) -> dict[str, Any]:
             "axes": {"model.activation": ["relu", "tanh"]}}
 
 
+def _claimed(root: Path) -> bool:
+    path = root / "kr" / "index.sqlite"
+    if not path.is_file():
+        return False
+    try:
+        with RunIndex(path) as idx:
+            return any(ev == "claimed" for _, ev, _ in idx.events())
+    except Exception:  # being created by the driver right now
+        return False
+
+
 def _drive(spec: dict[str, Any], root: Path, kill_after: float | None) -> tuple[bool, float]:
-    """Run the driver; SIGKILL it after ``kill_after`` s. Returns (finished, wall seconds)."""
+    """Run the driver; SIGKILL it ``kill_after`` s after the first run was claimed (None: let
+    it finish). Returns (finished, wall seconds)."""
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", _DRIVER, json.dumps(spec), str(root)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if kill_after is not None:
+        while proc.poll() is None and not _claimed(root):
+            time.sleep(0.05)
     try:
         proc.wait(timeout=kill_after)
     except subprocess.TimeoutExpired:
@@ -86,6 +102,18 @@ def _audit(root: Path, n_runs: int) -> dict[str, int]:
             "staging_leftovers": len(list(staging.iterdir())) if staging.is_dir() else 0}
 
 
+def _in_flight(root: Path, n_runs: int) -> bool:
+    """Whether the killed driver had claimed at least one run and not finished them all: the
+    kill landed mid-sweep (not before the first claim, not after the last commit)."""
+    path = root / "kr" / "index.sqlite"
+    if not path.is_file():
+        return False
+    with RunIndex(path) as idx:
+        events = idx.events()
+        counts = idx.counts()
+    return any(ev == "claimed" for _, ev, _ in events) and counts["done"] < n_runs
+
+
 def _in_process_reference(tmp: Path, spec: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """The same runs executed one by one in this process (no sweep machinery at all), with
     one torch thread like the sweep's workers (``threads=1``): with two, reductions may split
@@ -116,10 +144,17 @@ def _kill_resume(tmp: Path, n_runs: int, trials: int, seed: int,
         assert ok and _fingerprints(tmp / "reference") == reference
     rng = random.Random(seed)
     totals, passed, dupes, corrupt = [], 0, 0, 0
+    redraws = 0
     for t in range(trials):
         root = tmp / f"trial{t}"
-        kill_at = rng.uniform(0.0, reference_time)
-        finished, wall = _drive(spec, root, kill_at)
+        while True:  # redraw until the kill lands while a run is in flight
+            kill_at = rng.uniform(0.0, reference_time)
+            finished, wall = _drive(spec, root, kill_at)
+            if not finished and _in_flight(root, n_runs):
+                break
+            shutil.rmtree(root, ignore_errors=True)
+            redraws += 1
+            assert redraws <= 5 * trials, "kills keep missing the runs"
         resumes = 0
         while not finished:
             finished, more = _drive(spec, root, None)
@@ -136,7 +171,8 @@ def _kill_resume(tmp: Path, n_runs: int, trials: int, seed: int,
         passed += same and audit["duplicate_done"] == audit["missing"] == 0 \
             and audit["staging_leftovers"] == 0
         totals.append(wall)
-    return {"trials": trials, "passed": passed, "duplicate_done": dupes, "corrupt": corrupt,
+    return {"trials": trials, "landed_mid_run": trials, "redrawn": redraws,
+            "passed": passed, "duplicate_done": dupes, "corrupt": corrupt,
             "reference_s": round(reference_time, 2),
             "mean_interrupted_s": round(sum(totals) / len(totals), 2),
             "overhead": round(sum(totals) / len(totals) / reference_time - 1.0, 3)}
@@ -144,11 +180,11 @@ def _kill_resume(tmp: Path, n_runs: int, trials: int, seed: int,
 
 def test_kill_resume_fast(tmp_path: Path) -> None:
     stats = _kill_resume(tmp_path, 4, 1, seed=0, reference_time=8.0)
-    assert stats["passed"] == 1, stats
+    assert stats["passed"] == stats["landed_mid_run"] == 1, stats
 
 
 @pytest.mark.slow
 def test_kill_resume_full(tmp_path: Path) -> None:
-    stats = _kill_resume(tmp_path, 20, 10, seed=1)
+    stats = _kill_resume(tmp_path, 20, 20, seed=1)  # 20 kills, each verified mid-run
     print("SWEEP_KILL_RESUME", json.dumps(stats))
-    assert stats["passed"] == 10, stats
+    assert stats["passed"] == stats["landed_mid_run"] == 20, stats

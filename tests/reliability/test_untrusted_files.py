@@ -13,6 +13,8 @@ import json
 import os
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,25 @@ def _checked_read(path: Path) -> dict[str, torch.Tensor] | None:
         return None
     assert all(isinstance(v, torch.Tensor) for v in out.values())
     return out
+
+
+def test_pickle_payload_would_run_under_an_unsafe_loader(tmp_path: Path) -> None:
+    """Positive control: the same payload DOES execute under ``pickle.load`` and under
+    ``torch.load(weights_only=False)`` (in a child process, inside ``tmp_path``), so the test
+    below proves something when its canary stays absent."""
+    for loader in ("import pickle; pickle.loads(open(sys.argv[1], 'rb').read())",
+                   "import torch; torch.load(sys.argv[1], weights_only=False)"):
+        canary = tmp_path / "canary"
+        blob_path = tmp_path / "payload.bin"
+        if "torch" in loader:
+            torch.save({"x": _Payload(canary)}, blob_path)
+        else:
+            blob_path.write_bytes(pickle.dumps({"weight": _Payload(canary)}))
+        assert not canary.exists()
+        subprocess.run([sys.executable, "-c", f"import sys; {loader}", str(blob_path)],
+                       cwd=tmp_path, check=True, capture_output=True, timeout=120)
+        assert canary.exists(), loader  # the payload ran: it is a real code-execution proof
+        canary.unlink()
 
 
 def test_pickle_payload_never_runs(tmp_path: Path) -> None:

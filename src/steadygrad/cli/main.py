@@ -30,7 +30,7 @@ from steadygrad.cli import (
     sweep_cmd,
     train_cmd,
 )
-from steadygrad.errors import NonFiniteError, SteadygradError
+from steadygrad.errors import NonFiniteError, SteadygradError, StorageError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_DIVERGED", "EXIT_FAILED", "EXIT_OK", "build_parser", "main"]
 
@@ -87,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteError as err:
         print(f"steadygrad {args.command}: diverged: {err}", file=sys.stderr)
         return EXIT_DIVERGED
+    except StorageError as err:  # disk full and the like: the input was fine
+        print(f"steadygrad {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except SteadygradError as err:
         print(f"steadygrad {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

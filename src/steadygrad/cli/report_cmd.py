@@ -22,9 +22,11 @@ Example:
 from __future__ import annotations
 
 import argparse
+import errno
 from typing import Any
 
 from steadygrad.cli._common import make_parser, print_json
+from steadygrad.errors import StorageError
 
 __all__ = ["add_parser", "run"]
 
@@ -90,7 +92,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"html: {path}")
         return 0
     report = build_report(args.directory, metric=args.metric)
-    paths = write_report(args.directory, args.out, metric=args.metric, report=report)
+    try:
+        paths = write_report(args.directory, args.out, metric=args.metric, report=report)
+    except OSError as exc:  # disk full, permissions: the runs are only read, never touched
+        raise StorageError(
+            f"cannot write the report for {args.directory}: {exc.strerror or exc} "
+            f"({errno.errorcode.get(exc.errno or 0, 'OSError')}); the sweep's runs are "
+            "untouched and each report file is the previous version or none (atomic writes); "
+            "fix: free space (or choose --out elsewhere) and run the command again"
+        ) from exc
     if args.json:
         print_json({
             "sweep": report.name, "metric": report.metric, "paths": {

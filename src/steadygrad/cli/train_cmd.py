@@ -3,8 +3,14 @@
 The run is built in a private staging folder (``<out>/.staging``) by
 :func:`steadygrad.experiments.execute.run_config` and moved into place as ``<out>/<name>`` in
 one rename when it is complete, so ``<out>/<name>`` never holds half a run. Exit codes: 0 done,
-1 failed (an exception during training; the traceback is in the run's ``summary.json``),
-2 bad input (nothing is created), 3 diverged (NaN/Inf).
+1 failed (an exception during training; the traceback is in the run's ``summary.json``; or
+the disk is full: then nothing changed), 2 bad input (nothing is created), 3 diverged (NaN/Inf).
+
+The staging folder holds an epoch checkpoint, so a killed run (``kill -9``) is resumed with
+``steadygrad train --resume NAME``: it continues bit-exactly on CPU. Staging folders of dead
+processes are removed at the next start unless they can be resumed (a new run of the same
+name, without ``--resume``, removes those too). With ``--overwrite`` the old run is replaced
+only once the new one is done; a new run that fails or diverges goes to ``<out>/.failed/``.
 
 Example:
     >>> import tempfile, pathlib
@@ -25,14 +31,16 @@ Example:
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 from steadygrad.cli._common import (
-    add_config_arguments,
     finding_lines,
     format_metrics,
     load_run_config,
@@ -40,7 +48,7 @@ from steadygrad.cli._common import (
     print_json,
     show_progress,
 )
-from steadygrad.errors import ConfigError
+from steadygrad.errors import ConfigError, StorageError
 
 __all__ = ["add_parser", "run"]
 
@@ -52,7 +60,10 @@ _EXAMPLES = """
   steadygrad train run.toml --json | jq .metrics         # machine-readable
   steadygrad train run.toml --nproc 2                    # 2 data-parallel processes (torchrun)
 
-exit codes: 0 done, 1 failed, 2 bad input (nothing created), 3 diverged (NaN/Inf)
+  steadygrad train --resume NAME --out results       # continue a killed run bit-exactly
+
+exit codes: 0 done, 1 failed (also: disk full, nothing changed), 2 bad input (nothing
+created), 3 diverged (NaN/Inf)
 """
 
 EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3}
@@ -76,15 +87,26 @@ def add_parser(sub: Any) -> None:
         "findings.",
         examples=_EXAMPLES,
     )
-    add_config_arguments(parser)
+    parser.add_argument("config", metavar="CONFIG", nargs="?", default=None,
+                        help="run config file (.toml, .yaml/.yml or .json); not with --resume")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one config key, e.g. --set model.activation=selu (repeatable; the "
+        "value is a TOML literal: 0.1, true, [64, 64], {name = \"elu\", alpha = 0.5})",
+    )
+    parser.add_argument("--resume", metavar="NAME", default=None,
+                        help="continue the interrupted (killed) run NAME from its last "
+                        "checkpoint in DIR/.staging; CONFIG and --set are not needed "
+                        "(the run's own config is used)")
     parser.add_argument("--out", default="runs", metavar="DIR",
                         help="results root; the run goes to DIR/NAME (default: runs)")
     parser.add_argument("--name", default=None,
                         help="run name (default: the config's name, or the file's stem when "
                         "the config sets none)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing run of that name (the old one is moved to "
-                        "DIR/.replaced/, not deleted)")
+                        help="replace an existing run of that name once the new one is done "
+                        "(the old one is moved to DIR/.replaced/, not deleted; a new run "
+                        "that fails or diverges goes to DIR/.failed/ and the old one stays)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document on stdout instead of text")
@@ -146,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         load_data,
         run_config,
     )
+    from steadygrad.experiments.loader import load_config
     from steadygrad.experiments.store import RunStore, sanitize_name, validate_run_name
     from steadygrad.optim.schedule_units import check_run_length
     from steadygrad.train.distributed import World
@@ -154,20 +177,33 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(args.nproc, bool) or args.nproc < 1:
         raise ConfigError("--nproc", args.nproc, "an int >= 1")
     if args.nproc > 1 and world is None:
-        load_run_config(args)  # bad input fails here, before any process starts
+        if args.resume is None:
+            load_run_config(args)  # bad input fails here, before any process starts
         return _launch(args)
-    config = load_run_config(args)
-    if args.name is not None:
-        name = validate_run_name(args.name)
-    elif config.name != RunConfig().name:
-        name = validate_run_name(config.name)
-    else:
-        name = sanitize_name(Path(args.config).stem)
-    if name != config.name:
-        config = replace(config, name=name)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", str(out), "a folder (or a path to create one)")
+    resume_dir = None
+    if args.resume is not None:
+        name = validate_run_name(args.resume)
+        resume_dir = RunStore(out).interrupted(name) if out.is_dir() else None
+        if resume_dir is None:
+            raise ConfigError("--resume", name, f"an interrupted run in {out / '.staging'} "
+                              "with a checkpoint", hint="only a killed 'steadygrad train' "
+                              "that wrote at least one epoch checkpoint can be resumed")
+        config = load_config(resume_dir / "config.toml")
+    else:
+        if args.config is None:
+            raise ConfigError("CONFIG", None, "a config file (or --resume NAME)")
+        config = load_run_config(args)
+        if args.name is not None:
+            name = validate_run_name(args.name)
+        elif config.name != RunConfig().name:
+            name = validate_run_name(config.name)
+        else:
+            name = sanitize_name(Path(args.config).stem)
+    if name != config.name:
+        config = replace(config, name=name)
     if world is not None and world.rank != 0:  # trains its shard; rank 0 writes the run
         import tempfile
 
@@ -182,13 +218,35 @@ def run(args: argparse.Namespace) -> int:
     build_model(config, data)
     check_run_length(fit_arguments(config)["schedule"], n_train=len(data.x_train),
                      batch_size=config.train.batch_size, epochs=config.train.epochs)
-    store = RunStore(out)
-    staging = store.staging(name)
-    verbose = 1 if show_progress(args, sys.stdout) else 0
-    with warnings.catch_warnings():  # the divergence is reported below, not as a warning
-        warnings.filterwarnings("ignore", "training stopped", RuntimeWarning)
-        result = run_config(config, staging, verbose=verbose, data=data)  # loaded once
-    run_dir = store.commit(staging, name, overwrite=args.overwrite)
+    try:
+        store = RunStore(out)
+        if resume_dir is None:
+            store.clean_staging(name)  # a new run of this name: its killed attempts go
+            staging = store.staging(name)
+        else:
+            staging = store.root / ".staging" / f"{name[:200]}.{os.getpid()}"
+            os.replace(resume_dir, staging)  # claim it: now ours (our PID), not stale
+        verbose = 1 if show_progress(args, sys.stdout) else 0
+        with warnings.catch_warnings():  # the divergence is reported below, not as a warning
+            warnings.filterwarnings("ignore", "training stopped", RuntimeWarning)
+            result = run_config(config, staging, verbose=verbose, data=data,  # loaded once
+                                checkpoints=True, resume=resume_dir is not None)
+        if result.status != "done" and args.overwrite and store.exists(name):
+            run_dir = store.set_aside(staging, name, ".failed")  # the old run stays
+            print(f"steadygrad train: the new run {result.status}; {out / name} is unchanged, "
+                  f"the new one is in {run_dir}", file=sys.stderr)
+        else:
+            run_dir = store.commit(staging, name, overwrite=args.overwrite)
+    except OSError as exc:
+        if "staging" in locals():
+            shutil.rmtree(staging, ignore_errors=True)
+        kept = (f"the previous run {out / name} is intact" if (out / name).exists()
+                else "no run was created")
+        raise StorageError(
+            f"cannot write run {name!r} in {out}: {exc.strerror or exc} "
+            f"({errno.errorcode.get(exc.errno or 0, 'OSError')}); nothing was changed: "
+            f"{kept}; fix: free space (or fix permissions) and run the command again"
+        ) from exc
     findings = _findings(run_dir)
     summary = result.summary
     code = EXIT_CODES.get(result.status, 1)
@@ -210,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
         print("final: " + format_metrics(result.metrics))
     if summary.get("diverged"):
         d = summary["diverged"]
-        print(f"diverged at step {d.get('step')}: {d.get('kind')}"
+        where = f"at step {d['step']}" if d.get("step") is not None else "in the last epoch"
+        print(f"diverged {where}: {d.get('kind')}"
               + (f" (first faulty: {d['layer']})" if d.get("layer") else ""))
     elif summary.get("stopped_reason"):
         print(f"stopped: {summary['stopped_reason']}")

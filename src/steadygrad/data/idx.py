@@ -26,7 +26,7 @@ from typing import IO
 import numpy as np
 
 from steadygrad._atomic import atomic_write_bytes
-from steadygrad.data.limits import expansion_limit
+from steadygrad.data.limits import addressable, expansion_limit
 from steadygrad.errors import DataError
 
 __all__ = ["read_idx", "write_idx"]
@@ -104,6 +104,9 @@ def _read_stream(p: Path, stream: IO[bytes] | gzip.GzipFile, limit: int | None,
     shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
     dtype = _CODES[code]
     payload = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    if not addressable(shape, dtype.itemsize):
+        raise DataError(f"{p}: got IDX dimensions {shape}; expected sizes an array can have "
+                        "(their product is beyond 2^62 bytes); the header is corrupt")
     header = 4 + 4 * ndim
     if limit is not None and header + payload > limit:
         raise DataError(

@@ -16,7 +16,13 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["EXPANSION_FLOOR", "EXPANSION_RATIO", "MAX_CLASSES", "expansion_limit"]
+__all__ = [
+    "EXPANSION_FLOOR",
+    "EXPANSION_RATIO",
+    "MAX_CLASSES",
+    "addressable",
+    "expansion_limit",
+]
 
 EXPANSION_FLOOR = 256 << 20
 """Bytes any compressed data file may expand to, whatever its size."""
@@ -34,3 +40,17 @@ def expansion_limit(size_on_disk: int) -> int:
     True
     """
     return max(EXPANSION_FLOOR, EXPANSION_RATIO * size_on_disk)
+
+
+def addressable(shape: tuple[int, ...], itemsize: int) -> bool:
+    """Whether numpy can describe an array of ``shape`` at all: the product of its non-zero
+    dimensions times ``itemsize`` must fit a signed 64-bit size (an empty array of shape
+    ``(0, 2**62)`` holds no bytes yet cannot be made).
+
+    >>> addressable((0, 2**62), 8), addressable((60000, 28, 28), 1)
+    (False, True)
+    """
+    total = itemsize
+    for dim in shape:
+        total *= max(dim, 1)
+    return total < 2**62

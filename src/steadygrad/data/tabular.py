@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steadygrad.data.limits import expansion_limit
+from steadygrad.data.limits import addressable, expansion_limit
 from steadygrad.errors import ConfigError, DataError
 
 __all__ = ["Table", "read_csv", "read_npz"]
@@ -273,6 +273,9 @@ def _npz_members(p: Path, archive: zipfile.ZipFile, limit: int) -> dict[str, np.
                     "arrays; fix: save with numeric dtypes"
                 )
             nbytes = math.prod(shape) * dtype.itemsize
+            if not addressable(shape, dtype.itemsize):
+                raise DataError(f"{where}: header claims shape {shape} of {dtype}, beyond any "
+                                "array's size; the file is corrupt; fix: write it again")
             held = info.file_size - f.tell()
             if nbytes != held:
                 raise DataError(

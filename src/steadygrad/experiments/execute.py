@@ -34,10 +34,12 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import platform
 import re
+import shutil
 import time
 import traceback
 import warnings
@@ -232,8 +234,10 @@ def _environment(device: str | None) -> dict[str, Any]:
 
 
 def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = None,
-               verbose: int = 0, data: Any = None) -> RunResult:
-    """Train one config end to end and write its run directory (never raises for the run).
+               verbose: int = 0, data: Any = None, checkpoints: bool = False,
+               resume: bool = False) -> RunResult:
+    """Train one config end to end and write its run directory (never raises for the run,
+    except :class:`OSError` for a full disk or quota: the caller must clean up and report).
 
     Args:
         config: a validated config.
@@ -242,6 +246,9 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
         verbose: ``fit``'s verbosity (0: silent).
         data: the dataset ``[data]`` describes, already loaded (sweep workers reuse one
             dataset across runs with the same ``[data]``); None loads it.
+        checkpoints: checkpoint every epoch into ``run_dir/checkpoints`` (removed once the
+            run is complete) so that a killed run can be resumed.
+        resume: continue from ``run_dir/checkpoints`` (bit-exact on CPU).
 
     Returns:
         A :class:`RunResult`; ``summary.json`` holds the same summary.
@@ -260,6 +267,9 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir)
+    extra: dict[str, Any] = {}
+    if checkpoints or resume:
+        extra = {"checkpoint_dir": run_dir / "checkpoints", "resume": resume}
     started = time.time()
     summary: dict[str, Any] = {
         "name": config.name, "run_id": run_id(config), "status": "failed",
@@ -283,7 +293,7 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
             with warnings.catch_warnings():  # the divergence is recorded in summary.json
                 warnings.filterwarnings("ignore", "training stopped", RuntimeWarning)
                 history = fit(model, data, device=device, verbose=verbose,
-                              **fit_arguments(config))
+                              **fit_arguments(config), **extra)
             reason = history.stopped_reason
         except NonFiniteError as exc:
             reason = str(exc)
@@ -300,15 +310,33 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
         save_weights(model, run_dir / "weights.safetensors")
         summary["weights_sha256"] = hashlib.sha256(
             (run_dir / "weights.safetensors").read_bytes()).hexdigest()
-        summary["stopped_reason"] = reason
         diverged = parse_divergence(reason)
+        loss = history.last().get("loss") if history is not None and len(history) else None
+        if diverged is None and history is not None and not (
+                isinstance(loss, float) and math.isfinite(loss)):
+            # on_non_finite="skip" skipped every step of the last epoch: not a finished run
+            reason = (f"non-finite loss ({loss}) in the last epoch: every step was skipped "
+                      f"(on_non_finite={config.train.on_non_finite!r})")
+            diverged = {"kind": "every step skipped", "step": None, "layer": None,
+                        "reason": reason}
+        summary["stopped_reason"] = reason
         summary["status"] = "diverged" if diverged else "done"
         if diverged:
             summary["diverged"] = diverged
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise
+        error = traceback.format_exc()
+        summary["error"] = error
     except Exception:
         error = traceback.format_exc()
         summary["error"] = error
     summary["seconds"] = time.time() - started
     summary = _finite(summary)
     atomic_write_json(run_dir / "summary.json", summary)
+    if extra and summary["status"] != "failed":
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return RunResult(summary["status"], run_dir, summary, error)
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

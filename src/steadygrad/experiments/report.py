@@ -30,10 +30,15 @@ from typing import Any
 
 from steadygrad.errors import ConfigError
 from steadygrad.experiments.report_io import (
+    check_health,
+    confined,
     index_states,
     load_json,
     read_history_csv,
+    read_sweep_json,
     results_csv,
+    run_folder,
+    sanitize_summary,
 )
 
 __all__ = [
@@ -342,23 +347,26 @@ def fmt(value: float | None, std: float | None = None, digits: int = 4) -> str:
     return text if std is None else f"{text} ± {std:.{digits}f}"
 
 
-def _record(sweep_dir: Path, entry: dict[str, Any], state: str | None) -> RunRecord:
-    name = entry["name"]
-    settings = [tuple(s) for s in entry.get("settings", [])]
+def _record(sweep_dir: Path, name: str, settings: list[tuple[str, Any]],
+            state: str | None) -> RunRecord:
     seed = next((v for k, v in settings if k == SEED_KEY), None)
+    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
     settings = [(k, v) for k, v in settings if k != SEED_KEY]
-    run_dir = sweep_dir / "runs" / name
-    summary = load_json(run_dir / "summary.json") if state in ("done", "failed", None) else None
+    run_dir = run_folder(sweep_dir, name, name)
+    summary = sanitize_summary(load_json(run_dir / "summary.json", sweep_dir)
+                               if state in ("done", "failed", None) else None)
     status = state or "pending"
     error = None
     if summary is not None:
-        status = str(summary.get("status", status))
-        if summary.get("error"):
-            error = str(summary["error"]).strip().splitlines()[-1]
+        status = summary["status"] or status
+        if summary["error"] and summary["error"].strip():
+            error = summary["error"].strip().splitlines()[-1]
     history = None
-    if (run_dir / "history.csv").is_file() and summary is not None:
-        history = read_history_csv(run_dir / "history.csv")
-    health = load_json(run_dir / "health.json") if summary is not None else None
+    if summary is not None and confined(run_dir / "history.csv", sweep_dir):
+        history = read_history_csv(run_dir / "history.csv") or None
+    health = load_json(run_dir / "health.json", sweep_dir) if summary is not None else None
+    if health is not None:
+        check_health(health, run_dir / "health.json")
     return RunRecord(
         name, tuple(settings), seed, status,
         final=(summary or {}).get("final"),
@@ -400,20 +408,14 @@ def build_report(sweep_dir: str | Path, metric: str | None = None) -> SweepRepor
         steadygrad.errors.ConfigError: --metric: got 'accuracy'; expected a logged metric: ...
     """
     sweep_dir = Path(sweep_dir)
-    spec = load_json(sweep_dir / "sweep.json")
-    if spec is None or not isinstance(spec.get("runs"), list):
-        inside = sorted(p.parent.name for p in sweep_dir.glob("*/sweep.json")) \
-            if sweep_dir.is_dir() else []
-        hint = (f"did you mean {sweep_dir / inside[0]}?" if inside
-                else "run 'steadygrad sweep FILE' first; it writes DIR/<sweep name>/sweep.json")
-        raise ConfigError("DIR", str(sweep_dir), "a sweep directory with a sweep.json", hint=hint)
+    spec_name, entries = read_sweep_json(sweep_dir)
     states = index_states(sweep_dir)
-    runs = tuple(_record(sweep_dir, e, states.get(e["name"])) for e in spec["runs"])
+    runs = tuple(_record(sweep_dir, n, s, states.get(n)) for n, s in entries)
     chosen = choose_metric(runs, metric)
     axes: list[str] = []
     for run in runs:
         axes += [k for k, _ in run.settings if k not in axes]
-    name = str(spec.get("spec", {}).get("name") or sweep_dir.resolve().name)
+    name = spec_name or sweep_dir.resolve().name
     return SweepReport(name, sweep_dir, chosen, runs, tuple(summarize(runs, chosen)),
                        tuple(axes))
 

@@ -296,4 +296,5 @@ def render_markdown(report: SweepReport, image_files: dict[str, str]) -> str:
         lines += [f"![{c.label} (run {r})]({image_files[n]})" for n, c, r in profiles]
     head, rows = _run_rows(report)
     lines += ["", "## All runs", "", *_md_table(head, rows), ""]
-    return "\n".join(lines)
+    # Run names, settings and errors come from files: no raw HTML reaches a Markdown viewer.
+    return html.escape("\n".join(lines), quote=False)

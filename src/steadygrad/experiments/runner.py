@@ -53,15 +53,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from steadygrad.errors import ConfigError, DataError
+from steadygrad.errors import ConfigError, DataError, StorageError
 from steadygrad.experiments.config import config_to_dict
 from steadygrad.experiments.index import IndexRow, RunIndex, pid_alive
 from steadygrad.experiments.space import Sweep, load_sweep
 from steadygrad.experiments.store import RunStore, atomic_write_json
-from steadygrad.experiments.worker import worker_loop
+from steadygrad.experiments.worker import disk_full, worker_loop
 
 __all__ = [
     "BACKENDS",
+    "EXIT_DISK_FULL",
     "SweepResult",
     "check_data",
     "default_threads",
@@ -213,6 +214,9 @@ def _recover(index: RunIndex, store: RunStore, *, stale_after: float, max_attemp
             shutil.rmtree(path)
 
 
+EXIT_DISK_FULL = 75
+"""Exit code of a worker process that stopped because the disk is full (EX_TEMPFAIL)."""
+
 _WORKER_CODE = (
     "import sys; from steadygrad.experiments.worker import _process_main; "
     "_process_main(sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, int(sys.argv[4]))"
@@ -231,6 +235,8 @@ def _run_local(sweep_dir: Path, workers: int, threads: int, device: str | None) 
     try:
         for proc in procs:
             proc.wait()
+        if any(proc.returncode == EXIT_DISK_FULL for proc in procs):
+            raise OSError(28, "No space left on device (a worker stopped on a full disk)")
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -294,6 +300,23 @@ def run_sweep(sweep: Sweep | str | Path, root: str | Path, *, workers: int = 1,
     if backend == "local":  # Ray workers may see other files: they report their own errors
         check_data(sweep)
     Path(root).mkdir(parents=True, exist_ok=True)
+    try:
+        return _drive(sweep, sweep_dir, resume, workers=workers, backend=backend,
+                      address=address, n_threads=n_threads, device=device,
+                      retry_failed=retry_failed, stale_after=stale_after,
+                      max_attempts=max_attempts, poll=poll)
+    except Exception as exc:
+        if not disk_full(exc):
+            raise
+        raise StorageError(
+            f"sweep {sweep.name}: the disk is full ({exc}) in {sweep_dir}; finished runs and "
+            "the index are intact; fix: free space, then run the same command with --resume"
+        ) from exc
+
+
+def _drive(sweep: Sweep, sweep_dir: Path, resume: bool, *, workers: int, backend: str,
+           address: str | None, n_threads: int, device: str | None, retry_failed: bool,
+           stale_after: float, max_attempts: int, poll: float) -> SweepResult:
     _prepare(sweep, sweep_dir, resume)
     store = RunStore(sweep_dir / "runs")
     idle_rounds = 0
@@ -305,6 +328,8 @@ def run_sweep(sweep: Sweep | str | Path, root: str | Path, *, workers: int = 1,
             counts = index.counts()
             if counts["pending"]:
                 if idle_rounds >= 2:
+                    if shutil.disk_usage(sweep_dir).free < 1 << 20:
+                        raise OSError(28, "No space left on device (workers stopped)")
                     raise RuntimeError(
                         f"workers exited twice without finishing any run of {sweep_dir}; "
                         "see their error output above"

@@ -195,13 +195,83 @@ class RunStore:
         return path
 
     def staging(self, name: str) -> Path:
-        """A fresh private folder ``root/.staging/<name>.<pid>`` to build a run in."""
+        """A fresh private folder ``root/.staging/<name>.<pid>`` to build a run in.
+
+        Leftovers of processes that died are cleaned first (see :meth:`clean_staging`).
+        """
         validate_run_name(name)
+        self.clean_staging()
         folder = self.root / ".staging" / f"{name[:200]}.{os.getpid()}"
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         return folder
+
+    def _stale(self) -> list[tuple[str, Path]]:
+        """``(run name, folder)`` of staging folders whose process is gone."""
+        out: list[tuple[str, Path]] = []
+        staging = self.root / ".staging"
+        if not staging.is_dir():
+            return out
+        for folder in staging.iterdir():
+            name, _, pid = folder.name.rpartition(".")
+            if not name or not pid.isdigit() or _alive(int(pid)) or folder.is_symlink():
+                continue
+            out.append((name, folder))
+        return out
+
+    def interrupted(self, name: str) -> Path | None:
+        """The staging folder of a killed ``train`` of run ``name`` that holds a checkpoint
+        to resume from (``steadygrad train --resume NAME``), or None.
+
+        >>> import tempfile
+        >>> RunStore(tempfile.mkdtemp()).interrupted("a") is None
+        True
+        """
+        found = [f for n, f in self._stale() if n == name[:200]
+                 and (f / "checkpoints" / "latest").is_file()]
+        return max(found, key=lambda f: f.stat().st_mtime) if found else None
+
+    def clean_staging(self, name: str | None = None) -> list[Path]:
+        """Remove staging folders of dead processes; returns what was removed.
+
+        A folder that holds a checkpoint is kept (it can be resumed) unless ``name`` is its
+        run's name (a new, non-resumed run of that name replaces it).
+
+        >>> import tempfile
+        >>> store = RunStore(tempfile.mkdtemp())
+        >>> dead = store.root / ".staging" / "a.999999999"
+        >>> dead.mkdir(parents=True)
+        >>> [p.name for p in store.clean_staging()]
+        ['a.999999999']
+        """
+        removed = []
+        for run, folder in self._stale():
+            if run == name or not (folder / "checkpoints" / "latest").is_file():
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
+
+    def set_aside(self, staging: str | Path, name: str, where: str = ".failed") -> Path:
+        """Move a staging folder to ``root/<where>/<name>.<UTC time>`` (a new run that must
+        not replace the existing one); returns its new place.
+
+        >>> import tempfile
+        >>> store = RunStore(tempfile.mkdtemp())
+        >>> store.set_aside(store.staging("a"), "a").parent.name
+        '.failed'
+        """
+        validate_run_name(name)
+        aside = self.root / where
+        aside.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target, counter = aside / f"{name}.{stamp}", 0
+        while target.exists():
+            counter += 1
+            target = aside / f"{name}.{stamp}.{counter}"
+        os.replace(staging, target)
+        fsync_dir(aside)
+        return target
 
     def commit(self, staging: str | Path, name: str, *, overwrite: bool = False) -> Path:
         """Move a finished staging folder into place as run ``name`` (one atomic rename).
@@ -219,3 +289,16 @@ class RunStore:
         os.replace(staging, path)
         fsync_dir(self.root)
         return path
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie or another user's process counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

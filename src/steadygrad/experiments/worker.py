@@ -112,7 +112,10 @@ def _execute(index: RunIndex, store: RunStore, row: IndexRow, *, device: str | N
         summary = result.summary
         if result.status == "failed":
             error = result.error or "failed"
-    except Exception:
+    except Exception as exc:
+        if disk_full(exc):  # not the run's fault: leave it claimed, the driver recovers it
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         error = traceback.format_exc()
         atomic_write_json(staging / "summary.json", {"status": "failed", "error": error,
                                                      "name": row.name})
@@ -179,10 +182,38 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or quota) is full: ``ENOSPC``/``EDQUOT`` or SQLite's
+    ``database or disk is full``.
+
+    >>> import errno, sqlite3
+    >>> disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    True
+    >>> disk_full(sqlite3.OperationalError("database or disk is full")), disk_full(ValueError())
+    (True, False)
+    """
+    import errno
+    import sqlite3
+
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, sqlite3.Error) and "disk is full" in str(exc)
+
+
 def _process_main(sweep_dir: str, threads: int, device: str | None, parent: int) -> None:
     _die_with_parent()
     if os.getppid() != parent:  # the driver died before prctl took effect
         return
-    worker_loop(sweep_dir, threads=threads, device=device, watch_parent=True)
+    try:
+        worker_loop(sweep_dir, threads=threads, device=device, watch_parent=True)
+    except Exception as exc:
+        if not disk_full(exc):
+            raise
+        # The claimed run stays "running": the driver recovers it once the worker is gone.
+        for folder in (Path(sweep_dir) / "runs" / ".staging").glob(f"*.{os.getpid()}"):
+            shutil.rmtree(folder, ignore_errors=True)
+        print(f"steadygrad sweep worker {os.getpid()}: disk full ({exc}); stopping",
+              file=sys.stderr)
+        sys.exit(75)  # EX_TEMPFAIL
 
 
