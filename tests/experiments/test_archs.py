@@ -152,3 +152,17 @@ def test_example_configs_train_on_a_small_budget(name: str, tmp_path: Path) -> N
     assert result.status == "done", result.error
     assert (result.run_dir / "health.json").is_file()
     assert result.summary["epochs_run"] == 1
+
+
+@pytest.mark.slow  # the full examples: about a minute each on 2 busy cores
+@pytest.mark.parametrize(("name", "accuracy"), [
+    ("cnn.toml", 0.84), ("resnet.toml", 0.95), ("rnn_lstm.toml", 0.80),
+    ("transformer.toml", 1.00),
+])
+def test_examples_reach_the_documented_accuracy(name: str, accuracy: float,
+                                                tmp_path: Path) -> None:
+    from steadygrad.experiments.execute import run_config
+
+    result = run_config(load_config(EXAMPLES / name), tmp_path)
+    assert result.status == "done", result.error
+    assert result.metrics["val_accuracy"] >= accuracy  # docs/architectures.md
