@@ -166,3 +166,21 @@ def test_examples_reach_the_documented_accuracy(name: str, accuracy: float,
     result = run_config(load_config(EXAMPLES / name), tmp_path)
     assert result.status == "done", result.error
     assert result.metrics["val_accuracy"] >= accuracy  # docs/architectures.md
+
+
+def test_a_sweep_over_an_architecture_axis(tmp_path: Path) -> None:
+    from steadygrad.experiments.execute import run_config
+    from steadygrad.experiments.space import sweep_from_dict
+
+    sweep = sweep_from_dict({
+        "name": "cells", "base": {
+            "data": {"name": "first_token", "length": 4, "n": 60, "vocab": 3},
+            "model": {"arch": "rnn", "hidden": 4, "vocab": 3},
+            "train": {"epochs": 1}},
+        "axes": {"model.cell": ["rnn", "gru", "lstm"]}})
+    assert [r.config.model.cell for r in sweep.runs] == ["rnn", "gru", "lstm"]
+    for run in sweep.runs:
+        result = run_config(run.config, tmp_path / run.name)
+        assert result.status == "done", result.error
+    with pytest.raises(ConfigError, match=r"model\.cell: got 'lstn'"):
+        sweep_from_dict({"base": {"model": {"arch": "rnn"}}, "axes": {"model.cell": ["lstn"]}})

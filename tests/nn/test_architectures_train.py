@@ -82,7 +82,7 @@ def test_trains_eagerly_under_the_monitor_and_summarizes(name: str) -> None:
     assert s.rows[-1].output_shape == (None, CLASSES)
 
 
-@pytest.mark.slow  # Inductor compiles each model: 40-70 s per case on 2 busy cores
+@pytest.mark.slow  # Inductor compiles each model: 40-100 s per case on 2 busy cores
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_trains_compiled_like_eager(name: str) -> None:
     # monitor=4: one step in 4 is monitored (eagerly, with hooks), the others run compiled
