@@ -154,7 +154,7 @@ def test_example_configs_train_on_a_small_budget(name: str, tmp_path: Path) -> N
     assert result.summary["epochs_run"] == 1
 
 
-@pytest.mark.slow  # the full examples: about a minute each on 2 busy cores
+@pytest.mark.slow  # the full examples: 2-16 s each when measured, more on a busy machine
 @pytest.mark.parametrize(("name", "accuracy"), [
     ("cnn.toml", 0.84), ("resnet.toml", 0.95), ("rnn_lstm.toml", 0.80),
     ("transformer.toml", 1.00),
