@@ -184,3 +184,18 @@ def test_a_sweep_over_an_architecture_axis(tmp_path: Path) -> None:
         assert result.status == "done", result.error
     with pytest.raises(ConfigError, match=r"model\.cell: got 'lstn'"):
         sweep_from_dict({"base": {"model": {"arch": "rnn"}}, "axes": {"model.cell": ["lstn"]}})
+
+
+def test_the_adding_problem_trains_a_regression_head(tmp_path: Path) -> None:
+    from steadygrad.experiments.execute import run_config
+
+    cfg = config_from_dict({
+        "data": {"name": "adding", "length": 8, "n": 200},
+        "model": {"arch": "transformer", "d_model": 8, "heads": 2, "layers": 1, "ff": 16},
+        "train": {"epochs": 2, "optimizer": {"name": "adam"}}})
+    data = load_data(cfg)
+    model = build_model(cfg, data)
+    assert model(data.x_val).shape == (len(data.x_val), 1)
+    result = run_config(cfg, tmp_path)
+    assert result.status == "done", result.error
+    assert "val_mae" in result.metrics
