@@ -11,7 +11,7 @@ from steadygrad.cli.lr_find_cmd import RULES
 from steadygrad.cli.main import EXIT_BAD_INPUT, EXIT_OK, main
 from steadygrad.experiments.execute import build_model, load_data
 from steadygrad.experiments.loader import load_config
-from steadygrad.optim.lr_finder import lr_find, suggest_lrs
+from steadygrad.optim.lr_finder import lr_find, suggest_lr
 
 
 def test_suggestions_match_the_library_range_test(tiny_config, tmp_path, capsys):
@@ -29,7 +29,7 @@ def test_suggestions_match_the_library_range_test(tiny_config, tmp_path, capsys)
     assert set(doc["rules"]) == set(RULES) == set(doc["suggestions"])
     # the suggestions follow from the recorded curve by the documented rules
     end = len(doc["lrs"]) - 1 if doc["stopped_early"] and len(doc["lrs"]) > 2 else None
-    assert suggest_lrs(doc["lrs"][:end], doc["smoothed"][:end]) == doc["suggestions"]
+    assert suggest_lr(doc["lrs"][:end], doc["losses"][:end]) == doc["suggestion"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -58,3 +58,32 @@ def test_model_weights_in_the_config_are_untouched(tiny_config, capsys):
 def test_bad_arguments_exit_2(tiny_config, capsys, extra, field):
     assert main(["lr-find", str(tiny_config), *extra]) == EXIT_BAD_INPUT
     assert f"error: {field}: got" in capsys.readouterr().err
+
+
+FLAT = """
+[data]
+name = "digits"
+n_train = 100
+[model]
+depth = 8
+units = 16
+activation = "sigmoid"
+kernel_initializer = {name = "variance_scaling", scale = 0.1}
+[train]
+batch_size = 100
+"""
+
+
+def test_flat_curve_exits_1_with_the_reason_and_no_rate(tmp_path, capsys):
+    """Regression (issue 18): a vanishing-gradient net's flat curve got 3.05e-07 suggested."""
+    config = tmp_path / "flat.toml"
+    config.write_text(FLAT)
+    code = main(["lr-find", str(config), "--end-lr", "0.01", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1 and doc["suggestion"] is None and doc["suggestions"] == {}
+    smoothed = doc["smoothed"]
+    assert min(smoothed) > 0.95 * smoothed[0]  # the curve is flat indeed
+    assert "never fell" in doc["refusal"]
+    assert main(["lr-find", str(config), "--end-lr", "0.01", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("no learning rate suggested") and "learning_rate=" not in out

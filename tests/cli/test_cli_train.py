@@ -132,3 +132,16 @@ def test_an_exception_during_training_is_a_failed_run_with_exit_1(tiny_config, t
     summary = json.loads((tmp_path / "r" / "tiny" / "summary.json").read_text())
     assert code == EXIT_FAILED and doc["status"] == "failed" == summary["status"]
     assert "RuntimeError: out of memory (simulated)" in doc["error"] == summary["error"]
+
+
+def test_schedule_longer_than_the_run_is_refused_before_any_run_directory(tmp_path, capsys):
+    """Regression (issue 18): examples/schedule_cosine.toml on a short run created a run and
+    then failed with ``decay_steps: got -28``, a key the user never set."""
+    example = Path(__file__).parents[2] / "examples" / "schedule_cosine.toml"
+    out = tmp_path / "runs"
+    code = main(["train", str(example), "--out", str(out), "--set", "train.epochs=1",
+                 "--set", "train.schedule.warmup_steps=500"])
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "schedule.cosine.warmup_steps: got 500" in err and "decay_steps: got" not in err
+    assert not out.exists()

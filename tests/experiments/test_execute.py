@@ -39,6 +39,7 @@ def test_run_directory_is_complete_and_every_file_parses(tmp_path: Path) -> None
     assert summary["status"] == "done" and summary["epochs_run"] == 2
     assert summary["seeds"] == {"train": 3, "model": 3, "data": 0}  # digits' default split seed
     assert summary["threads"]["intra_op"] == torch.get_num_threads()
+    assert (summary["step"]["engine"], summary["step"]["fallback"]) == ("eager", None)
     assert set(summary["versions"]) == {"python", "torch", "numpy", "steadygrad"}
     assert set(summary["determinism"]) == {"deterministic_algorithms", "cudnn_deterministic",
                                            "cudnn_benchmark"}

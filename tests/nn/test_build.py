@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from typing import Any
 
 import pytest
 import torch
@@ -266,8 +267,9 @@ def test_default_dnn_follows_the_book_table() -> None:
     assert r.model.dense1.weight.std().item() == pytest.approx(math.sqrt(2 / 784), rel=0.03)
     assert r.fit_kwargs == {
         "optimizer": "nadam", "learning_rate": 1e-3, "schedule": "one_cycle",
-        "early_stopping": {"patience": 10, "restore_best_weights": True}, "standardize": True,
+        "early_stopping": {"patience": 10, "restore_best_weights": True},
     }
+    assert r.data_kwargs == {"standardize": True}
     assert any("He" in s for s in r.reasons) and all("Géron" in s for s in r.reasons)
 
     deep = default_dnn(20, 3, hidden=(16,) * (DEEP_NET_LAYERS + 1))
@@ -291,9 +293,24 @@ def test_self_normalizing_recipe() -> None:
     assert kinds(r.model) == ["Linear", "SELU", "AlphaDropout", "Linear", "SELU",
                               "AlphaDropout", "Linear"]
     assert r.model.dense1.weight.std().item() == pytest.approx(math.sqrt(1 / 784), rel=0.03)
-    assert r.fit_kwargs["standardize"] is True and r.fit_kwargs["schedule"] == "one_cycle"
+    assert r.data_kwargs["standardize"] is True and r.fit_kwargs["schedule"] == "one_cycle"
     assert any("LeCun" in s or "lecun" in s for s in r.reasons)
     assert "Géron" in r.explain()
+
+
+@pytest.mark.parametrize("preset", [default_dnn, self_normalizing])
+def test_recipe_fit_kwargs_are_accepted_by_fit(preset: Any) -> None:
+    """Regression (issue 18): ``fit(r.model, data, **r.fit_kwargs)`` raised TypeError on
+    ``standardize``; the recipe's data arguments go to ``load`` and training improves."""
+    from steadygrad.data.datasets import load
+    from steadygrad.train.loop import fit
+
+    r = preset(64, 10, hidden=(32,), seed=0)
+    data = load("digits", n_train=300, **r.data_kwargs)
+    assert data.mean is not None  # the recipe's standardization reached the loader
+    kwargs = {**r.fit_kwargs, "epochs": 2}
+    history = fit(r.model, data, seed=0, verbose=0, **kwargs)
+    assert history["loss"][-1] < history["loss"][0]
 
 
 @pytest.mark.parametrize("optimizer", ["nadam", "sgd", "rmsprop"])

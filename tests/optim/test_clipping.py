@@ -195,9 +195,51 @@ def test_non_finite_gradients_are_reported_not_raised() -> None:
     assert math.isnan(_g(params[0])[0].item()) and _g(params[0])[1].item() == -1.0
 
 
-def test_more_than_one_option_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="at most one of clipvalue, clipnorm, global_clipnorm"):
+def test_clipnorm_and_global_clipnorm_exclude_each_other() -> None:
+    with pytest.raises(ConfigError, match=r"at most one of clipnorm .* and global_clipnorm"):
         GradientClipper(clipnorm=1.0, global_clipnorm=1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(gradient_lists, thresholds, thresholds, st.sampled_from(["clipnorm", "global_clipnorm"]))
+def test_clipvalue_combines_with_a_norm_clip(grads, value, bound, option) -> None:
+    """Regression (issue 18): clipvalue + clipnorm (suggested by the chapter) could not be
+    expressed. Oracle: torch's clip_grad_value_ then the norm clip; both bounds hold."""
+    clipper = GradientClipper(clipvalue=value, **{option: bound})
+    params = _params(grads)
+    expected = [g.clone() for g in grads]
+    reference = _params(expected)
+    torch.nn.utils.clip_grad_value_(reference, value)
+    if option == "global_clipnorm":
+        torch.nn.utils.clip_grad_norm_(reference, bound)
+    else:
+        for p in reference:
+            torch.nn.utils.clip_grad_norm_([p], bound)
+    norm = clipper(params)
+    torch.testing.assert_close(norm, torch.linalg.vector_norm(_flat(list(grads))))  # pre-clip
+    for p, r in zip(params, reference, strict=True):
+        torch.testing.assert_close(_g(p), _g(r), rtol=1e-5, atol=1e-9)
+        assert _g(p).abs().max() <= value * (1 + 1e-9)
+    out, pure_norm = clipper.clipped([g.clone() for g in grads])
+    torch.testing.assert_close(pure_norm, norm)
+    for p, g in zip(params, out, strict=True):
+        torch.testing.assert_close(g, _g(p))
+
+
+def test_fit_and_configs_take_clipvalue_with_clipnorm() -> None:
+    from steadygrad.experiments.config import config_from_dict
+    from steadygrad.experiments.execute import fit_arguments
+    from steadygrad.train.loop import fit
+
+    cfg = config_from_dict({"train": {"optimizer": {"name": "sgd", "clipvalue": 0.5,
+                                                     "clipnorm": 1.0}}})
+    optimizer = fit_arguments(cfg)["optimizer"]
+    assert optimizer["clipvalue"] == 0.5 and optimizer["clipnorm"] == 1.0
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    h = fit(torch.nn.Linear(3, 2), (x, (x[:, 0] > 0).long()), epochs=2, optimizer=optimizer,
+            verbose=0, seed=0)
+    assert h["loss"][-1] < h["loss"][0]
 
 
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "1", True])

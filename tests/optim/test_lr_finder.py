@@ -10,7 +10,13 @@ import torch
 from torch import nn
 
 from steadygrad.errors import ConfigError
-from steadygrad.optim.lr_finder import lr_find, smooth_losses, suggest_lrs
+from steadygrad.optim.lr_finder import (
+    NoSuggestionError,
+    lr_find,
+    smooth_losses,
+    suggest_lr,
+    suggest_lrs,
+)
 
 
 @pytest.fixture
@@ -106,3 +112,72 @@ def test_bad_arguments(problem, kw, field):
     model, x, y = problem
     with pytest.raises(ConfigError, match=field):
         lr_find(model, (x, y), **kw)
+
+
+# --- robust suggestion (issue 18) --------------------------------------------------------------
+
+
+def _flat_problem() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """Random labels: no rate makes the loss fall in 100 steps (nothing to learn)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(512, 6, generator=g)
+    y = torch.randint(0, 2, (512,), generator=g)
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 2)), x, y
+
+
+def test_flat_curve_is_refused_with_the_measured_reason():
+    """Regression: on a flat curve ``lr-find`` suggested the first rate tried (3.05e-07)."""
+    model, x, y = _flat_problem()
+    r = lr_find(model, (x, y), start_lr=1e-7, end_lr=1e-2, num_steps=100, seed=0)
+    # the curve really is flat: the last 20 steps' mean loss is within 5% of the first 20's
+    assert sum(r.losses[-20:]) > 0.95 * sum(r.losses[:20])
+    assert r.suggestions == {} and r.refusal is not None
+    with pytest.raises(NoSuggestionError, match=r"never fell .* from 1e-07 to 0\.01"):
+        _ = r.suggestion
+    with pytest.raises(NoSuggestionError, match="steadygrad diagnose"):
+        suggest_lr(r.lrs, r.losses)
+    assert "flat" in repr(r)
+
+
+def test_suggestion_is_where_the_loss_falls_and_trains_well(problem):
+    model, x, y = problem
+    r = lr_find(model, (x, y), optimizer="sgd", start_lr=1e-6, end_lr=100.0, num_steps=80,
+                seed=0)
+    lr = r.suggestion
+    assert lr == suggest_lr(r.lrs[: len(r.lrs) - r.stopped_early], r.losses[: len(r.lrs)
+                                                                             - r.stopped_early])
+    assert r.lrs[0] < lr < r.lrs[-1]  # inside the explored range, not its first point
+    # measured effect: 100 steps at the suggestion beat 100 steps at 1/100 of it
+    def train(rate: float) -> float:
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(6, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 2))
+        opt = torch.optim.SGD(net.parameters(), lr=rate)
+        for i in range(100):
+            b = slice((i * 32) % 256, (i * 32) % 256 + 32)
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x[b]), y[b]).backward()
+            opt.step()
+        with torch.no_grad():
+            return float(nn.functional.cross_entropy(net.eval()(x), y))
+
+    assert train(lr) < train(lr / 100)
+
+
+def test_repr_is_one_short_line(problem):
+    model, x, y = problem
+    r = lr_find(model, (x, y), num_steps=100, seed=0)
+    text = repr(r)
+    assert "\n" not in text and len(text) < 120 and text.startswith("LRFinderResult(steps=")
+
+
+def test_plot_y_range_ignores_the_divergence_spike(problem):
+    pytest.importorskip("matplotlib")
+    model, x, y = problem
+    r = lr_find(model, (x, y), start_lr=1e-4, end_lr=1e6, num_steps=100, seed=0)
+    assert r.stopped_early and max(r.losses) > 3 * min(r.losses)  # there is a spike
+    ax = r.plot().axes[0]
+    low, high = ax.get_ylim()
+    assert ax.get_xscale() == "log"
+    assert high < max(r.losses)  # the spike is off the chart ...
+    assert low <= min(r.losses[: r.losses.index(min(r.losses)) + 1]) + 0.1  # ... the valley is on

@@ -302,3 +302,16 @@ def test_invalid_values_raise_config_error_naming_the_field(name: str, kw: dict)
 def test_bad_params_raise_config_error(params: object) -> None:
     with pytest.raises(ConfigError, match="params"):
         make_optimizer("sgd", params)  # type: ignore[arg-type]
+
+
+def test_legacy_keras_decay_points_to_power_scheduling() -> None:
+    """Regression (issue 18): ``SGD(decay=1e-4)`` from the chapter was rejected without
+    pointing to ``schedule="power"``; the suggested schedule is the legacy formula exactly."""
+    from steadygrad.optim.schedules import make_schedule
+
+    with pytest.raises(ConfigError,
+                       match=r"optimizer\.sgd\.decay: got 0\.0001.*'power', 's': 10000"):
+        make_optimizer("sgd", torch.nn.Linear(1, 1).parameters(), decay=1e-4)
+    sched = make_schedule("power", learning_rate=0.01, s=10000)
+    for t in (0, 1, 500, 10_000, 123_456):  # Keras 2 legacy: lr0 / (1 + decay * iterations)
+        assert sched(t) == pytest.approx(0.01 / (1 + 1e-4 * t))

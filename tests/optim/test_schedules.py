@@ -275,3 +275,48 @@ def test_make_schedule_errors_name_the_problem() -> None:
 def test_invalid_arguments_raise_config_error(factory, field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         factory()
+
+
+# --- schedule_unit and run-length validation (issue 18) ---------------------------------------
+
+
+def _toy() -> tuple[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]]:
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    return torch.nn.Linear(3, 2), (x, (x[:, 0] > 0).long())
+
+
+def test_epoch_unit_feeds_the_epoch_like_keras_learning_rate_scheduler() -> None:
+    """Regression: a chapter-style ``lr(epoch)`` callable received the step (LR decayed
+    steps_per_epoch times faster). With ``schedule_unit="epoch"`` every step of epoch ``e``
+    runs at ``fn(e)``, as Keras's ``LearningRateScheduler`` sets it at each epoch start."""
+    from steadygrad.train.loop import fit
+
+    def decay(epoch: int) -> float:
+        return 0.1 * 0.5**epoch
+
+    model, data = _toy()
+    h = fit(model, data, epochs=3, batch_size=16, optimizer="sgd", schedule=decay,
+            schedule_unit="epoch", seed=0, verbose=0, monitor=None)
+    assert h["lr"] == pytest.approx([0.1, 0.05, 0.025])
+    model, data = _toy()  # the documented default: the callable takes the step
+    h = fit(model, data, epochs=3, batch_size=16, optimizer="sgd",
+            schedule=lambda t: 0.1 * 0.5**t, seed=0, verbose=0, monitor=None)
+    assert h["lr"] == pytest.approx([0.1 * 0.5**3, 0.1 * 0.5**7, 0.1 * 0.5**11])
+
+
+def test_a_callable_named_epoch_without_unit_is_refused() -> None:
+    from steadygrad.train.loop import fit
+
+    model, data = _toy()
+    with pytest.raises(ConfigError, match=r"schedule_unit.*epoch"):
+        fit(model, data, epochs=1, schedule=lambda epoch: 0.1, verbose=0)
+    with pytest.raises(ConfigError, match=r"^schedule_unit: got 'epochs'"):
+        fit(model, data, epochs=1, schedule=lambda t: 0.1, schedule_unit="epochs", verbose=0)
+
+
+def test_cosine_warmup_longer_than_the_run_names_the_keys_the_user_set() -> None:
+    """Regression: the error named ``decay_steps: got -28``, a key the user never set."""
+    with pytest.raises(ConfigError, match=r"warmup_steps.*100.*72 steps") as err:
+        make_schedule("cosine", learning_rate=0.1, total_steps=72, warmup_steps=100)
+    assert "decay_steps: got" not in str(err.value)

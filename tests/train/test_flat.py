@@ -5,7 +5,7 @@ rules reproduce torch's formulas; only float rounding may differ), and
 :class:`~steadygrad.optim.clipping.GradientClipper` for the clipping options. The flat step runs
 uncompiled here (``compile=False``: the same traced function, run eagerly); the compiled
 (traced) path is compared with it in the slow tests at the end, and with the eager trainer in
-``test_compile.py`` (slow).
+``test_engines.py``.
 """
 
 from __future__ import annotations
@@ -18,27 +18,64 @@ from safetensors.torch import save
 from torch import nn
 
 from steadygrad.optim.clipping import GradientClipper
-from steadygrad.optim.flat_rules import rule_for
-from steadygrad.train.flat import FlatStep
-from steadygrad.train.segments import PER_TENSOR_MIN
+from steadygrad.train._flat.flat import FlatStep
+from steadygrad.train._flat.rules import rule_for
+from steadygrad.train._flat.segments import PER_TENSOR_MIN
 
 F = nn.functional
 
 CONFIGS: list[tuple[type, dict[str, Any]]] = [
     (torch.optim.SGD, {"lr": 0.1}),
-    (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
-    (torch.optim.SGD, {"lr": 0.1, "momentum": 0.8, "dampening": 0.3, "maximize": True}),
+    (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01,
+                       "foreach": True}),
+    (torch.optim.SGD, {"lr": 0.1, "momentum": 0.8, "dampening": 0.3, "maximize": True,
+                       "foreach": False}),
     (torch.optim.Adam, {"lr": 0.01}),
-    (torch.optim.Adam, {"lr": 0.01, "amsgrad": True, "weight_decay": 0.05}),
-    (torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.1}),
-    (torch.optim.NAdam, {"lr": 0.01, "eps": 1e-7, "momentum_decay": 1.0}),
-    (torch.optim.NAdam, {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
-    (torch.optim.NAdam, {"lr": 0.01, "weight_decay": 0.1}),
-    (torch.optim.Adamax, {"lr": 0.01, "weight_decay": 0.01}),
-    (torch.optim.RMSprop, {"lr": 0.01}),
+    (torch.optim.Adam, {"lr": 0.01, "amsgrad": True, "weight_decay": 0.05, "foreach": True}),
+    (torch.optim.Adam, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "maximize": True,
+                        "weight_decay": 0.05, "decoupled_weight_decay": True,
+                        "foreach": False}),
+    (torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.1, "foreach": True}),
+    (torch.optim.AdamW, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "amsgrad": True,
+                         "maximize": True, "foreach": False}),
+    (torch.optim.NAdam, {"lr": 0.01, "eps": 1e-7, "momentum_decay": 1.0, "foreach": True}),
+    (torch.optim.NAdam, {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True,
+                         "betas": (0.8, 0.99), "maximize": True}),
+    (torch.optim.NAdam, {"lr": 0.01, "weight_decay": 0.1, "foreach": False}),
+    (torch.optim.Adamax, {"lr": 0.01, "weight_decay": 0.01, "foreach": True}),
+    (torch.optim.Adamax, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "maximize": True,
+                          "foreach": False}),
+    (torch.optim.RMSprop, {"lr": 0.01, "foreach": True}),
     (torch.optim.RMSprop, {"lr": 0.01, "centered": True, "momentum": 0.5, "weight_decay": 0.01}),
-    (torch.optim.Adagrad, {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.01}),
+    (torch.optim.RMSprop, {"lr": 0.02, "alpha": 0.9, "eps": 1e-6, "maximize": True,
+                           "foreach": False}),
+    (torch.optim.Adagrad, {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.01, "foreach": True}),
+    (torch.optim.Adagrad, {"lr": 0.1, "eps": 1e-6, "initial_accumulator_value": 0.1,
+                           "maximize": True, "foreach": False}),
 ]
+"""Every rule with every option its allow-list accepts set away from torch's default in at
+least one entry (checked by ``test_configs_cover_every_option_each_rule_accepts``)."""
+
+
+def test_configs_cover_every_option_each_rule_accepts() -> None:
+    """The oracle test below is only as complete as CONFIGS: each allow-listed option that the
+    optimizer's constructor takes is exercised with a non-default value (``params`` and
+    ``initial_lr``, which no update reads, and AdamW's fixed ``decoupled_weight_decay`` are
+    not constructor options)."""
+    import inspect
+
+    from steadygrad.train._flat.rules import _RULES, COMMON, OFF
+
+    for cls, rule in _RULES.items():
+        takes = set(inspect.signature(cls.__init__).parameters)
+        defaults = cls([nn.Parameter(torch.zeros(1))]).param_groups[0]
+        covered = {k for c, kw in CONFIGS if c is cls for k, v in kw.items()
+                   if k not in defaults or v != defaults[k]}
+        if "foreach" in covered:  # None by default: both True and False must appear
+            values = {kw["foreach"] for c, kw in CONFIGS if c is cls and "foreach" in kw}
+            covered -= set() if values == {True, False} else {"foreach"}
+        wanted = ((COMMON | rule.options) & takes) - {"params"} - set(OFF)
+        assert wanted <= covered, f"{cls.__name__}: {sorted(wanted - covered)} untested"
 
 
 def _net(seed: int = 0) -> nn.Module:
@@ -101,7 +138,7 @@ def test_flat_step_follows_torch_optimizer(cls: type, kw: dict[str, Any], groups
     _torch_step(ours, opt_ours, x0, y0)  # torch creates the optimizer state
     flat = FlatStep.create(ours, F.cross_entropy, opt_ours, compile=False,
                            per_tensor_min=per_tensor_min)
-    assert flat is not None and flat.engage()
+    assert isinstance(flat, FlatStep) and flat.engage()
     # per-tensor: the two weights (40 and 24 elements) get segments of their own
     assert len(flat.segments) == (len(opt_ours.param_groups) if per_tensor_min > 40 else 3)
     for x, y in batches[1:]:
@@ -122,7 +159,7 @@ def test_flat_clipping_matches_gradient_clipper(option: dict[str, float]) -> Non
     _torch_step(ref, opt_ref, *batches[0], clipper)
     _torch_step(ours, opt_ours, *batches[0], clipper)
     flat = FlatStep.create(ours, F.cross_entropy, opt_ours, clipper=clipper, compile=False)
-    assert flat is not None and flat.engage()
+    assert isinstance(flat, FlatStep) and flat.engage()
     for x, y in batches[1:]:
         loss = F.cross_entropy(ref(x), y)
         loss.backward()
@@ -140,7 +177,7 @@ def test_non_finite_step_leaves_weights_and_state_untouched() -> None:
     x, y = _batches(1)[0]
     _torch_step(model, opt, x, y)
     flat = FlatStep.create(model, F.cross_entropy, opt, compile=False)
-    assert flat is not None and flat.engage()
+    assert isinstance(flat, FlatStep) and flat.engage()
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     moments = flat.state["exp_avg"].clone(), flat.scalars[0]["mu_product"].clone()
     step = float(opt.state[model[0].weight]["step"])
@@ -162,7 +199,7 @@ def test_release_gives_back_separate_storage_and_torch_continues_exactly() -> No
     for m, o in ((ref, opt_ref), (ours, opt_ours)):
         _torch_step(m, o, *batches[0])
     flat = FlatStep.create(ours, F.cross_entropy, opt_ours, compile=False)
-    assert flat is not None and flat.engage()
+    assert isinstance(flat, FlatStep) and flat.engage()
     shared = {p.untyped_storage().data_ptr() for p in ours.parameters()}
     assert shared == {flat.params.untyped_storage().data_ptr()}  # views of one buffer
     for x, y in batches[1:3]:
@@ -186,22 +223,25 @@ def test_flat_step_waits_for_optimizer_state_and_declines_what_it_cannot_do() ->
     model = _net()
     opt = torch.optim.Adam(model.parameters())
     flat = FlatStep.create(model, F.cross_entropy, opt, compile=False)
-    assert flat is not None and not flat.engage()  # no state yet: the first step is eager
+    assert isinstance(flat, FlatStep) and not flat.engage()  # no state yet: the first step is eager
     frozen = _net()
     frozen[0].weight.requires_grad_(False)
-    assert FlatStep.create(frozen, F.cross_entropy,
-                           torch.optim.Adam(frozen.parameters()), compile=False) is None
+    reason = FlatStep.create(frozen, F.cross_entropy, torch.optim.Adam(frozen.parameters()),
+                             compile=False)
+    assert reason == "the optimizer's parameters are not exactly the model's trainable ones"
     partial = _net()
-    assert FlatStep.create(partial, F.cross_entropy,
-                           torch.optim.SGD(partial[3].parameters(), lr=0.1)) is None
+    reason = FlatStep.create(partial, F.cross_entropy,
+                             torch.optim.SGD(partial[3].parameters(), lr=0.1))
+    assert reason == "the optimizer's parameters are not exactly the model's trainable ones"
     assert rule_for(torch.optim.SGD(model.parameters(), lr=0.1, foreach=True)) is not None
-    assert FlatStep.create(model, F.cross_entropy, torch.optim.LBFGS(model.parameters())) is None
+    reason = FlatStep.create(model, F.cross_entropy, torch.optim.LBFGS(model.parameters()))
+    assert reason == "no flat rule for LBFGS"
 
 
 def test_compile_key_reads_the_module_state_again_only_after_invalidate() -> None:
     (_, model), (_, opt) = _pair(torch.optim.SGD, {"lr": 0.1})
     flat = FlatStep.create(model, F.cross_entropy, opt, compile=False)
-    assert flat is not None and flat.engage()
+    assert isinstance(flat, FlatStep) and flat.engage()
     x, y = _batches(1)[0]
     key = flat.compile_key(x, y)
     model[1].eval()
@@ -221,7 +261,7 @@ def _engaged(cls: type, kw: dict[str, Any], model: nn.Module, compile: bool,
     x, y = _batches(1)[0]
     _torch_step(model, opt, x, y)
     flat = FlatStep.create(model, F.cross_entropy, opt, compile=compile, **extra)
-    assert flat is not None and flat.engage()
+    assert isinstance(flat, FlatStep) and flat.engage()
     return flat
 
 

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from steadygrad.optim.flat_rules import rule_for
-from steadygrad.train.segments import apply_update, plan_segments, segment_grads
+from steadygrad.train._flat.rules import rule_for
+from steadygrad.train._flat.segments import apply_update, plan_segments, segment_grads
 
 
 @settings(max_examples=60, deadline=None)

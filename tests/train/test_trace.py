@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from steadygrad.train.trace import module_state, trace_and_compile
+from steadygrad.train._flat.trace import module_state, trace_and_compile
 
 
 def test_module_state_sees_mode_scalar_attributes_hooks_and_replaced_tensors() -> None:

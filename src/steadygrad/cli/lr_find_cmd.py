@@ -3,7 +3,9 @@
 Calls :func:`steadygrad.optim.lr_finder.lr_find` (Smith 2017, section 3.3; fastai's rules)
 with the config's model, training split, optimizer (its hyperparameters and clipping; the
 rate is what the test varies), batch size and seed, and prints each suggested rate with the
-rule that produced it. The model is restored afterwards; nothing is written unless ``--plot``.
+rule that produced it (:func:`steadygrad.optim.lr_finder.suggest_lr`, the rule the doctor
+uses too). On a flat curve it suggests nothing: it says what it measured and exits 1. The
+model is restored afterwards; nothing is written unless ``--plot``.
 
 Example:
     >>> import tempfile, pathlib
@@ -39,7 +41,8 @@ from steadygrad.errors import ConfigError
 __all__ = ["RULES", "add_parser", "run"]
 
 RULES = {
-    "steepest": "where the smoothed loss falls fastest: argmin of d loss / d log10(lr)",
+    "steepest": "where the smoothed loss falls fastest: argmin of d loss / d log10(lr) "
+    "before the lowest loss (centered moving average; the doctor uses the same rule)",
     "min_loss_div10": "the rate of the lowest smoothed loss, divided by 10",
 }
 """The rule behind each suggestion of :func:`steadygrad.optim.lr_finder.suggest_lrs`."""
@@ -146,13 +149,19 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_bytes(plot, buffer.getvalue())
     if args.json:
         print_json({
-            "suggestion": result.suggestion, "suggestions": result.suggestions,
+            "suggestion": result.suggestions.get("steepest"), "refusal": result.refusal,
+            "suggestions": result.suggestions,
             "rules": {k: RULES.get(k, "") for k in result.suggestions},
             "stopped_early": result.stopped_early, "steps_recorded": len(result.lrs),
             "lrs": result.lrs, "losses": result.losses, "smoothed": result.smoothed,
             "plot": str(plot) if plot is not None else None,
         })
-        return 0
+        return 0 if result.refusal is None else 1
+    if result.refusal is not None:
+        print(result.refusal)
+        if plot is not None:
+            print(f"plot: {plot}")
+        return 1
     first, *others = list(result.suggestions)
     print(f"suggested learning_rate = {result.suggestions[first]:.3g} "
           f"({first}: {RULES.get(first, '')})")

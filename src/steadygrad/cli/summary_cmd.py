@@ -2,7 +2,8 @@
 
 The argument is an example model's name or a run config file (``.toml``, ``.yaml``/``.yml``,
 ``.json``; ``--set`` overrides apply): the config's model is built for its dataset's input
-shape and classes, exactly as ``steadygrad train`` builds it.
+shape and classes, exactly as ``steadygrad train`` builds it. The built-in datasets (digits,
+Fashion-MNIST, MNIST) are not loaded: their shapes are known.
 
 Example:
     >>> from steadygrad.cli.main import main
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from steadygrad.errors import ConfigError
@@ -32,6 +34,28 @@ _EXAMPLES = """examples:
 """
 
 _CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+
+# The built-in datasets' example shape and classes: a summary needs no data (issue 18);
+# files (npz, csv) are read, since only they know their shape.
+_KNOWN = {
+    "digits": ((64,), 10),
+    "fashion_mnist": ((1, 28, 28), 10),
+    "mnist": ((1, 28, 28), 10),
+}
+
+
+def _shape_only(name: str) -> SimpleNamespace | None:
+    """A stand-in for a built-in dataset with its shape and classes, without loading it.
+
+    >>> _shape_only("fmnist").input_shape, _shape_only("csv") is None
+    ((1, 28, 28), True)
+    """
+    from steadygrad.data.datasets import DATASETS
+
+    known = _KNOWN.get(DATASETS.canonical(name))
+    if known is None:
+        return None
+    return SimpleNamespace(input_shape=known[0], task="multiclass", num_classes=known[1])
 
 
 def add_parser(sub: Any) -> None:
@@ -92,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         from steadygrad.experiments.loader import load_config
 
         config = load_config(args.model, args.overrides)
-        data = load_data(config)
+        data = _shape_only(config.data.name) or load_data(config)
         result = summary(build_model(config, data), tuple(data.input_shape))
     else:
         if args.overrides:

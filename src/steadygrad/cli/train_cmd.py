@@ -117,8 +117,14 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from steadygrad.experiments.config import RunConfig
-    from steadygrad.experiments.execute import build_model, load_data, run_config
+    from steadygrad.experiments.execute import (
+        build_model,
+        fit_arguments,
+        load_data,
+        run_config,
+    )
     from steadygrad.experiments.store import RunStore, sanitize_name, validate_run_name
+    from steadygrad.optim.schedule_units import check_run_length
 
     config = load_run_config(args)
     if args.name is not None:
@@ -137,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
                           hint="pass --overwrite to move the old run aside, or choose --name")
     data = load_data(config)  # data and model errors surface before any work
     build_model(config, data)
+    check_run_length(fit_arguments(config)["schedule"], n_train=len(data.x_train),
+                     batch_size=config.train.batch_size, epochs=config.train.epochs)
     store = RunStore(out)
     staging = store.staging(name)
     verbose = 1 if show_progress(args, sys.stdout) else 0

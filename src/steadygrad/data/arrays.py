@@ -28,15 +28,18 @@ import numpy as np
 import torch
 
 from steadygrad.data.dataset import Dataset
+from steadygrad.data.limits import MAX_CLASSES
 from steadygrad.data.split import split_indices
 from steadygrad.data.standardize import apply_standardizer, fit_standardizer, standardize_mode
 from steadygrad.data.validate import (
     TASKS,
+    check_class_limit,
     check_feature_shapes,
     check_features,
     check_labels,
     check_lengths,
     check_nonempty,
+    check_representable,
     infer_task,
 )
 from steadygrad.errors import ConfigError, DataError
@@ -83,6 +86,8 @@ def _check_options(
         isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes < 2
     ):
         raise ConfigError("num_classes", num_classes, "an int >= 2 or None (inferred)")
+    if num_classes is not None and num_classes > MAX_CLASSES:
+        raise ConfigError("num_classes", num_classes, f"at most {MAX_CLASSES} classes")
     if class_names is not None and (
         isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names)
     ):
@@ -130,6 +135,8 @@ def _resolve_classes(
     for split, y in labels.items():
         check_labels(y, task=task, num_classes=num_classes, split=split)
     if num_classes is None:
+        for split, y in labels.items():
+            check_class_limit(y, split=split)
         num_classes = max(int(y.max()) + 1 for y in labels.values())
         if num_classes < 2:
             raise DataError(
@@ -187,6 +194,7 @@ def build_dataset(
         check_features(xa, split=xname, columns=columns)
         check_nonempty(len(xa), split=xname, hint="pass at least one row")
         check_lengths(xa, ya, split=f"{xname}/{yname}")
+        check_representable(xa, dtype, split=xname, columns=columns, scale=scale)
         raw[split] = (xa, ya)
     check_feature_shapes({names[s][0]: xa.shape[1:] for s, (xa, _) in raw.items()})
     labels = {names[s][1]: ya for s, (_, ya) in raw.items()}

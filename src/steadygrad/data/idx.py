@@ -17,12 +17,16 @@ Example:
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from steadygrad._atomic import atomic_write_bytes
+from steadygrad.data.limits import expansion_limit
 from steadygrad.errors import DataError
 
 __all__ = ["read_idx", "write_idx"]
@@ -42,8 +46,10 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """The array stored in an IDX file (raw or gzip-compressed), in native byte order.
 
     Raises:
-        DataError: missing file, bad magic number, unknown type code or a size that does not
-            match the header (truncated or padded file), naming the path.
+        DataError: missing file, bad magic number, unknown type code, no dimension, a size
+            that does not match the header (truncated or padded file), or a ``.gz`` that would
+            expand past :func:`~steadygrad.data.limits.expansion_limit` (checked while
+            streaming, before it is all in memory), naming the path.
 
     >>> import tempfile, pathlib
     >>> bad = pathlib.Path(tempfile.mkdtemp()) / "bad-idx3-ubyte"
@@ -56,38 +62,69 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """
     p = Path(path)
     try:
-        data = p.read_bytes()
+        size = p.stat().st_size
+        with p.open("rb") as fh:
+            compressed = fh.read(2) == _GZIP_MAGIC
+            fh.seek(0)
+            if compressed:
+                with gzip.GzipFile(fileobj=fh) as gz:
+                    return _read_stream(p, gz, expansion_limit(size), size)
+            return _read_stream(p, fh, None, size)
     except OSError as exc:
-        raise DataError(f"{p}: cannot read the IDX file ({exc.strerror or exc})") from exc
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+        if isinstance(exc, gzip.BadGzipFile) or not exc.strerror:
             raise DataError(f"{p}: corrupt gzip data ({exc}); fix: download it again") from exc
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DataError(f"{p}: cannot read the IDX file ({exc.strerror or exc})") from exc
+    except (EOFError, zlib.error) as exc:
+        raise DataError(f"{p}: corrupt gzip data ({exc}); fix: download it again") from exc
+
+
+def _read_stream(p: Path, stream: IO[bytes] | gzip.GzipFile, limit: int | None,
+                 size: int) -> np.ndarray:
+    """Header first, then exactly the bytes it announces (a ``.gz`` is never fully inflated
+    before its header's size has been checked against ``limit``)."""
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
         raise DataError(
-            f"{p}: got magic bytes {data[:4].hex(' ')}; expected 00 00 <type> <ndim> (an IDX "
+            f"{p}: got magic bytes {magic.hex(' ')}; expected 00 00 <type> <ndim> (an IDX "
             "file); fix: point to the official MNIST/Fashion-MNIST IDX files"
         )
-    code, ndim = data[2], data[3]
+    code, ndim = magic[2], magic[3]
     if code not in _CODES:
         raise DataError(
             f"{p}: got IDX type code 0x{code:02x}; expected one of "
             f"{', '.join(f'0x{c:02x}' for c in _CODES)}"
         )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{p}: truncated IDX header ({len(data)} bytes for {ndim} dimensions)")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    if ndim == 0:
+        raise DataError(f"{p}: got an IDX header with 0 dimensions; expected at least 1 "
+                        "dimension (labels have 1, images 3)")
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{p}: truncated IDX header ({4 + len(dims)} bytes for {ndim} "
+                        "dimensions)")
+    shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
     dtype = _CODES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
+    payload = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    header = 4 + 4 * ndim
+    if limit is not None and header + payload > limit:
         raise DataError(
-            f"{p}: got {len(data)} bytes; expected {expected} for an IDX array of shape "
+            f"{p}: its header announces {header + payload} bytes (shape {shape}, "
+            f"{dtype.name}); expected a .gz that expands to at most {limit} bytes (max(256 "
+            f"MiB, 100x its {size} bytes on disk)); fix: decompress it and pass the raw file"
+        )
+    if limit is None and header + payload != size:
+        raise DataError(
+            f"{p}: got {size} bytes; expected {header + payload} for an IDX array of shape "
             f"{shape} and dtype {dtype.name}; the file is truncated or corrupt; fix: "
             "download it again"
         )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    data = stream.read(payload + 1)
+    if len(data) != payload:
+        raise DataError(
+            f"{p}: got {header + len(data)}{'+' if len(data) > payload else ''} bytes after "
+            f"decompression; expected {header + payload} for an IDX array of shape {shape} and "
+            f"dtype {dtype.name}; the file is truncated or corrupt; fix: download it again"
+        )
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
 
 

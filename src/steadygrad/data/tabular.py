@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import csv as _csv
 import difflib
+import math
 import os
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from steadygrad.data.limits import expansion_limit
 from steadygrad.errors import ConfigError, DataError
 
 __all__ = ["Table", "read_csv", "read_npz"]
@@ -218,23 +221,68 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """
     p = Path(path)
     try:
-        f = np.load(p, allow_pickle=False)
+        size = p.stat().st_size
+        with p.open("rb") as fh:
+            if fh.read(6) == b"\x93NUMPY":
+                raise DataError(
+                    f"{p}: got a single array (.npy); expected an .npz archive of named arrays; "
+                    "fix: save with np.savez(path, x=..., y=...)"
+                )
+            fh.seek(0)
+            with zipfile.ZipFile(fh) as archive:
+                return _npz_members(p, archive, expansion_limit(size))
     except FileNotFoundError as exc:
         raise DataError(f"{p}: file not found; fix: check the path") from exc
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{p}: not a readable .npz file ({exc})") from exc
-    if not isinstance(f, np.lib.npyio.NpzFile):
+    except DataError:
+        raise
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error,
+            NotImplementedError) as exc:
+        raise DataError(f"{p}: not a readable .npz file ({exc}); fix: write it again "
+                        "with np.savez") from exc
+
+
+def _npz_members(p: Path, archive: zipfile.ZipFile, limit: int) -> dict[str, np.ndarray]:
+    """Each ``.npy`` member, its header checked against its size before anything is allocated."""
+    infos = archive.infolist()
+    claimed = sum(info.file_size for info in infos)
+    if claimed > limit:
         raise DataError(
-            f"{p}: got a single array (.npy); expected an .npz archive of named arrays; fix: "
-            "save with np.savez(path, x=..., y=...)"
+            f"{p}: its members would expand to {claimed} bytes; expected at most {limit} "
+            f"(max(256 MiB, 100x the file's size on disk)); fix: save the arrays uncompressed "
+            "(np.savez) or check the file"
         )
-    with f:
-        try:
-            return {k: f[k] for k in f.files}
-        except ValueError as exc:
-            raise DataError(
-                f"{p}: holds object arrays, which need pickle; expected numeric arrays; fix: "
-                "save with numeric dtypes"
-            ) from exc
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{p}: corrupt .npz file ({exc}); fix: write it again") from exc
+    out: dict[str, np.ndarray] = {}
+    for info in infos:
+        key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        where = f"{p}[{key}]"
+        if not info.filename.endswith(".npy") or key in out:
+            raise DataError(f"{where}: got member {info.filename!r}; expected distinct .npy "
+                            "arrays (np.savez)")
+        with archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise DataError(f"{where}: got .npy format version {version}; expected 1.0 "
+                                "or 2.0")
+            if dtype.hasobject:
+                raise DataError(
+                    f"{where}: holds object arrays, which need pickle; expected numeric "
+                    "arrays; fix: save with numeric dtypes"
+                )
+            nbytes = math.prod(shape) * dtype.itemsize
+            held = info.file_size - f.tell()
+            if nbytes != held:
+                raise DataError(
+                    f"{where}: header claims shape {shape} of {dtype} ({nbytes} bytes) but the "
+                    f"member holds {held} bytes; the file is truncated or corrupt; fix: write "
+                    "it again"
+                )
+            buffer = bytearray(nbytes)
+            if f.readinto(buffer) != nbytes:  # type: ignore[attr-defined]
+                raise DataError(f"{where}: truncated array data; fix: write it again")
+        array = np.frombuffer(buffer, dtype=dtype)
+        out[key] = array.reshape(shape, order="F" if fortran else "C")
+    return out

@@ -25,16 +25,19 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from steadygrad.data.limits import MAX_CLASSES
 from steadygrad.errors import DataError
 
 __all__ = [
     "TASKS",
     "Task",
+    "check_class_limit",
     "check_feature_shapes",
     "check_features",
     "check_labels",
     "check_lengths",
     "check_nonempty",
+    "check_representable",
     "infer_task",
 ]
 
@@ -278,6 +281,66 @@ def check_labels(
                 f"{_where(index)} ({value!r}); expected class indices 0..{limit - 1} "
                 f"(num_classes={limit}); {fix}"
             )
+
+
+def check_representable(
+    x: Any, dtype: torch.dtype, *, split: str = "x", columns: Sequence[str] | None = None,
+    scale: float | None = None,
+) -> None:
+    """Refuse finite values that become Inf when cast to ``dtype`` (after dividing by ``scale``).
+
+    Raises:
+        DataError: naming the count, the first row and column, the value and the dtype's range.
+
+    >>> check_representable(np.array([[1.0], [1e39]]), torch.float32, split="x_train")
+    Traceback (most recent call last):
+    ...
+    steadygrad.errors.DataError: x_train: 1 value beyond the float32 range (|x| <= 3.403e+38);
+    first at row 1, column 0 (1e+39); fix: rescale the features or load with dtype=torch.float64
+    """
+    a = _numpy(x)
+    if a.dtype.kind not in "iuf" or a.size == 0:
+        return
+    limit = float(torch.finfo(dtype).max) * (1.0 if scale is None else float(scale))
+    if a.dtype.kind == "f" and a.dtype.itemsize * 8 <= torch.finfo(dtype).bits:
+        return  # this dtype already fits
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = np.abs(a.astype(np.float64, copy=False)) > limit
+    count = int(bad.sum())
+    if count:
+        index = _first(bad)
+        name = str(dtype).replace("torch.", "")
+        raise DataError(
+            f"{split}: {_plural(count, 'value')} beyond the {name} range (|x| <= "
+            f"{torch.finfo(dtype).max:.4g}); first at {_where(index, columns)} "
+            f"({a[index].item()!r}); fix: rescale the features or load with "
+            "dtype=torch.float64"
+        )
+
+
+def check_class_limit(y: Any, *, split: str = "y") -> None:
+    """Refuse a label that would make more than ``MAX_CLASSES`` classes (a stray label).
+
+    >>> check_class_limit(np.array([0, 1, 10**9]), split="y_train")
+    Traceback (most recent call last):
+    ...
+    steadygrad.errors.DataError: y_train: label 1000000000 at row 2 implies 1000000001 classes;
+    expected at most 100000 classes; fix: look for a stray label, or relabel classes as 0..K-1
+    """
+    a = _numpy(y)
+    if a.dtype.kind not in "iuf" or a.size == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        bad = a >= MAX_CLASSES
+    if bad.any():
+        index = _first(bad)
+        value = a[index].item()
+        value = int(value) if float(value).is_integer() else value
+        raise DataError(
+            f"{split}: label {value!r} at {_where(index)} implies {value + 1} classes; "
+            f"expected at most {MAX_CLASSES} classes; fix: look for a stray label, or relabel "
+            "classes as 0..K-1"
+        )
 
 
 def infer_task(y: Any, num_classes: int | None = None) -> str:

@@ -1,6 +1,7 @@
 """The packed per-check record the monitor keeps on the device, and its host-side decoding.
 
-Each sampled step (a *check*) becomes one row of packed float32 numbers in :class:`Records`,
+Each sampled step (a *check*) becomes one row of packed float64 numbers (norms of finite float32
+values never overflow) in :class:`Records`,
 whose :class:`Layout` is shared by every check of the same network and batch shape. The
 layout says which position of the packed tensor holds which number: per activation row its
 sum, L2 norm, non-finite units, ``‖sign(x)‖`` (the square root of the non-zero count),
@@ -163,7 +164,7 @@ class Records:
 
     >>> rec = Records(); lay = LayoutBuilder().build(size=3)
     >>> rec.row(0, lay, torch.device("cpu")).copy_(torch.tensor([0.5, 1.0, 2.0]))
-    tensor([0.5000, 1.0000, 2.0000])
+    tensor([0.5000, 1.0000, 2.0000], dtype=torch.float64)
     >>> rec.steps, [(k.tolist(), m.tolist()) for _, k, m in rec.blocks()]
     ([0], [([0], [[0.5, 1.0, 2.0]])])
     """
@@ -180,7 +181,7 @@ class Records:
         """Register a check of ``step`` and return its (uninitialized) row to fill."""
         entry = self._tables.get(id(layout))
         if entry is None:
-            table = torch.empty(self._capacity, layout.size, device=device)
+            table = torch.empty(self._capacity, layout.size, device=device, dtype=torch.float64)
             entry = self._tables[id(layout)] = (layout, [table, []])
         state = entry[1]
         table, checks = state
@@ -262,7 +263,7 @@ def _decode_group(lay: Layout, m: np.ndarray, kk: np.ndarray, s: HealthSeries,
         v["weight_grad_norm"][rows] = gn[:, ok]
         v["weight_grad_rms"][rows] = (gn / np.sqrt(lay.weight_numel))[:, ok]
         v["update_ratio"][rows] = (dn / wn)[:, ok]
-        gsq[kk] = np.nansum(gn * gn, axis=1)
+        gsq[kk] = np.where(np.all(np.isnan(gn), axis=1), math.nan, np.nansum(gn * gn, axis=1))
     else:
         gsq[kk] = math.nan
     c = lay.input_col

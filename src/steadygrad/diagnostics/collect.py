@@ -295,4 +295,5 @@ class WeightSamples:
             first += n
         present = [g for g in grads if g is not None]
         if present:
-            torch.stack(torch._foreach_norm(present), out=rec[first:first + len(present)])
+            torch.stack(torch._foreach_norm(present, 2, dtype=torch.float64),
+                        out=rec[first:first + len(present)])

@@ -113,10 +113,13 @@ def diagnose(
         loss_name = "cross_entropy" if classify else "mse"
     else:
         loss_fn, loss_name = loss, getattr(loss, "__name__", type(loss).__name__)
+    from steadygrad.diagnostics.progress import baseline_loss
+
+    base = baseline_loss(data_y, loss_name) if loss is None else None
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
-    with GradientMonitor(model, every=every, thresholds=thresholds) as mon:
+    with GradientMonitor(model, every=every, thresholds=thresholds, baseline_loss=base) as mon:
         for _ in range(steps):
             idx = torch.randint(0, data_x.shape[0], (batch_size,), generator=gen)
             out = model(data_x[idx])

@@ -93,6 +93,14 @@ class GradientMonitor:
         every: sample one step in ``every`` (step 0 is always sampled).
         thresholds: rule thresholds (:class:`~steadygrad.diagnostics.rules.Thresholds`).
         bins: bins of the per-layer activation histograms.
+        baseline_loss: the loss a constant predictor reaches on this task (chance level:
+            :func:`~steadygrad.diagnostics.progress.baseline_loss`); progress is judged
+            against it. None: against the first loss.
+
+    The loss passed to :meth:`step` is read at **every** step when it lives on the CPU (a
+    Python float, no synchronization): the first non-finite loss and loss spikes between
+    sampled steps are then seen. On an accelerator it is recorded at sampled steps only, and
+    the first non-finite step is accumulated on the device (read at report time).
 
     Raises:
         ConfigError: ``model`` is not a module, or ``every``/``bins`` are not positive ints.
@@ -115,12 +123,16 @@ class GradientMonitor:
         *,
         thresholds: Thresholds | None = None,
         bins: int = 40,
+        baseline_loss: float | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigError("model", type(model).__name__, "a torch.nn.Module")
         for name, val, lo in (("every", every, 1), ("bins", bins, 2)):
             if isinstance(val, bool) or not isinstance(val, int) or val < lo:
                 raise ConfigError(name, val, f"an int >= {lo}")
+        if baseline_loss is not None and (isinstance(baseline_loss, bool) or not isinstance(
+                baseline_loss, (int, float)) or not math.isfinite(baseline_loss)):
+            raise ConfigError("baseline_loss", baseline_loss, "a finite number or None")
         if thresholds is not None and not isinstance(thresholds, Thresholds):
             raise ConfigError("thresholds", thresholds, "a steadygrad Thresholds instance")
         self.model = model
@@ -149,6 +161,10 @@ class GradientMonitor:
         self._attached = False
         self._records = Records()
         self._hists: dict[int, torch.Tensor] = {}
+        self.baseline_loss = None if baseline_loss is None else float(baseline_loss)
+        self._losses: list[float] = []  # every step's loss (CPU), index = step
+        self._first_bad: torch.Tensor | None = None  # first non-finite step, on the device
+        self._first_bad_cpu: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> GradientMonitor:
@@ -193,6 +209,8 @@ class GradientMonitor:
             loss: the step's loss (tensor or float), recorded on sampled steps only; it gates
                 the pathology findings on impaired learning.
         """
+        if loss is not None:
+            self._track(loss)
         collected = self._armed
         if collected:
             self._collect(loss)
@@ -204,6 +222,25 @@ class GradientMonitor:
         elif self._armed:
             self._remove_hooks()
             self._armed = False
+
+    def _track(self, loss: torch.Tensor | float) -> None:
+        """Every step: the loss as a float on CPU; on an accelerator only the first
+        non-finite step, kept on the device (no synchronization)."""
+        if isinstance(loss, torch.Tensor) and loss.device.type != "cpu":
+            if self._first_bad is None:
+                self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+            bad = torch.isfinite(loss.detach().reshape(-1)[:1]).logical_not_()[0]
+            self._first_bad = torch.where(bad & (self._first_bad < 0),
+                                          torch.full_like(self._first_bad, self._step),
+                                          self._first_bad)
+            return
+        value = float(loss.detach().reshape(-1)[0]) if isinstance(loss, torch.Tensor) \
+            else float(loss)
+        if len(self._losses) < self._step:
+            self._losses.extend([math.nan] * (self._step - len(self._losses)))
+        self._losses.append(value)
+        if self._first_bad_cpu is None and not math.isfinite(value):
+            self._first_bad_cpu = self._step
 
     def _arm(self, fresh: bool = False) -> None:
         """Install the hooks and snapshot the weight samples. ``fresh``: the previous step was
@@ -403,6 +440,14 @@ class GradientMonitor:
         with np.errstate(all="ignore"):
             decode(self._records.blocks(), s, gsq, units, relu)
         s.grad_norm = np.sqrt(gsq)
+        s.baseline_loss = self.baseline_loss
+        s.step_loss = np.asarray(self._losses, dtype=float)
+        first = self._first_bad_cpu
+        if self._first_bad is not None and int(self._first_bad) >= 0:
+            first = int(self._first_bad) if first is None else min(first, int(self._first_bad))
+        if first is None and np.any(np.isinf(s.loss)):
+            first = int(np.asarray(steps)[np.isinf(s.loss)][0])
+        s.first_nonfinite_loss = first
         s.histograms = [(steps[i], h.detach().cpu().numpy().astype(float))
                         for i, h in sorted(self._hists.items())]
         s.meta = [LayerMeta(r.index, r.name, r.kind, r.activation, r.members, units.get(r.index),
@@ -427,4 +472,5 @@ class GradientMonitor:
         series = self.series()
         return HealthReport(series=series, findings=evaluate(series, self.thresholds),
                             thresholds=self.thresholds,
-                            meta={"every": self.every, "steps": self._step, **meta})
+                            meta={"every": self.every, "steps": self._step,
+                                  "baseline_loss": self.baseline_loss, **meta})

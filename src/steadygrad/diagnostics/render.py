@@ -38,6 +38,15 @@ def format_value(x: float) -> str:
     return f"{x:.2e}"
 
 
+def _lead(hm: dict[str, object]) -> str:
+    if hm.get("lead_time") is None:
+        return " (no warning before it)"
+    lead = int(hm["lead_time"])  # type: ignore[call-overload]
+    when = f"{lead} step(s) after" if lead > 0 else (
+        "at the same step as" if lead == 0 else f"{-lead} step(s) before")
+    return f"; {when} the first warning ({hm['warning_kind']}, step {hm['first_warning_step']})"
+
+
 def render_report(report: HealthReport, width: int = 100) -> str:
     """The report as text: a header, a per-layer table at the last check, the findings.
 
@@ -63,11 +72,22 @@ def render_report(report: HealthReport, width: int = 100) -> str:
     if s.checks and math.isfinite(s.grad_norm[-1]):
         lines.append(f"global gradient norm: {format_value(s.grad_norm[-1])}")
     lines.append("")
+    hm = report.harm()
+    if hm is not None and hm["kind"] == "non_finite_loss":
+        lines.append(f"training diverged: the loss became NaN/Inf at step {hm['step']}"
+                     + _lead(hm))
+    elif hm is not None:
+        lines.append(f"learning impaired: the loss stopped improving at step {hm['step']}"
+                     + _lead(hm))
     if not report.findings:
-        lines.append("no findings: gradients look healthy")
+        lines.append("no gradient-health findings at the monitored steps" if hm is not None
+                     else "no findings: gradients look healthy")
     for f in report.findings:
+        raised = "" if f.raised_step is None or f.raised_step == f.first_step else \
+            f", raised at step {f.raised_step}"
         lines.append(f"[{_MARK.get(f.severity, '?')}] {f.severity.upper()} {f.kind} "
-                     f"(from step {f.first_step}; layers: {', '.join(f.layers)[:width]})")
+                     f"(from step {f.first_step}{raised}; layers: "
+                     f"{', '.join(f.layers)[:width]})")
         lines.append(f"    {f.message}")
         for r in f.remedies[:3]:
             patch = ", ".join(f"{k}={v}" for k, v in r.patch.items())

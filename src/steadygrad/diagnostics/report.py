@@ -1,9 +1,10 @@
 """HealthReport: the versioned JSON document and its terminal rendering.
 
-The JSON schema is ``"steadygrad.health/1"`` (every field is documented in
-``docs/health-report.md``). Non-finite numbers are written as ``null``. ``save`` writes
-atomically (temporary file in the same folder, then ``os.replace``) and never overwrites unless
-asked.
+The JSON schema is ``"steadygrad.health/2"`` (every field is documented in
+``docs/health-report.md``; version 1 files are still read: their findings have no
+``raised_step`` and they carry no ``harm``). Non-finite numbers are written as ``null``.
+``save`` writes atomically (temporary file in the same folder, then ``os.replace``) and never
+overwrites unless asked.
 
 Example:
     >>> from steadygrad.diagnostics.series import HealthSeries, LayerMeta
@@ -32,10 +33,42 @@ from steadygrad.diagnostics.rules import SEVERITIES, Finding, Thresholds, learni
 from steadygrad.diagnostics.series import LAYER_SERIES, HealthSeries, LayerMeta
 from steadygrad.errors import ConfigError, DataError
 
-__all__ = ["SCHEMA", "HealthReport"]
+__all__ = ["READABLE", "SCHEMA", "HealthReport", "harm"]
 
-SCHEMA = "steadygrad.health/1"
+SCHEMA = "steadygrad.health/2"
 """Schema identifier written into every report."""
+
+READABLE = ("steadygrad.health/1", SCHEMA)
+"""Schemas :meth:`HealthReport.from_dict` reads."""
+
+
+def harm(findings: list[Finding], learning: dict[str, Any]) -> dict[str, Any] | None:
+    """What went wrong and the lead time of the first warning before it.
+
+    The harm is the first non-finite loss, else (when learning is impaired) the step where the
+    loss stopped improving. The lead time is the number of steps from the first raised
+    warning or error of another kind than ``non_finite`` to the harm (negative: raised after).
+
+    >>> f = Finding("learning_rate", "warning", ("a",), 1, "m", {}, raised_step=3)
+    >>> h = harm([f], {"first_nonfinite_loss": 7, "impaired": True})
+    >>> h["kind"], h["step"], h["first_warning_step"], h["warning_kind"], h["lead_time"]
+    ('non_finite_loss', 7, 3, 'learning_rate', 4)
+    >>> harm([f], {"first_nonfinite_loss": None, "impaired": False}) is None
+    True
+    """
+    step = learning.get("first_nonfinite_loss")
+    kind = "non_finite_loss"
+    if step is None:
+        step, kind = learning.get("stopped_improving_step"), "stopped_improving"
+        if step is None or not learning.get("impaired"):
+            return None
+    warned = [(f.raised_step if f.raised_step is not None else f.first_step, f.kind)
+              for f in findings if f.severity != "info" and f.kind != "non_finite"]
+    first = min(warned) if warned else None
+    return {"kind": kind, "step": int(step),
+            "first_warning_step": None if first is None else int(first[0]),
+            "warning_kind": None if first is None else first[1],
+            "lead_time": None if first is None else int(step) - int(first[0])}
 
 
 def _num(x: Any) -> float | None:
@@ -61,7 +94,7 @@ class HealthReport:
 
     >>> rep = HealthReport(HealthSeries.empty(["fc"], [0]), findings=[], meta={"every": 1})
     >>> rep.worst() is None, rep.to_dict()["schema"]
-    (True, 'steadygrad.health/1')
+    (True, 'steadygrad.health/2')
     """
 
     series: HealthSeries
@@ -80,6 +113,10 @@ class HealthReport:
         lim = SEVERITIES.index(severity)
         return any(SEVERITIES.index(f.severity) >= lim for f in self.findings)
 
+    def harm(self) -> dict[str, Any] | None:
+        """The harm that followed and the lead time of the first warning (:func:`harm`)."""
+        return harm(self.findings, learning_progress(self.series, self.thresholds))
+
     def worst(self) -> str | None:
         """The most severe finding's severity, None when there are no findings."""
         if not self.findings:
@@ -88,8 +125,9 @@ class HealthReport:
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document as a dict (schema ``steadygrad.health/1``)."""
+        """The JSON document as a dict (schema ``steadygrad.health/2``)."""
         s = self.series
+        learning = learning_progress(s, self.thresholds)
         layers = []
         for i, name in enumerate(s.layers):
             meta = s.meta[i].to_dict() if i < len(s.meta) else {"index": i, "name": name}
@@ -103,7 +141,10 @@ class HealthReport:
             "grad_norm": [_num(x) for x in s.grad_norm],
             "input": {"mean_abs": [_num(x) for x in s.input_mean_abs],
                       "std": [_num(x) for x in s.input_std]},
-            "learning": learning_progress(s, self.thresholds),
+            "learning": learning,
+            "baseline_loss": s.baseline_loss,
+            "first_nonfinite_loss": s.first_nonfinite_loss,
+            "harm": harm(self.findings, learning),
             "layers": layers,
             "histograms": [{"step": st, "counts": h.tolist()} for st, h in s.histograms],
             "thresholds": self.thresholds.to_dict(),
@@ -119,11 +160,12 @@ class HealthReport:
         """Rebuild a report from :meth:`to_dict` output.
 
         Raises:
-            DataError: the document is not a ``steadygrad.health/1`` report.
+            DataError: the document is not a ``steadygrad.health/1`` or ``/2`` report.
         """
-        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+        if not isinstance(d, dict) or d.get("schema") not in READABLE:
             got = d.get("schema") if isinstance(d, dict) else type(d).__name__
-            raise DataError(f"health report: got schema {got!r}; expected {SCHEMA!r}")
+            raise DataError(f"health report: got schema {got!r}; expected one of "
+                            f"{', '.join(READABLE)}")
         layers = d["layers"]
         s = HealthSeries.empty([x["name"] for x in layers], d["steps"])
         for i, lay in enumerate(layers):
@@ -135,6 +177,9 @@ class HealthReport:
         s.histograms = [(int(h["step"]), np.array(h["counts"], dtype=float))
                         for h in d.get("histograms", [])]
         s.meta = [LayerMeta.from_dict(x) for x in layers if "kind" in x]
+        s.baseline_loss = d.get("baseline_loss")
+        bad = d.get("first_nonfinite_loss")
+        s.first_nonfinite_loss = None if bad is None else int(bad)
         return HealthReport(
             series=s, findings=[Finding.from_dict(f) for f in d["findings"]],
             thresholds=Thresholds(**d.get("thresholds", {})), meta=dict(d.get("meta", {})))

@@ -1,34 +1,41 @@
 """Rules that turn per-layer statistics into findings, with documented thresholds.
 
 Every rule is a pure function of a :class:`~steadygrad.diagnostics.series.HealthSeries`. A
-symptom must hold for ``persistence`` consecutive checks; it is then a ``warning`` when learning
-is impaired (the loss did not improve by ``min_improvement``, or no loss was given) and only
-``info`` when training progresses anyway (AUTOTRAINER's gating principle, Zhang et al. 2021,
-with "failing" defined from the loss as in ``shared/notes/prior_art_diagnosis.md`` §5.1).
-Non-finite values are always an ``error``. The thresholds and their calibration runs are in
-``docs/health-report.md``.
+symptom must hold over ``persistence`` **steps** (consecutive checks spanning that many steps,
+at least two checks; evidence ``strong_factor`` times past its threshold confirms on one check:
+:func:`~steadygrad.diagnostics.progress.confirmed_onset`). It is then a ``warning`` when
+learning is impaired and only ``info`` when training learns anyway (AUTOTRAINER's gating
+principle, Zhang et al. 2021). "Learns" is judged against the loss a constant predictor
+reaches (chance level) and against the best loss so far
+(:func:`~steadygrad.diagnostics.progress.learning_progress`): falling back to chance after an
+initial drop, or diverging, is impaired. Non-finite values are always an ``error``. Every
+finding carries ``first_step`` (where the evidence first crossed its threshold) and
+``raised_step`` (where persistence was met: when a live monitor would have raised it). The
+thresholds and their calibration runs are in ``docs/health-report.md``.
 
 Example:
     >>> from steadygrad.diagnostics.series import HealthSeries
     >>> s = HealthSeries.empty(["a", "b"], steps=[0, 1, 2])
     >>> s.values["act_nonfinite"][1:, 1] = 3  # NaN appears in layer b at step 1
     >>> f = evaluate(s)
-    >>> [(x.kind, x.severity, x.layers, x.first_step) for x in f]
-    [('non_finite', 'error', ('b',), 1)]
+    >>> [(x.kind, x.severity, x.layers, x.first_step, x.raised_step) for x in f]
+    [('non_finite', 'error', ('b',), 1, 1)]
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
+from steadygrad.diagnostics.early import growth_over_min, relative_rise, step_loss_spikes
+from steadygrad.diagnostics.progress import confirmed_onset
+from steadygrad.diagnostics.progress import learning_progress as _progress
 from steadygrad.diagnostics.remedies import REMEDIES, Remedy
 from steadygrad.diagnostics.series import HealthSeries
-from steadygrad.diagnostics.stats import depth_slope, persistent_onset
-from steadygrad.errors import ConfigError
+from steadygrad.diagnostics.stats import depth_slope
+from steadygrad.diagnostics.thresholds import Finding, Thresholds
 from steadygrad.nn.activations import RELU_FAMILY, SATURATING
 
 __all__ = ["KINDS", "REMEDIES", "SEVERITIES", "Finding", "Remedy", "Thresholds", "evaluate",
@@ -42,146 +49,40 @@ KINDS = ("non_finite", "exploding_gradients", "vanishing_gradients", "dead_units
 """Finding kinds, in report order."""
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Rule thresholds (defaults calibrated on the reference runs in ``tests/diagnostics``).
-
-    Attributes:
-        persistence: consecutive checks a symptom must hold (m).
-        min_improvement: relative loss improvement (first quarter of checks vs last quarter)
-            below which learning counts as impaired.
-        vanishing_orders: orders of magnitude the back-propagated gradient RMS may lose from
-            the top hidden layers to the bottom ones (fitted across depth, or bottom-quarter
-            vs top-quarter mean) before it is vanishing.
-        exploding_orders: the same, gained towards the input, before it is exploding.
-        norm_growth: growth factor of the global gradient norm over its largest value in the
-            first ``persistence`` checks that counts as exploding (only while the loss is
-            above its first value by ``min_improvement``, i.e. diverging).
-        dead_fraction: share of a ReLU-family layer's units silent (no positive output) over
-            the dead-unit window of ``persistence`` checks.
-        saturation_fraction: share of a bounded activation's outputs within
-            ``saturation_margin`` of an asymptote.
-        saturation_margin: the margin, as a fraction of the output range (0.01: sigmoid
-            outputs < 0.01 or > 0.99, i.e. |z| > 4.6; tanh |a| > 0.98, i.e. |z| > 2.3; both
-            where the derivative is below ~4 % of its maximum).
-        selu_mean: largest tolerated ``|mean|`` of a SELU layer's activation.
-        selu_std: tolerated ``std`` band ``[1/selu_std, selu_std]`` of a SELU activation.
-        lr_low: median update/weight ratio below which the learning rate is too low.
-        lr_high: median update/weight ratio above which the learning rate is too high.
-
-    >>> Thresholds(persistence=5).persistence
-    5
-    >>> Thresholds(dead_fraction=2.0)
-    Traceback (most recent call last):
-    ...
-    steadygrad.errors.ConfigError: thresholds.dead_fraction: got 2.0; expected a number in (0, 1)
-    """
-
-    persistence: int = 3
-    min_improvement: float = 0.05
-    vanishing_orders: float = 2.0
-    exploding_orders: float = 2.0
-    norm_growth: float = 1e3
-    dead_fraction: float = 0.5
-    saturation_fraction: float = 0.5
-    saturation_margin: float = 0.01
-    selu_mean: float = 0.5
-    selu_std: float = 2.0
-    lr_low: float = 5e-5
-    lr_high: float = 0.1
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ConfigError(f"thresholds.{f.name}", v, "a finite number")
-            if v <= 0:
-                raise ConfigError(f"thresholds.{f.name}", v, "a positive number")
-        if not isinstance(self.persistence, int):
-            raise ConfigError("thresholds.persistence", self.persistence, "an int >= 1")
-        for name in ("dead_fraction", "saturation_fraction", "saturation_margin"):
-            if getattr(self, name) >= 1:
-                raise ConfigError(f"thresholds.{name}", getattr(self, name), "a number in (0, 1)")
-        if self.lr_low >= self.lr_high:
-            raise ConfigError("thresholds.lr_low", self.lr_low, f"< lr_high ({self.lr_high})")
-
-    def to_dict(self) -> dict[str, float]:
-        """JSON-ready dict.
-
-        >>> Thresholds().to_dict()["persistence"]
-        3
-        """
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A named problem with its evidence and remedies.
-
-    Attributes:
-        kind: one of :data:`KINDS`.
-        severity: one of :data:`SEVERITIES`.
-        layers: affected layer names, in forward order.
-        first_step: the step where the symptom was first seen (start of the persistent run).
-        message: one human sentence.
-        evidence: the numbers behind it (JSON-ready).
-        remedies: fixes from the toolbox, in order.
-
-    >>> f = Finding("dead_units", "warning", ("fc1",), 30, "msg", {"x": 1})
-    >>> Finding.from_dict(f.to_dict()) == f
-    True
-    """
-
-    kind: str
-    severity: str
-    layers: tuple[str, ...]
-    first_step: int
-    message: str
-    evidence: dict[str, Any] = field(hash=False)
-    remedies: tuple[Remedy, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {"kind": self.kind, "severity": self.severity, "layers": list(self.layers),
-                "first_step": self.first_step, "message": self.message,
-                "evidence": self.evidence, "remedies": [r.to_dict() for r in self.remedies]}
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> Finding:
-        """Inverse of :meth:`to_dict`."""
-        return Finding(d["kind"], d["severity"], tuple(d["layers"]), int(d["first_step"]),
-                       d["message"], dict(d["evidence"]),
-                       tuple(Remedy.from_dict(r) for r in d.get("remedies", ())))
-
-
 def _r(x: float, digits: int = 4) -> float | None:
     """Round for evidence; NaN/inf become None (JSON-safe)."""
     x = float(x)
     return float(f"{x:.{digits}g}") if math.isfinite(x) else None
 
 
-def learning_progress(series: HealthSeries, th: Thresholds | None = None) -> dict[str, Any]:
-    """Whether the loss improved: relative drop from the first to the last quarter of checks.
+def _loss_trace(series: HealthSeries) -> tuple[np.ndarray, list[int]]:
+    """The per-step losses when the monitor tracked them, else the losses at the checks."""
+    sl = np.asarray(series.step_loss, dtype=float)
+    if sl.size and np.any(~np.isnan(sl)):
+        return sl, list(range(sl.size))
+    return np.asarray(series.loss, dtype=float), list(series.steps)
 
-    Returns ``{"improvement": float | None, "impaired": bool | None}``; ``impaired`` is None
-    when fewer than 2 finite losses were recorded.
+
+def learning_progress(series: HealthSeries, th: Thresholds | None = None) -> dict[str, Any]:
+    """Whether training learned, against the chance-level loss (see
+    :func:`steadygrad.diagnostics.progress.learning_progress`), on every step's loss when it
+    was tracked.
 
     >>> s = HealthSeries.empty(["a"], steps=[0, 1, 2, 3])
     >>> s.loss[:] = [2.0, 1.5, 1.0, 0.5]
-    >>> learning_progress(s)
-    {'improvement': 0.75, 'impaired': False}
+    >>> p = learning_progress(s); p["impaired"], p["reference"], p["final"]
+    (False, 2.0, 0.5)
+    >>> s.baseline_loss = 0.4  # a constant predictor already reaches 0.4
+    >>> learning_progress(s)["impaired"]
+    True
     """
     th = th or Thresholds()
-    loss = np.asarray(series.loss, dtype=float)
-    if loss.size and not np.all(np.isfinite(loss[~np.isnan(loss)])):
-        return {"improvement": None, "impaired": True}
-    ok = loss[np.isfinite(loss)]
-    if ok.size < 2:
-        return {"improvement": None, "impaired": None}
-    q = max(1, ok.size // 4)
-    first, last = float(ok[:q].mean()), float(ok[-q:].mean())
-    imp = (first - last) / abs(first) if first != 0 else 0.0
-    return {"improvement": _r(imp), "impaired": bool(imp < th.min_improvement)}
+    loss, steps = _loss_trace(series)
+    out = _progress(loss, series.baseline_loss, th.min_improvement, steps)
+    if series.first_nonfinite_loss is not None:
+        out["diverged"] = out["impaired"] = True
+    out["first_nonfinite_loss"] = series.first_nonfinite_loss
+    return out
 
 
 def _gated(impaired: bool | None) -> str:
@@ -193,6 +94,7 @@ def _non_finite(s: HealthSeries) -> Finding | None:
     for k, step in enumerate(s.steps):
         fwd = np.flatnonzero(np.nan_to_num(v["act_nonfinite"][k]) > 0)
         bwd = np.flatnonzero(np.nan_to_num(v["grad_nonfinite"][k]) > 0)
+        # weight norms are float64 sums of float32 squares: non-finite only for a NaN/Inf entry
         wts = np.flatnonzero(~np.isfinite(v["weight_rms"][k]) & ~np.isnan(v["weight_rms"][k]))
         wnan = np.flatnonzero(np.isnan(v["weight_rms"][k]) & ~np.isnan(v["weight_grad_norm"][k]))
         wts = np.union1d(wts, wnan)
@@ -213,7 +115,14 @@ def _non_finite(s: HealthSeries) -> Finding | None:
             f"NaN/Inf first appeared in the {where} pass at layer {layer} (step {step})",
             {"where": where, "count": _r(count), "layers_forward": [s.layers[i] for i in fwd],
              "layers_backward": [s.layers[i] for i in bwd]},
-            REMEDIES["non_finite"])
+            REMEDIES["non_finite"], int(step))
+    if s.first_nonfinite_loss is not None:
+        step = s.first_nonfinite_loss
+        return Finding(
+            "non_finite", "error", ("loss",), step,
+            f"the loss became NaN/Inf at step {step} (between sampled steps: no layer is named)",
+            {"where": "loss", "count": None, "layers_forward": [], "layers_backward": []},
+            REMEDIES["non_finite"], step)
     return None
 
 
@@ -238,84 +147,139 @@ def _profile(g: np.ndarray) -> tuple[float, float]:
     return span, ratio
 
 
-def _gradient_profile(s: HealthSeries, th: Thresholds, impaired: bool | None) -> list[Finding]:
-    rows = _hidden(s)
-    if len(rows) < 3 or not s.checks:
-        return []
-    g = s.values["grad_rms"][:, rows]
-    prof = [_profile(g[k]) for k in range(s.checks)]
-    span = np.array([p[0] for p in prof])
-    ratio = np.array([p[1] for p in prof])
-    out: list[Finding] = []
-    m = th.persistence
-    van = [(a >= th.vanishing_orders) or (b >= th.vanishing_orders) for a, b in prof]
-    k0 = persistent_onset(van, m)
-    if k0 is not None:
-        last = g[-1]
-        top = np.nanmean(last[-max(1, len(rows) // 4):])
-        low = [s.layers[rows[i]] for i in range(len(rows))
-               if np.isfinite(last[i]) and last[i] < top * 10 ** -th.vanishing_orders]
-        layers = tuple(low) or tuple(s.layers[rows[i]] for i in range(max(1, len(rows) // 4)))
-        out.append(Finding(
-            "vanishing_gradients", _gated(impaired), layers, int(s.steps[k0]),
-            f"the back-propagated gradient loses {_r(np.nanmax(span[k0:]), 2)} orders of "
-            f"magnitude from the top to the bottom of the stack",
-            {"orders_fit_at_init": _r(span[0]), "orders_fit_last": _r(span[-1]),
-             "orders_quartiles_last": _r(ratio[-1]), "per_layer_decay_last":
-             _r(10 ** (-span[-1] / (len(rows) - 1))), "threshold_orders": th.vanishing_orders,
-             "grad_rms_last": [_r(x) for x in last], "learning_impaired": impaired},
-            REMEDIES["vanishing_gradients"]))
+def _check_spikes(s: HealthSeries, th: Thresholds, ref: float | None) -> np.ndarray:
+    """Per check: a loss spike at that check (or, with every step's loss, at any step since
+    the previous check)."""
+    sl = np.asarray(s.step_loss, dtype=float)
+    if sl.size and np.any(~np.isnan(sl)):
+        per_step = step_loss_spikes(sl, th.loss_spike, ref)
+        out, prev = np.zeros(s.checks, dtype=bool), -1
+        for k, st in enumerate(s.steps):
+            out[k] = bool(per_step[prev + 1: st + 1].any()) if st < sl.size else False
+            prev = st
+        return out
+    return step_loss_spikes(np.asarray(s.loss, dtype=float), th.loss_spike, ref)
+
+
+def _vanishing(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: list[int],
+               g: np.ndarray, span: np.ndarray, ratio: np.ndarray) -> Finding | None:
+    van = [bool((a >= th.vanishing_orders) or (b >= th.vanishing_orders))
+           for a, b in zip(span, ratio, strict=True)]
+    on = confirmed_onset(van, s.steps, th.persistence)
+    if on is None:
+        return None
+    k0 = on[0]
+    last = g[-1]
+    top = np.nanmean(last[-max(1, len(rows) // 4):])
+    low = [s.layers[rows[i]] for i in range(len(rows))
+           if np.isfinite(last[i]) and last[i] < top * 10 ** -th.vanishing_orders]
+    layers = tuple(low) or tuple(s.layers[rows[i]] for i in range(max(1, len(rows) // 4)))
+    return Finding(
+        "vanishing_gradients", _gated(impaired), layers, int(s.steps[k0]),
+        f"the back-propagated gradient loses {_r(np.nanmax(span[k0:]), 2)} orders of "
+        f"magnitude from the top to the bottom of the stack",
+        {"orders_fit_at_init": _r(span[0]), "orders_fit_last": _r(span[-1]),
+         "orders_quartiles_last": _r(ratio[-1]), "per_layer_decay_last":
+         _r(10 ** (-span[-1] / (len(rows) - 1))), "threshold_orders": th.vanishing_orders,
+         "grad_rms_last": [_r(x) for x in last], "learning_impaired": impaired},
+        REMEDIES["vanishing_gradients"], int(s.steps[on[1]]))
+
+
+def _exploding(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: list[int],
+               span: np.ndarray, ratio: np.ndarray, spikes: np.ndarray) -> Finding | None:
+    """Depth profile (level), growth of the global gradient norm and of the output logits
+    at a loss spike (trend: early warning), or non-finite gradients."""
     gn = np.asarray(s.grad_norm, dtype=float)
-    ref = np.nanmax(gn[:m]) if np.any(np.isfinite(gn[:m])) else math.nan
+    head = gn[:3]
+    ref = np.nanmax(head) if np.any(np.isfinite(head)) else math.nan
     with np.errstate(all="ignore"):
         growth = gn / ref if ref > 0 else np.full(gn.shape, math.nan)
-        # growth only counts while the loss diverges (a tiny initial norm that grows as
-        # learning starts is not an explosion)
         diverging = np.asarray(s.loss) > (1 + th.min_improvement) * s.loss[0]
     growth = np.where(diverging, growth, math.nan)
+    trend = growth_over_min(gn)
+    logits = relative_rise(s.values["act_std"][:, -1]) if s.layers else np.full(s.checks, np.nan)
     nonfin = np.nansum(s.values["grad_nonfinite"], axis=1) > 0
-    exp = [(a <= -th.exploding_orders) or (b <= -th.exploding_orders)
-           or (np.isfinite(r) and r >= th.norm_growth) or bool(nf)
-           for a, b, r, nf in zip(span, ratio, growth, nonfin, strict=True)]
-    k1 = persistent_onset(exp, m) if not nonfin.any() else int(np.flatnonzero(nonfin)[0])
-    if k1 is not None:
-        sev = "error" if nonfin.any() else _gated(impaired)
-        out.append(Finding(
-            "exploding_gradients", sev, tuple(s.layers[rows[i]] for i in
-                                              range(max(1, len(rows) // 4))),
-            int(s.steps[k1]),
-            "gradients grow towards the input or over time"
-            + (" until they become non-finite" if nonfin.any() else ""),
-            {"orders_fit_at_init": _r(span[0]), "orders_fit_last": _r(span[-1]),
-             "norm_growth_max": _r(np.nanmax(growth)) if np.any(np.isfinite(growth)) else None,
-             "non_finite": bool(nonfin.any()), "threshold_orders": th.exploding_orders,
-             "threshold_norm_growth": th.norm_growth, "learning_impaired": impaired},
-            REMEDIES["exploding_gradients"]))
-    return out
+    flags, strong = [], []
+    for k in range(s.checks):
+        prof = bool(span[k] <= -th.exploding_orders or ratio[k] <= -th.exploding_orders)
+        tr = bool(spikes[k] and (trend[k] >= th.growth_trend or logits[k] >= th.logit_growth))
+        lvl = bool(np.isfinite(growth[k]) and growth[k] >= th.norm_growth)
+        flags.append(prof or tr or lvl or bool(nonfin[k]))
+        strong.append(bool(nonfin[k]) or bool(spikes[k] and (
+            trend[k] >= th.growth_trend * th.strong_factor
+            or logits[k] >= th.logit_growth * th.strong_factor)))
+    on = confirmed_onset(flags, s.steps, th.persistence, strong)
+    if on is None:
+        return None
+    k1, kr = on
+    fin = [x for x in trend[k1:] if np.isfinite(x)]
+    sev = "error" if nonfin.any() else _gated(impaired)
+    n = max(1, len(rows) // 4)
+    return Finding(
+        "exploding_gradients", sev, tuple(s.layers[rows[i]] for i in range(n)) if rows
+        else tuple(s.layers[:1]), int(s.steps[k1]),
+        "gradients grow towards the input or over time"
+        + (" until they become non-finite" if nonfin.any() else ""),
+        {"orders_fit_at_init": _r(span[0]) if span.size else None,
+         "orders_fit_last": _r(span[-1]) if span.size else None,
+         "norm_growth_max": _r(np.nanmax(growth)) if np.any(np.isfinite(growth)) else None,
+         "norm_growth_trend_max": _r(max(fin)) if fin else None,
+         "logit_growth_max": _r(np.nanmax(logits)) if np.any(np.isfinite(logits)) else None,
+         "loss_spike_steps": [int(s.steps[k]) for k in np.flatnonzero(spikes)][:20],
+         "non_finite": bool(nonfin.any()), "threshold_orders": th.exploding_orders,
+         "threshold_norm_growth": th.norm_growth, "threshold_growth_trend": th.growth_trend,
+         "learning_impaired": impaired},
+        REMEDIES["exploding_gradients"], int(s.steps[kr]))
+
+
+def _gradient_profile(s: HealthSeries, th: Thresholds, impaired: bool | None,
+                      spikes: np.ndarray) -> list[Finding | None]:
+    if not s.checks:
+        return []
+    rows = _hidden(s)
+    g = s.values["grad_rms"][:, rows]
+    if len(rows) >= 3:
+        prof = [_profile(g[k]) for k in range(s.checks)]
+        span = np.array([p[0] for p in prof])
+        ratio = np.array([p[1] for p in prof])
+        van = _vanishing(s, th, impaired, rows, g, span, ratio)
+    else:
+        span = ratio = np.full(s.checks, math.nan)
+        van = None
+    return [_exploding(s, th, impaired, rows, span, ratio, spikes), van]
 
 
 def _per_layer(s: HealthSeries, th: Thresholds, impaired: bool | None, kind: str,
-               names: frozenset[str], key: str, limit: float, what: str) -> Finding | None:
-    hits: dict[int, int] = {}
+               names: frozenset[str], key: str, limit: float, what: str,
+               rise: float | None = None) -> Finding | None:
+    """A level (``>= limit``), or for ``rise`` a climb of that much over the first check
+    (units dying while it happens), held over ``persistence`` steps, per layer."""
+    hits: dict[int, tuple[int, int]] = {}
     for i, meta in enumerate(s.meta):
         if meta.activation in names:
-            col = s.values[key][:, i]
-            k0 = persistent_onset([bool(x >= limit) for x in np.nan_to_num(col)],
-                                  th.persistence)
-            if k0 is not None:
-                hits[i] = k0
+            col = np.nan_to_num(s.values[key][:, i])
+            base = col[0] if col.size else 0.0
+            flags = [bool(x >= limit or (rise is not None and x - base >= rise)) for x in col]
+            on = confirmed_onset(flags, s.steps, th.persistence)
+            if on is not None:
+                hits[i] = on
     if not hits:
         return None
-    first = min(hits.values())
+    first = min(h[0] for h in hits.values())
+    raised = min(h[1] for h in hits.values())
     layers = tuple(s.layers[i] for i in sorted(hits))
     last = {s.layers[i]: _r(s.values[key][-1, i]) for i in sorted(hits)}
     worst = max(x for x in last.values() if x is not None) if any(last.values()) else limit
+    ev: dict[str, Any] = {f"{key}_last": last, "threshold": limit,
+                          "learning_impaired": impaired}
+    if rise is not None:
+        ev["rise_threshold"] = rise
+        ev[f"{key}_first"] = {s.layers[i]: _r(s.values[key][0, i]) for i in sorted(hits)}
+        ev["onset_steps"] = {s.layers[i]: int(s.steps[h[0]]) for i, h in sorted(hits.items())}
     return Finding(kind, _gated(impaired), layers, int(s.steps[first]),
-                   f"{len(layers)} layer(s) with {what} (up to {worst:.0%})",
-                   {f"{key}_last": last, "threshold": limit, "learning_impaired": impaired},
-                   REMEDIES[kind])
-
-
+                   f"{len(layers)} layer(s) with {what} (up to {worst:.0%}), "
+                   f"from step {int(s.steps[first])}",
+                   ev, REMEDIES[kind], int(s.steps[raised]))
 def _self_normalization(s: HealthSeries, th: Thresholds, impaired: bool | None
                         ) -> Finding | None:
     selu = [i for i, m in enumerate(s.meta) if m.activation == "selu"]
@@ -326,9 +290,10 @@ def _self_normalization(s: HealthSeries, th: Thresholds, impaired: bool | None
     std = s.values["act_std"][:, deep]
     with np.errstate(invalid="ignore", divide="ignore"):
         drift = (np.abs(mean) > th.selu_mean) | (np.abs(np.log(std)) > math.log(th.selu_std))
-    k0 = persistent_onset([bool(np.any(d)) for d in drift], th.persistence)
-    if k0 is None:
+    on = confirmed_onset([bool(np.any(d)) for d in drift], s.steps, th.persistence)
+    if on is None:
         return None
+    k0 = on[0]
     broken = []
     if (np.nanmean(s.input_mean_abs) > 0.5) or not (0.5 < np.nanmean(s.input_std) < 2.0):
         broken.append("standardized_inputs")
@@ -351,25 +316,39 @@ def _self_normalization(s: HealthSeries, th: Thresholds, impaired: bool | None
          "broken_conditions": broken, "var_w_times_fan_in": [_r(x) for x in gain],
          "input_mean_abs": _r(np.nanmean(s.input_mean_abs)),
          "input_std": _r(np.nanmean(s.input_std)), "learning_impaired": impaired},
-        remedies)
+        remedies, int(s.steps[on[1]]))
 
 
-def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None) -> Finding | None:
+
+
+def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diverged: bool,
+                   spikes: np.ndarray) -> Finding | None:
     u = s.values["update_ratio"]
-    if not s.checks or not np.any(np.isfinite(u)):
+    if not s.checks:
         return None
     with np.errstate(all="ignore"):
         med = np.array([np.nanmedian(r) if np.any(np.isfinite(r)) else math.nan for r in u])
-    for label, flags in (("too high", med > th.lr_high), ("too low", med < th.lr_low)):
-        k0 = persistent_onset([bool(x) for x in flags], th.persistence)
-        if k0 is not None:
-            return Finding(
-                "learning_rate", _gated(impaired), tuple(s.layers), int(s.steps[k0]),
-                f"the learning rate looks {label}: median update/weight ratio "
-                f"{_r(np.nanmedian(med[k0:]), 2)} (healthy band {th.lr_low:g}..{th.lr_high:g})",
-                {"median_update_ratio": [_r(x) for x in med], "band": [th.lr_low, th.lr_high],
-                 "direction": label, "learning_impaired": impaired},
-                REMEDIES["learning_rate"])
+    high = [bool(x > th.lr_high) or bool(sp) for x, sp in zip(med, spikes, strict=True)]
+    strong = [bool(x > th.lr_high * th.strong_factor) for x in med]
+    cases = [("too high", confirmed_onset(high, s.steps, th.persistence, strong))]
+    if not diverged:  # a diverging run's tiny update/weight ratios are not a too-low rate
+        low = [bool(x < th.lr_low) for x in med]
+        cases.append(("too low", confirmed_onset(low, s.steps, th.persistence)))
+    for label, on in cases:
+        if on is None:
+            continue
+        k0, kr = on
+        fin = med[k0:][np.isfinite(med[k0:])]
+        level = f"median update/weight ratio {_r(np.median(fin), 2)}" if fin.size else \
+            "loss spikes above the chance-level loss"
+        return Finding(
+            "learning_rate", _gated(impaired), tuple(s.layers), int(s.steps[k0]),
+            f"the learning rate looks {label}: {level} (healthy band "
+            f"{th.lr_low:g}..{th.lr_high:g})",
+            {"median_update_ratio": [_r(x) for x in med], "band": [th.lr_low, th.lr_high],
+             "loss_spike_steps": [int(s.steps[k]) for k in np.flatnonzero(spikes)][:20],
+             "direction": label, "learning_impaired": impaired},
+            REMEDIES["learning_rate"], int(s.steps[kr]))
     return None
 
 
@@ -384,16 +363,19 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     []
     """
     th = thresholds or Thresholds()
-    impaired = learning_progress(series, th)["impaired"]
+    prog = learning_progress(series, th)
+    impaired = prog["impaired"]
     nonfinite = _non_finite(series)
-    if nonfinite is not None:
+    diverged = bool(prog["diverged"]) or nonfinite is not None
+    if diverged:
         impaired = True  # NaN/Inf anywhere means training failed, whatever the loss said before
+    spikes = _check_spikes(series, th, prog["reference"])
     found: list[Finding | None] = [nonfinite]
-    found += _gradient_profile(series, th, impaired)
+    found += _gradient_profile(series, th, impaired, spikes)
     found.append(_per_layer(series, th, impaired, "dead_units", RELU_FAMILY, "dead_frac",
-                            th.dead_fraction, "dead units"))
+                            th.dead_fraction, "dead units", rise=th.dying_rise))
     found.append(_per_layer(series, th, impaired, "saturation", SATURATING, "sat_frac",
                             th.saturation_fraction, "saturated outputs"))
     found.append(_self_normalization(series, th, impaired))
-    found.append(_learning_rate(series, th, impaired))
+    found.append(_learning_rate(series, th, impaired, diverged, spikes))
     return sorted((f for f in found if f is not None), key=lambda f: KINDS.index(f.kind))

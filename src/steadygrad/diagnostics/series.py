@@ -86,6 +86,12 @@ class HealthSeries:
         input_std: mean over input features of the feature's standard deviation.
         histograms: ``(step, (layers, bins) counts)`` at a few checks.
         meta: static per-layer description.
+        step_loss: the loss at **every** step (index = step; NaN where not given), when the
+            monitor could read it without synchronizing (CPU); empty otherwise.
+        baseline_loss: the loss of the best constant predictor (chance level), None if
+            unknown.
+        first_nonfinite_loss: the first step whose loss was NaN/Inf (from every step when
+            tracked, else from the checks), None if none.
 
     >>> s = HealthSeries.empty(["a"], steps=[0, 10, 20])
     >>> s.checks, s.values["update_ratio"].shape
@@ -101,6 +107,9 @@ class HealthSeries:
     input_std: np.ndarray
     histograms: list[tuple[int, np.ndarray]] = field(default_factory=list)
     meta: list[LayerMeta] = field(default_factory=list)
+    step_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    baseline_loss: float | None = None
+    first_nonfinite_loss: int | None = None
 
     @staticmethod
     def empty(layers: Sequence[str], steps: Sequence[int]) -> HealthSeries:

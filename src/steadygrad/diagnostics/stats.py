@@ -150,12 +150,14 @@ def stack_stats(
     the stack (on CPU the cost is memory traffic once the per-op overhead is amortized over
     the layers): the first ``n_act`` layers of ``x`` are activations, the rest gradients of
     the same shape. Every reduction runs along contiguous ``(layers, samples * units)`` rows.
-    Sums of squares come out as L2 norms (``‖x‖``, one read, no temporary: the host squares
-    them in float64), the non-zero count as ``‖sign(x)‖`` (its square is the count, exact
-    after rounding). A NaN/Inf entry makes its layer's ``‖x‖`` non-finite, so the per-unit
-    non-finite count (:func:`nonfinite_units`) is only computed when a norm is non-finite: on
-    CPU reading that one scalar costs a microsecond (no asynchronous queue to stall); on an
-    accelerator the count is always computed, so that nothing synchronizes.
+    Sums and norms are accumulated in float64 (a float32 sum of squares of finite entries
+    overflows from ``|x| ~ 1e19``: then a finite layer would read as non-finite). Sums of
+    squares come out as L2 norms (``‖x‖``, one read, no temporary: the host squares them), the
+    non-zero count as ``‖sign(x)‖`` (its square is the count, exact after rounding). A NaN/Inf
+    entry makes its layer's ``‖x‖`` non-finite, so the per-unit non-finite count
+    (:func:`nonfinite_units`) is only computed when a norm is non-finite: on CPU reading that
+    one scalar costs a microsecond (no asynchronous queue to stall); on an accelerator the
+    count is always computed, so that nothing synchronizes.
 
     Args:
         x: contiguous ``(layers, samples, units)`` stack; activations first.
@@ -179,24 +181,26 @@ def stack_stats(
     """
     layers = x.shape[0]
     rows = x.view(layers, -1)
-    norms = torch.linalg.vector_norm(rows, dim=1)
+    f64 = torch.float64  # finite float32/16 entries can neither overflow a float64 sum nor norm
+    norms = torch.linalg.vector_norm(rows, dim=1, dtype=f64)
     if x.device.type == "cpu" and math.isfinite(float(norms.sum())):
-        bad = x.new_zeros(layers)
-    elif shapes is None:  # exact count; an overflowed sum of finite norms lands here too
-        bad = nonfinite_units(x)
+        bad = norms.new_zeros(layers)
+    elif shapes is None:  # exact count
+        bad = nonfinite_units(x).to(f64)
     else:
         bad = torch.cat([nonfinite_units(rows[i, : s * u].view(1, s, u))
-                         for i, (s, u) in enumerate(shapes)])
-    parts = [rows.sum(1), norms, bad]
+                         for i, (s, u) in enumerate(shapes)]).to(f64)
+    parts = [rows.sum(1, dtype=f64), norms, bad]
     if n_act:
         tmp = (torch.empty_like(x) if scratch is None else scratch)[:n_act].view(n_act, -1)
-        parts.append(torch.linalg.vector_norm(torch.sign(rows[:n_act], out=tmp), dim=1))
+        parts.append(torch.linalg.vector_norm(torch.sign(rows[:n_act], out=tmp), dim=1,
+                                              dtype=f64))
         if saturation is not None:
             n_sat = saturation[0].shape[0]
             t = tmp[:n_sat].view(n_sat, *x.shape[1:])
             torch.sub(x[:n_sat], saturation[0], out=t)
             parts.append(t.abs_().sub_(saturation[1]).clamp_(min=0).sign_().view(n_sat, -1)
-                         .sum(1))
+                         .sum(1, dtype=f64))
     return torch.cat(parts, out=out) if out is not None else torch.cat(parts)
 
 
@@ -309,20 +313,21 @@ def weight_stats(
     order: list[int] = []
     for k, (idx, views) in enumerate(groups):
         now = torch.cat(views).view(len(views), -1)
-        wn = torch.mul(now, now).sum(1).sqrt_()
+        wn = torch.linalg.vector_norm(now, dim=1, dtype=torch.float64)  # no float32 overflow
         if before is not None:
             diff = torch.sub(now, before[k])
-            ratio = diff.mul_(diff).sum(1).sqrt_().div_(wn)
+            ratio = torch.linalg.vector_norm(diff, dim=1, dtype=torch.float64).div_(wn)
         else:
             ratio = torch.full_like(wn, float("nan"))
         present = [g for g in (grads[i] for i in idx) if g is not None]
         if len(present) == len(idx):
-            gn = torch.stack(torch._foreach_norm(present))  # one call for the group
+            gn = torch.stack(torch._foreach_norm(present, 2, dtype=torch.float64))
         else:
-            nan = torch.tensor(float("nan"), device=now.device)
-            gn = torch.stack([torch.linalg.vector_norm(g) if g is not None else nan
+            nan = torch.tensor(float("nan"), device=now.device, dtype=torch.float64)
+            gn = torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64)
+                              if g is not None else nan
                               for g in (grads[i] for i in idx)])
-        rows.append(torch.stack([wn.div(math.sqrt(now.shape[1])), gn, ratio], 1))
+        rows.append(torch.stack([wn.div(math.sqrt(now.shape[1])), gn.to(wn.dtype), ratio], 1))
         order += idx
     if not rows:
         return torch.zeros(0, 3), order

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -23,6 +24,10 @@ from typing import Any
 from steadygrad.errors import ConfigError
 
 __all__ = [
+    "FLOAT_MAX",
+    "INT_MAX",
+    "MAX_HIDDEN_PARAMS",
+    "MAX_UNITS",
     "Check",
     "boolean",
     "choice",
@@ -42,6 +47,22 @@ __all__ = [
 ]
 
 Check = Callable[[Any, str], Any]
+
+FLOAT_MAX = 3.4028234663852886e38
+"""Largest magnitude a config number may have: float32's, since every value ends in a tensor."""
+INT_MAX = 2**63 - 1
+"""Largest integer a config may hold (seeds and counts go to 64-bit C integers)."""
+MAX_UNITS = 1 << 16
+"""Widest hidden layer a config may ask for."""
+MAX_HIDDEN_PARAMS = 1 << 28
+"""Most weights between hidden layers (sum of ``hidden[i] * hidden[i+1]``): 1 GiB of float32."""
+
+
+def _too_big(value: Any, path: str, expected: str) -> None:
+    """Refuse a finite number beyond float32's range (it would become inf in a tensor)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > FLOAT_MAX:
+        raise ConfigError(path, value, f"{expected} with |x| <= {FLOAT_MAX:.2g} (float32 range)",
+                          hint="use a smaller value")
 
 
 def close_match_hint(given: str, allowed: Iterable[str]) -> str | None:
@@ -89,8 +110,9 @@ def number(value: Any, path: str) -> float:
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(path, value, "a number")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(path, value, "a finite number")
+    _too_big(value, path, "a finite number")
     return float(value)
 
 
@@ -103,6 +125,7 @@ def positive_float(value: Any, path: str) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and (
         math.isfinite(value) and value > 0
     ):
+        _too_big(value, path, "a finite number > 0")
         return float(value)
     raise ConfigError(path, value, "a finite number > 0")
 
@@ -118,6 +141,7 @@ def non_negative_float(value: Any, path: str) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and (
         math.isfinite(value) and value >= 0
     ):
+        _too_big(value, path, "a finite number >= 0")
         return float(value)
     raise ConfigError(path, value, "a finite number >= 0")
 
@@ -142,6 +166,9 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Check:
             raise ConfigError(path, value, expected)
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             raise ConfigError(path, value, expected)
+        if abs(value) > INT_MAX:
+            low = minimum if minimum is not None else -INT_MAX - 1
+            raise ConfigError(path, value, f"an integer in [{low}, {INT_MAX}] (64-bit)")
         return value
 
     return check
@@ -211,7 +238,8 @@ def optional(check: Check) -> Check:
 
 
 def int_list(value: Any, path: str) -> tuple[int, ...]:
-    """A non-empty list of integers >= 1 (layer sizes).
+    """A non-empty list of layer sizes in ``[1, MAX_UNITS]`` with at most ``MAX_HIDDEN_PARAMS``
+    weights between consecutive layers (checked before any tensor is allocated).
 
     >>> int_list([64, 32], "model.hidden")
     (64, 32)
@@ -219,6 +247,11 @@ def int_list(value: Any, path: str) -> tuple[int, ...]:
     Traceback (most recent call last):
     ...
     steadygrad.errors.ConfigError: model.hidden: got []; expected a non-empty list of integers >= 1
+    >>> int_list([10**12], "model.hidden")
+    Traceback (most recent call last):
+    ...
+    steadygrad.errors.ConfigError: model.hidden[0]: got 1000000000000;
+    expected an integer in [1, 65536]
     """
     expected = "a non-empty list of integers >= 1"
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
@@ -226,6 +259,13 @@ def int_list(value: Any, path: str) -> tuple[int, ...]:
     for i, item in enumerate(value):
         if isinstance(item, bool) or not isinstance(item, int) or item < 1:
             raise ConfigError(f"{path}[{i}]", item, "an integer >= 1")
+        if item > MAX_UNITS:
+            raise ConfigError(f"{path}[{i}]", item, f"an integer in [1, {MAX_UNITS}]")
+    weights = sum(a * b for a, b in itertools.pairwise(value))
+    if weights > MAX_HIDDEN_PARAMS:
+        raise ConfigError(path, list(value), f"at most {MAX_HIDDEN_PARAMS} parameters between "
+                          f"hidden layers (these layers need {weights})",
+                          hint="use narrower or fewer layers")
     return tuple(value)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "dropout_rate",
     "initializer",
     "momentum",
+    "monitor",
     "optimizer",
     "registry",
     "schedule",
@@ -69,6 +70,10 @@ def rebase(err: ConfigError, old: str, new: str) -> ConfigError:
 def _option_value(value: Any, path: str) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(path, value, "a finite number")
+    limit = ck.INT_MAX if isinstance(value, int) else ck.FLOAT_MAX
+    if not isinstance(value, bool) and isinstance(value, (int, float)) and abs(value) > limit:
+        raise ConfigError(path, value, f"a number in [-{ck.FLOAT_MAX:.2g}, {ck.FLOAT_MAX:.2g}] "
+                          f"(float32 range; integers within 64 bits)", hint="use a smaller value")
     if isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Sequence):
@@ -314,3 +319,24 @@ def optimizer(value: Any, path: str) -> Any:
         raise rebase(err, old, path) from None
     return OptimizerConfig(name, lr, clips["clipnorm"], clips["clipvalue"],
                            clips["global_clipnorm"], tuple(sorted(options.items())))
+
+
+def monitor(value: Any, path: str) -> str:
+    """A quantity ``fit`` logs: ``loss`` or a registered metric, optionally ``val_``-prefixed.
+
+    >>> monitor("val_accuracy", "train.early_stopping.monitor")
+    'val_accuracy'
+    >>> monitor("val_los", "train.early_stopping.monitor")
+    Traceback (most recent call last):
+    ...
+    steadygrad.errors.ConfigError: train.early_stopping.monitor: got 'val_los';
+    expected loss or a metric name, optionally with val_ ...; did you mean 'val_loss'?
+    """
+    name = ck.string(value, path)
+    metrics = registry("steadygrad.train.metrics", "METRICS")
+    names = ["loss", *(metrics.all_names() if metrics is not None else [])]
+    allowed = [*names, *(f"val_{n}" for n in names)]
+    if name in allowed:
+        return name
+    raise ConfigError(path, value, "loss or a metric name, optionally with val_ (one of "
+                      + ", ".join(allowed) + ")", ck.close_match_hint(name, allowed))

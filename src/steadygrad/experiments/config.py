@@ -200,7 +200,7 @@ class EarlyStoppingConfig:
         'val_loss'
     """
 
-    monitor: str = field(default="val_loss", metadata=_m(ck.string))
+    monitor: str = field(default="val_loss", metadata=_m(_names.monitor))
     min_delta: float = field(default=0.0, metadata=_m(ck.non_negative_float))
     patience: int = field(default=0, metadata=_m(ck.integer(0)))
     mode: str = field(default="auto", metadata=_m(ck.choice("auto", "min", "max")))
@@ -248,6 +248,9 @@ class DiagnosticsConfig:
 
     enabled: bool = field(default=True, metadata=_m(ck.boolean))
     every: int = field(default=10, metadata=_m(ck.positive_int))
+    tensorboard: str | None = field(default=None, metadata=_m(ck.optional(ck.string)))
+    """Folder for TensorBoard event files (``fit(tensorboard=...)``); relative to the working
+    directory. None: no TensorBoard output."""
 
 
 @dataclass(frozen=True)

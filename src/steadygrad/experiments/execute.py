@@ -10,8 +10,8 @@ library calls, one per config section::
 
 then the run directory gets ``config.toml``/``config.json`` (first), ``history.csv``,
 ``health.json`` (when diagnostics are enabled), ``weights.safetensors`` and, last,
-``summary.json`` (see :mod:`steadygrad.experiments.store`), and an empty ``plots/`` folder for
-the report tools.
+``summary.json`` (see :mod:`steadygrad.experiments.store`); ``steadygrad report RUN_DIR``
+adds ``report.html``.
 
 The run's ``status`` is ``done``, ``diverged`` (training hit NaN/Inf: the summary's
 ``diverged`` entry gives the kind, the step and the first faulty layer) or ``failed`` (an
@@ -180,6 +180,7 @@ def fit_arguments(config: RunConfig) -> dict[str, Any]:
         "monitor": d.every if d.enabled else None,
         "seed": t.seed,
         "on_non_finite": t.on_non_finite,
+        "tensorboard": d.tensorboard,
     }
 
 
@@ -257,7 +258,7 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
     from steadygrad.experiments.space import run_id
 
     run_dir = Path(run_dir)
-    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir)
     started = time.time()
     summary: dict[str, Any] = {
@@ -291,6 +292,7 @@ def run_config(config: RunConfig, run_dir: str | Path, *, device: str | None = N
             summary.update(
                 final=history.last(), epochs_run=len(history),
                 seconds_per_epoch=sum(seconds) / len(seconds) if seconds else None,
+                step={k: history.params.get(k) for k in ("engine", "fallback", "threads")},
             )
         save_weights(model, run_dir / "weights.safetensors")
         summary["weights_sha256"] = hashlib.sha256(

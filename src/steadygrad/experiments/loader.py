@@ -48,9 +48,11 @@ else:  # pragma: no cover - Python 3.10 needs the tomli backport
 
 __all__ = [
     "MAX_CONFIG_BYTES",
+    "MAX_CONFIG_DEPTH",
     "apply_overrides",
     "dump_toml",
     "load_config",
+    "loads_json",
     "loads_toml",
     "loads_yaml",
     "parse_value",
@@ -60,6 +62,7 @@ __all__ = [
 ]
 
 MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 32
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")  # \Z: "$" would accept a final newline
 
 
@@ -73,7 +76,95 @@ class _NoAliasSafeLoader(yaml.SafeLoader):
                 "yaml", f"*{event.anchor}", "a document without aliases (anchors/aliases are "
                 "refused to prevent alias bombs)", hint="write the value out in full",
             )
-        return super().compose_node(parent, index)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_CONFIG_DEPTH:
+                raise _too_deep("yaml")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if key is not None and key in seen:
+                    raise _duplicate("yaml", key)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _too_deep(source: str) -> ConfigError:
+    return ConfigError(source, f"nesting deeper than {MAX_CONFIG_DEPTH} levels",
+                       f"tables and lists nested at most {MAX_CONFIG_DEPTH} levels deep",
+                       hint="flatten the file; run configs need 4 levels")
+
+
+def _duplicate(source: str, key: Any) -> ConfigError:
+    return ConfigError(source, f"duplicate key {key!r}", "each key at most once per table "
+                       "(as in TOML)", hint="remove one of the duplicates")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of tables/lists, computed without recursion (a scalar has depth 0)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, Mapping):
+            children: Iterable[Any] = node.values()
+        elif isinstance(node, (list, tuple)):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+        if deepest > MAX_CONFIG_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _bounded(data: Any, source: str) -> Any:
+    if _depth(data) > MAX_CONFIG_DEPTH:
+        raise _too_deep(source)
+    return data
+
+
+def _json_object(source: str) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise _duplicate(source, key)
+            out[key] = value
+        return out
+
+    return hook
+
+
+def loads_json(text: str, source: str = "json") -> dict[str, Any]:
+    """Parse JSON into a table: duplicate keys and nesting over ``MAX_CONFIG_DEPTH`` refused.
+
+    >>> loads_json('{"train": {"epochs": 2}}')
+    {'train': {'epochs': 2}}
+    >>> loads_json('{"a": 1, "a": 2}')
+    Traceback (most recent call last):
+    ...
+    steadygrad.errors.ConfigError: json: got "duplicate key 'a'"; expected each key at most ...
+    """
+    try:
+        data = json.loads(text, object_pairs_hook=_json_object(source))
+    except RecursionError:
+        raise _too_deep(source) from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(source, str(err), "valid JSON") from None
+    except ConfigError:
+        raise
+    except ValueError as err:  # e.g. an integer literal over Python's digit limit
+        raise ConfigError(source, str(err).splitlines()[0], "valid JSON") from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, data, "a JSON object at the top level")
+    return _bounded(data, source)
 
 
 def loads_yaml(text: str, source: str = "yaml") -> dict[str, Any]:
@@ -88,6 +179,12 @@ def loads_yaml(text: str, source: str = "yaml") -> dict[str, Any]:
     """
     try:
         data = yaml.load(text, Loader=_NoAliasSafeLoader)
+    except RecursionError:
+        raise _too_deep(source) from None
+    except ConfigError:
+        raise
+    except ValueError as err:  # e.g. an integer literal over Python's digit limit
+        raise ConfigError(source, str(err).splitlines()[0], "a valid YAML document") from None
     except yaml.YAMLError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(source, first, "a valid YAML document (safe subset: no Python "
@@ -96,7 +193,10 @@ def loads_yaml(text: str, source: str = "yaml") -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(source, data, "a mapping at the top level")
-    return data
+    for key in data:
+        if not isinstance(key, str):
+            raise ConfigError(source, key, "string keys at the top level")
+    return _bounded(data, source)
 
 
 def loads_toml(text: str, source: str = "toml") -> dict[str, Any]:
@@ -106,16 +206,24 @@ def loads_toml(text: str, source: str = "toml") -> dict[str, Any]:
     {'train': {'epochs': 3}}
     """
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise _too_deep(source) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(source, str(err), "valid TOML") from None
+    except ConfigError:
+        raise
+    except ValueError as err:  # e.g. an integer literal over Python's digit limit
+        raise ConfigError(source, str(err).splitlines()[0], "valid TOML") from None
+    return _bounded(data, source)
 
 
 def read_table(path: str | Path) -> dict[str, Any]:
     """Read a ``.toml``, ``.yaml``/``.yml`` or ``.json`` file into a plain table.
 
     Raises:
-        ConfigError: missing file, unknown suffix, file over ``MAX_CONFIG_BYTES``, bad syntax.
+        ConfigError: missing file, unknown suffix, file over ``MAX_CONFIG_BYTES``, bytes that
+            are not UTF-8, bad syntax, duplicate keys, nesting over ``MAX_CONFIG_DEPTH``.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "run.toml"
@@ -126,23 +234,27 @@ def read_table(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError("config file", str(path), "an existing file")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ConfigError("config file", str(path), f"a file under {MAX_CONFIG_BYTES} bytes")
-    text = path.read_text(encoding="utf-8")
     suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise ConfigError("config file", str(path), "a .toml, .yaml, .yml or .json file")
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ConfigError("config file", str(path), "a readable file",
+                          hint=err.strerror or type(err).__name__) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError("config file", str(path), f"a file under {MAX_CONFIG_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(str(path), f"a byte that is not UTF-8 at offset {err.start}",
+                          "a UTF-8 text file", hint="re-save the file as UTF-8") from None
     if suffix == ".toml":
         return loads_toml(text, str(path))
     if suffix in (".yaml", ".yml"):
         return loads_yaml(text, str(path))
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(str(path), str(err), "valid JSON") from None
-        if not isinstance(data, dict):
-            raise ConfigError(str(path), data, "a JSON object at the top level")
-        return data
-    raise ConfigError("config file", str(path), "a .toml, .yaml, .yml or .json file")
+    return loads_json(text, str(path))
 
 
 def parse_value(text: str) -> Any:
@@ -155,8 +267,12 @@ def parse_value(text: str) -> Any:
     """
     try:
         table = tomllib.loads(f"v = {text}")
-    except tomllib.TOMLDecodeError:
+    except RecursionError:
+        raise _too_deep("--set") from None
+    except (tomllib.TOMLDecodeError, ValueError):
         return text
+    if _depth(table) > MAX_CONFIG_DEPTH:
+        raise _too_deep("--set")
     value = table.get("v")
     if len(table) != 1 or isinstance(value, (_dt.date, _dt.time)):
         return text

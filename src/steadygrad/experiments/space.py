@@ -165,19 +165,26 @@ def _draw(rng: random.Random, spec: Mapping[str, Any], path: str) -> Any:
     return math.exp(rng.uniform(math.log(low), math.log(high)))
 
 
-def _random_points(raw: Any) -> list[list[tuple[str, Any]]]:
+def _random_points(raw: Any, repeats: int = 1) -> list[list[tuple[str, Any]]]:
     if not isinstance(raw, Mapping):
         raise ConfigError("random", raw, "a table with budget, seed and params")
     for key in raw:
         if key not in _RANDOM_KEYS:
             raise ck.unknown_key("random", key, _RANDOM_KEYS)
     budget = ck.positive_int(raw.get("budget"), "random.budget")
+    if budget > MAX_RUNS:  # capped before a single draw is made
+        raise ConfigError("random.budget", budget, f"at most {MAX_RUNS} draws",
+                          hint="lower the budget")
     seed = ck.integer(0)(raw.get("seed", 0), "random.seed")
     params = _flatten(raw.get("params", {}), "random.params",
                       lambda v: isinstance(v, Mapping) and "dist" in v)
     if not params:
         raise ConfigError("random.params", {}, "at least one distribution",
                           hint='e.g. "model.dropout" = {dist = "uniform", low = 0, high = 0.5}')
+    if budget * repeats > MAX_RUNS:  # grid x seeds x budget, counted before drawing
+        raise ConfigError("random.budget", budget, f"a sweep of at most {MAX_RUNS} runs "
+                          f"(grid x seeds x budget = {budget * repeats})",
+                          hint="lower the budget or shrink the grid")
     rng = random.Random(seed)
     return [[(key[len("random.params."):], _draw(rng, spec, key)) for key, spec in params]
             for _ in range(budget)]
@@ -243,13 +250,19 @@ def sweep_from_dict(raw: Mapping[str, Any], *, base_dir: str | Path | None = Non
     if len(set(seeds)) != len(seeds):
         raise ConfigError("seeds", seeds, "distinct seeds")
     axes = _axes(raw.get("axes", {}))
+    size = len(seeds)  # the grid's size, counted before anything is expanded
+    for _, values in axes:
+        size *= len(values)
+        if size > MAX_RUNS:
+            break
+    if size > MAX_RUNS:
+        total = len(seeds) * math.prod(len(values) for _, values in axes)
+        raise ConfigError("axes", f"{total} runs", f"at most {MAX_RUNS} runs",
+                          hint="shrink the grid")
     grid: list[list[tuple[str, Any]]] = [[]]
     for key, values in axes:
         grid = [[*point, (key, v)] for point in grid for v in values]
-    samples = _random_points(raw["random"]) if "random" in raw else [[]]
-    total = len(grid) * len(samples) * len(seeds)
-    if total > MAX_RUNS:
-        raise ConfigError("axes", total, f"at most {MAX_RUNS} runs", hint="shrink the grid")
+    samples = _random_points(raw["random"], size) if "random" in raw else [[]]
     keys = [k for k, _ in axes] + [k for k, _ in (samples[0] if samples else [])]
     short = _short_names(keys)
     runs: list[PlannedRun] = []

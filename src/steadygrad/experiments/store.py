@@ -8,7 +8,7 @@ Layout of a run directory (written by :func:`steadygrad.experiments.execute.run_
         health.json                the gradient-health report (when diagnostics are enabled)
         weights.safetensors        final weights
         summary.json               status, final metrics, timings, versions, seeds, threads
-        plots/                     figures added by the report tools
+        report.html                added by steadygrad report RUN_DIR (self-contained)
 
 Every file is written atomically (temporary file in the same folder, ``fsync``,
 ``os.replace``, ``fsync`` of the folder): a reader sees the old file or the new one, never half.

@@ -19,15 +19,16 @@ optimizer              momentum (or RMSProp or Nadam)         momentum (or RMSPr
 learning rate schedule 1cycle                                 1cycle
 =====================  =====================================  ==============================
 
-"Don't forget to normalize the input features!" (ibid.): both recipes ask ``fit`` to
-standardize inputs.
+"Don't forget to normalize the input features!" (ibid.): both recipes ask the data loader to
+standardize inputs (``Recipe.data_kwargs``, for ``steadygrad.data.load``); ``fit_kwargs`` holds
+only arguments of ``steadygrad.fit``, so ``fit(recipe.model, data, **recipe.fit_kwargs)`` works.
 
 Example:
     >>> recipe = default_dnn((1, 28, 28), 10, seed=0)
     >>> [type(m).__name__ for m in recipe.model]
     ['Flatten', 'Linear', 'ELU', 'Linear', 'ELU', 'Linear']
-    >>> recipe.fit_kwargs["optimizer"], recipe.fit_kwargs["schedule"]
-    ('nadam', 'one_cycle')
+    >>> recipe.fit_kwargs["optimizer"], recipe.fit_kwargs["schedule"], recipe.data_kwargs
+    ('nadam', 'one_cycle', {'standardize': True})
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ gradient problems batch norm fixes (Ioffe & Szegedy, 2015) grow with depth; with
 ELU a net of up to ~10 dense layers trains well without it.
 """
 
+_DATA_KWARGS = {"standardize": True}
+
 OPTIMIZERS: dict[str, tuple[str, float, str]] = {
     "nadam": ("nadam", 1e-3, "Nadam"),
     "nesterov": ("nesterov", 1e-2, "SGD momentum 0.9 + Nesterov"),
@@ -76,8 +79,9 @@ class Recipe:
     Attributes:
         model: the network, ready to train.
         fit_kwargs: keyword arguments for ``steadygrad.fit`` (``optimizer``,
-            ``learning_rate``, ``schedule``, ``early_stopping``, ``standardize``).
+            ``learning_rate``, ``schedule``, ``early_stopping``).
         reasons: one line per choice, with its source.
+        data_kwargs: keyword arguments for ``steadygrad.data.load`` (``standardize``).
 
     Example:
         >>> r = Recipe(nn.Sequential(nn.Linear(2, 1)), {"optimizer": "nadam"}, ("why",))
@@ -88,6 +92,7 @@ class Recipe:
     model: nn.Sequential
     fit_kwargs: dict[str, Any] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
+    data_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def explain(self) -> str:
         """The reasons as a bulleted list.
@@ -118,7 +123,6 @@ def _fit_kwargs(
         "learning_rate": float(learning_rate if learning_rate is not None else default_lr),
         "schedule": "one_cycle",
         "early_stopping": {"patience": patience, "restore_best_weights": True},
-        "standardize": True,
     }
     return kwargs, label
 
@@ -206,7 +210,7 @@ def default_dnn(
         ),
         *_common_reasons(3, opt_name, kw),
     )
-    return Recipe(model=model, fit_kwargs=kw, reasons=reasons)
+    return Recipe(model=model, fit_kwargs=kw, reasons=reasons, data_kwargs=dict(_DATA_KWARGS))
 
 
 def self_normalizing(
@@ -248,7 +252,7 @@ def self_normalizing(
         >>> r = self_normalizing(64, 10, dropout=0.1, seed=0)
         >>> [type(m).__name__ for m in r.model]
         ['Linear', 'SELU', 'AlphaDropout', 'Linear', 'SELU', 'AlphaDropout', 'Linear']
-        >>> r.fit_kwargs["standardize"]
+        >>> r.data_kwargs["standardize"]
         True
     """
     if not isinstance(mc_dropout, bool):
@@ -275,4 +279,4 @@ def self_normalizing(
         ),
         *_common_reasons(4, opt_name, kw),
     )
-    return Recipe(model=model, fit_kwargs=kw, reasons=reasons)
+    return Recipe(model=model, fit_kwargs=kw, reasons=reasons, data_kwargs=dict(_DATA_KWARGS))

@@ -6,7 +6,9 @@ from steadygrad.optim.clipping import clip_by_norm_ as clip_by_norm_
 from steadygrad.optim.clipping import clip_by_value_ as clip_by_value_
 from steadygrad.optim.clipping import global_norm as global_norm
 from steadygrad.optim.lr_finder import LRFinderResult as LRFinderResult
+from steadygrad.optim.lr_finder import NoSuggestionError as NoSuggestionError
 from steadygrad.optim.lr_finder import lr_find as lr_find
+from steadygrad.optim.lr_finder import suggest_lr as suggest_lr
 from steadygrad.optim.optimizers import OPTIMIZERS as OPTIMIZERS
 from steadygrad.optim.optimizers import make_optimizer as make_optimizer
 from steadygrad.optim.plateau import PerformanceScheduler as PerformanceScheduler
@@ -26,6 +28,7 @@ __all__ = [
     "SCHEDULES",
     "GradientClipper",
     "LRFinderResult",
+    "NoSuggestionError",
     "PerformanceScheduler",
     "Schedule",
     "clip_by_global_norm_",
@@ -42,4 +45,5 @@ __all__ = [
     "piecewise_constant",
     "plot_schedule",
     "power",
+    "suggest_lr",
 ]

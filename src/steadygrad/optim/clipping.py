@@ -195,7 +195,7 @@ def clip_by_global_norm_(params: Params, max_norm: float) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class GradientClipper:
-    """Clip gradients in place with at most one of Keras's three options; report the norm.
+    """Clip gradients in place with Keras's options; report the pre-clip norm.
 
     ``clipper(params)`` clips ``p.grad`` in place and returns the *pre-clip* global gradient
     norm as a 0-dim tensor on the device (no ``.item()``, no synchronization), so the trainer
@@ -206,9 +206,13 @@ class GradientClipper:
         clipnorm: rescale each tensor to norm <= clipnorm (:func:`clip_by_norm_`).
         global_clipnorm: rescale all tensors together (:func:`clip_by_global_norm_`).
 
+    ``clipvalue`` combines with ``clipnorm`` or ``global_clipnorm`` (the chapter suggests
+    trying both): elements are clamped first, then the norm is bounded, so the result
+    satisfies both bounds. ``clipnorm`` and ``global_clipnorm`` exclude each other.
+
     Raises:
-        ConfigError: a value that is not a finite number > 0, or more than one option set
-            (Keras allows only one; chain two clippers if you really want both).
+        ConfigError: a value that is not a finite number > 0, or both ``clipnorm`` and
+            ``global_clipnorm`` set.
 
     Example:
         >>> import torch
@@ -217,10 +221,14 @@ class GradientClipper:
         >>> norm = GradientClipper(clipvalue=1.0)(w)
         >>> float(norm), w.grad.tolist()
         (5.0, [-1.0, 1.0])
-        >>> GradientClipper(clipnorm=1.0, clipvalue=1.0)
+        >>> w.grad = torch.tensor([-3.0, 4.0])
+        >>> norm = GradientClipper(clipvalue=2.0, clipnorm=1.0)(w)  # value first, then norm
+        >>> float(norm), [round(g, 4) for g in w.grad.tolist()]
+        (5.0, [-0.7071, 0.7071])
+        >>> GradientClipper(clipnorm=1.0, global_clipnorm=1.0)
         Traceback (most recent call last):
         ...
-        steadygrad.errors.ConfigError: clipping: got {'clipvalue': 1.0, 'clipnorm': 1.0}; ...
+        steadygrad.errors.ConfigError: clipping: got {'clipnorm': 1.0, 'global_clipnorm': 1.0}; ...
     """
 
     clipvalue: float | None = None
@@ -233,10 +241,11 @@ class GradientClipper:
             for name in ("clipvalue", "clipnorm", "global_clipnorm")
             if getattr(self, name) is not None
         }
-        if len(chosen) > 1:
+        if "clipnorm" in chosen and "global_clipnorm" in chosen:
             raise ConfigError(
-                "clipping", chosen, "at most one of clipvalue, clipnorm, global_clipnorm",
-                hint="Keras allows only one; keep one or chain two GradientClipper calls",
+                "clipping", {k: chosen[k] for k in ("clipnorm", "global_clipnorm")},
+                "at most one of clipnorm (per tensor) and global_clipnorm (all tensors)",
+                hint="keep one; clipvalue may be added to either",
             )
         for name, value in chosen.items():
             object.__setattr__(self, name, _threshold(name, value))
@@ -263,6 +272,15 @@ class GradientClipper:
         """
         squares = [(g * g).sum() for g in grads]
         norm = torch.stack(squares).sum().sqrt()
+        if self.clipvalue is not None and (self.clipnorm or self.global_clipnorm):
+            grads = [g.clamp(-self.clipvalue, self.clipvalue) for g in grads]
+            squares = [(g * g).sum() for g in grads]
+            if self.global_clipnorm is not None:
+                after = torch.stack(squares).sum().sqrt()
+                scale = torch.clamp(self.global_clipnorm / (after + 1e-6), max=1.0)
+                return [g * scale for g in grads], norm
+            return [g * torch.clamp(self.clipnorm / sq.sqrt(), max=1.0)  # type: ignore[arg-type,operator]
+                    for g, sq in zip(grads, squares, strict=True)], norm
         if self.global_clipnorm is not None:  # clip_grad_norm_: max / (norm + 1e-6), at most 1
             scale = torch.clamp(self.global_clipnorm / (norm + 1e-6), max=1.0)
             return [g * scale for g in grads], norm
@@ -277,6 +295,14 @@ class GradientClipper:
     def __call__(self, params: Params) -> torch.Tensor:
         """Clip ``p.grad`` of ``params`` in place; return the pre-clip global norm (0-dim)."""
         params = _params(params)
+        if self.clipvalue is not None and (self.clipnorm or self.global_clipnorm):
+            total = global_norm(params)
+            clip_by_value_(params, self.clipvalue)
+            if self.global_clipnorm is not None:
+                clip_by_global_norm_(params, self.global_clipnorm)
+            else:
+                clip_by_norm_(params, self.clipnorm)  # type: ignore[arg-type]
+            return total
         if self.global_clipnorm is not None:
             return clip_by_global_norm_(params, self.global_clipnorm)
         if self.clipnorm is not None:

@@ -8,12 +8,20 @@ exponential moving average with bias correction (as in fastai):
 The test stops early once ``smooth_i > diverge_factor * min_j smooth_j`` or the loss is not
 finite.
 
-Suggestions (both are returned in ``result.suggestions``; ``result.suggestion`` is the first):
+Suggestions (:func:`suggest_lr`; the CLI ``steadygrad lr-find`` and the doctor use the same
+function). The rules read the raw losses smoothed by a *centered* moving average over ``w``
+steps (``w = max(3, n // 10)``, odd; :func:`centered_average`), which unlike the lagging EMA
+does not shift the curve to larger rates and is not dominated by the first noisy steps:
 
-* ``"steepest"``: the rate where the smoothed loss falls fastest, i.e. the minimum of
-  ``d smooth / d log10(lr)`` (fastai's ``steep``);
-* ``"min_loss_div10"``: the rate of the lowest smoothed loss divided by 10 (fastai's
-  ``minimum``; the classic rule of thumb: one order of magnitude below where the loss bottoms).
+* ``"steepest"`` (the suggestion): the rate where the smoothed loss falls fastest,
+  ``argmin d smooth / d log10(lr)``, searched only *before* the lowest smoothed loss (so the
+  divergence never counts), hence always inside the explored range;
+* ``"min_loss_div10"``: the rate of the lowest smoothed loss divided by 10 (Géron's rule of
+  thumb; fastai's ``minimum``), clipped to the explored range.
+
+On a flat curve there is nothing to read: when the smoothed loss never falls by at least
+``MIN_DROP`` (5%) of its starting value, :func:`suggest_lr` raises :class:`NoSuggestionError`
+with what was measured instead of returning the first rate tried.
 
 Everything the test touches is put back exactly: parameters and buffers (batch-norm
 statistics), gradients, the optimizer's state and hyperparameters when an optimizer instance is
@@ -29,6 +37,8 @@ Example:
     >>> result = lr_find(model, (x, y), num_steps=60, end_lr=10.0, seed=0)
     >>> sorted(result.suggestions), 1e-7 <= result.suggestion <= 10
     (['min_loss_div10', 'steepest'], True)
+    >>> result  # doctest: +ELLIPSIS
+    LRFinderResult(steps=..., lr 1e-07..., suggestion=...)
     >>> all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     True
 """
@@ -45,9 +55,45 @@ import numpy as np
 import torch
 from torch import nn
 
-from steadygrad.errors import ConfigError
+from steadygrad.errors import ConfigError, SteadygradError
 
-__all__ = ["LRFinderResult", "lr_find", "smooth_losses", "suggest_lrs"]
+__all__ = [
+    "MIN_DROP",
+    "LRFinderResult",
+    "NoSuggestionError",
+    "centered_average",
+    "lr_find",
+    "smooth_losses",
+    "suggest_lr",
+    "suggest_lrs",
+]
+
+MIN_DROP = 0.05
+"""A curve whose smoothed loss never falls below ``(1 - MIN_DROP)`` times its start is flat."""
+
+
+class NoSuggestionError(SteadygradError, ValueError):
+    """The range test's loss curve gives no learning rate (flat, or too short); the message
+    says what was measured and what to check."""
+
+
+def centered_average(values: list[float], window: int) -> list[float]:
+    """Centered moving average; the ends average the part of the window that exists.
+
+    >>> centered_average([0.0, 3.0, 0.0, 3.0], 3)
+    [1.5, 1.0, 2.0, 1.5]
+    """
+    arr = np.asarray(values, dtype=float)
+    half = window // 2
+    out = []
+    for i in range(len(arr)):
+        out.append(float(arr[max(0, i - half) : i + half + 1].mean()))
+    return out
+
+
+def _window(n: int) -> int:
+    w = max(3, n // 10)
+    return w if w % 2 else w + 1
 
 
 def smooth_losses(losses: list[float], beta: float) -> list[float]:
@@ -63,40 +109,84 @@ def smooth_losses(losses: list[float], beta: float) -> list[float]:
     return out
 
 
-def suggest_lrs(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
-    """``{"steepest": ..., "min_loss_div10": ...}`` from a range test (see the module doc).
+def suggest_lrs(lrs: list[float], smoothed: list[float],
+                min_drop: float = MIN_DROP) -> dict[str, float]:
+    """``{"steepest": ..., "min_loss_div10": ...}`` from an already smoothed curve.
 
-    >>> lrs = [1e-3, 1e-2, 1e-1, 1.0]
-    >>> suggest_lrs(lrs, [1.0, 0.9, 0.3, 2.0])["min_loss_div10"]
-    0.01
+    Raises:
+        NoSuggestionError: fewer than three points, a curve that never falls by ``min_drop``
+            of its start, or one that is lowest at its start.
+
+    >>> lrs = [10.0 ** e for e in range(-5, 1)]
+    >>> suggest_lrs(lrs, [2.0, 1.9, 1.5, 0.6, 0.5, 3.0])
+    {'steepest': 0.001, 'min_loss_div10': 0.01}
+    >>> suggest_lrs(lrs, [2.0, 2.0, 1.99, 2.0, 1.98, 3.0])
+    Traceback (most recent call last):
+    ...
+    steadygrad.optim.lr_finder.NoSuggestionError: no learning rate suggested: the smoothed loss ...
     """
-    if len(lrs) < 2:
-        raise ValueError("the range test recorded fewer than two finite losses")
+    if len(lrs) < 3:
+        raise NoSuggestionError(
+            f"no learning rate suggested: the range test recorded {len(lrs)} finite losses "
+            "(3 or more needed); run more --steps or start at a lower rate")
     loss = np.asarray(smoothed, dtype=float)
-    log_lr = np.log10(np.asarray(lrs, dtype=float))
-    slope = np.gradient(loss, log_lr)
+    lowest = int(np.argmin(loss))
+    start = float(loss[0])
+    drop = (start - float(loss[lowest])) / abs(start) if start else 0.0
+    if drop < min_drop or lowest < 2:
+        raise NoSuggestionError(
+            f"no learning rate suggested: the smoothed loss never fell as the rate grew from "
+            f"{lrs[0]:.3g} to {lrs[-1]:.3g} (from {start:.4g} to at best {loss[lowest]:.4g} "
+            f"at {lrs[lowest]:.3g}, a {max(drop, 0.0):.1%} drop; at least {min_drop:.0%} "
+            "needed). The model does not learn at any rate tried: check the data, the "
+            "initialization and the activations (steadygrad diagnose) before tuning the rate")
+    log_lr = np.log10(np.asarray(lrs[: lowest + 1], dtype=float))
+    slope = np.gradient(loss[: lowest + 1], log_lr)
     return {
         "steepest": float(lrs[int(np.argmin(slope))]),
-        "min_loss_div10": float(lrs[int(np.argmin(loss))]) / 10.0,
+        "min_loss_div10": max(float(lrs[lowest]) / 10.0, float(lrs[0])),
     }
 
 
-@dataclass
+def suggest_lr(lrs: list[float], losses: list[float], min_drop: float = MIN_DROP) -> float:
+    """The learning rate to use from a range test: the steepest-descent rule (module doc).
+
+    The one rule of the library: ``lr_find``'s ``result.suggestion``, ``steadygrad lr-find``
+    and the doctor's ``"lr_find"`` remedy all call this function.
+
+    Args:
+        lrs: the rate of each recorded step (increasing).
+        losses: the raw loss of each step (finite).
+        min_drop: the smallest relative fall of the smoothed loss that counts as learning.
+
+    Raises:
+        NoSuggestionError: a flat or too short curve, with what was measured.
+
+    Example:
+        >>> lrs = [10.0 ** (e / 4) for e in range(-20, 1)]
+        >>> losses = [2.3 - 2.0 / (1 + 10 ** (-2 - math.log10(lr))) for lr in lrs]
+        >>> round(math.log10(suggest_lr(lrs, losses)), 2)  # the sigmoid's midpoint, 1e-2
+        -2.0
+    """
+    return suggest_lrs(lrs, centered_average(losses, _window(len(losses))), min_drop)["steepest"]
+
+
+@dataclass(repr=False)
 class LRFinderResult:
     """Outcome of :func:`lr_find`.
 
     Attributes:
         lrs: the rate of each recorded step.
         losses: the raw training loss of each step.
-        smoothed: the bias-corrected EMA of the losses.
-        suggestions: ``{"steepest": lr, "min_loss_div10": lr}``.
-        suggestion: ``suggestions["steepest"]``.
+        smoothed: the bias-corrected EMA of the losses (fastai's display curve).
+        suggestions: ``{"steepest": lr, "min_loss_div10": lr}`` (empty when refused).
         stopped_early: True when the loss diverged before ``num_steps``.
+        refusal: why no rate is suggested (a flat curve), or None.
 
     >>> r = LRFinderResult([1e-3, 1e-2, 1e-1], [1.0, 0.5, 2.0], [1.0, 0.7, 1.2],
     ...                    {"steepest": 1e-2, "min_loss_div10": 1e-3})
-    >>> r.suggestion
-    0.01
+    >>> r.suggestion, r
+    (0.01, LRFinderResult(steps=3, lr 0.001..0.1, suggestion=0.01))
     """
 
     lrs: list[float]
@@ -104,14 +194,27 @@ class LRFinderResult:
     smoothed: list[float]
     suggestions: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
+    refusal: str | None = None
+
+    def __repr__(self) -> str:
+        span = f"lr {self.lrs[0]:.3g}..{self.lrs[-1]:.3g}" if self.lrs else "no steps"
+        said = (f"suggestion={self.suggestions['steepest']:.3g}"
+                if "steepest" in self.suggestions else "no suggestion (flat curve)")
+        early = ", stopped_early=True" if self.stopped_early else ""
+        return f"LRFinderResult(steps={len(self.lrs)}, {span}, {said}{early})"
 
     @property
     def suggestion(self) -> float:
-        """The steepest-descent rate (see the module doc for the rule)."""
+        """The steepest-descent rate (:func:`suggest_lr`); raises :class:`NoSuggestionError`
+        with the measured reason when the curve is flat."""
+        if "steepest" not in self.suggestions:
+            raise NoSuggestionError(self.refusal or "no learning rate suggested")
         return self.suggestions["steepest"]
 
     def plot(self, path: str | Path | None = None) -> Any:
-        """Plot smoothed loss against the rate (log axis) with both suggestions marked.
+        """Loss against the rate on a log axis, the suggestions marked; the y range shows the
+        curve up to its lowest point and a little beyond, so a divergence spike at the end
+        does not flatten it.
 
         Needs matplotlib. Saves to ``path`` when given; returns the Figure.
         """
@@ -123,15 +226,24 @@ class LRFinderResult:
         fig = Figure(figsize=(6, 4))
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(1, 1, 1)
-        ax.plot(self.lrs, self.losses, alpha=0.3, label="loss")
-        ax.plot(self.lrs, self.smoothed, label="smoothed loss")
+        curve = centered_average(self.losses, _window(len(self.losses))) if self.losses else []
+        ax.plot(self.lrs, self.losses, alpha=0.3, label="loss (each step)")
+        ax.plot(self.lrs, curve, label="smoothed loss (centered average)")
         colors = ("tab:red", "tab:green")
-        for (name, lr), color in zip(self.suggestions.items(), colors, strict=True):
+        for (name, lr), color in zip(self.suggestions.items(), colors, strict=False):
             ax.axvline(lr, color=color, linestyle="--", label=f"{name}: {lr:.2g}")
+        if curve:
+            lowest = int(np.argmin(curve))
+            shown = curve[: min(len(curve), lowest + max(2, len(curve) // 20) + 1)]
+            top, bottom = max(max(shown), curve[0]), min(curve)
+            pad = 0.1 * (top - bottom) or 0.1 * abs(top) or 0.1
+            ax.set_ylim(bottom - pad, top + pad)
         ax.set_xscale("log")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("loss")
-        ax.legend()
+        ax.set_xlabel("learning rate (log scale)")
+        ax.set_ylabel("training loss")
+        if self.refusal is not None:
+            ax.set_title("no suggestion: the loss never fell", fontsize=10)
+        ax.legend(fontsize=8)
         if path is not None:
             fig.savefig(str(path))
         return fig
@@ -266,5 +378,9 @@ def lr_find(
         set_rng_state(saved_rng)
     end = len(lrs) - 1 if stopped and len(lrs) > 2 else len(lrs)  # drop the diverging point
     result = LRFinderResult(lrs, losses, smoothed, stopped_early=stopped)
-    result.suggestions = suggest_lrs(lrs[:end], smoothed[:end])
+    try:
+        result.suggestions = suggest_lrs(
+            lrs[:end], centered_average(losses[:end], _window(end)))
+    except NoSuggestionError as e:
+        result.refusal = str(e)
     return result

@@ -282,10 +282,23 @@ def _unknown(path: str, given: str, allowed: Iterable[str]) -> ConfigError:
     return ConfigError(path, given, f"one of {', '.join(allowed)}", hint=hint)
 
 
+def _legacy_decay(path: str, decay: Any) -> ConfigError:
+    """Legacy Keras ``decay=d`` is power scheduling ``lr0 / (1 + t/s)`` with ``s = 1/d``."""
+    s = f"{1 / decay:g}" if isinstance(decay, (int, float)) and decay > 0 else "1/decay"
+    return ConfigError(
+        f"{path}.decay", decay, "no 'decay' key: legacy Keras decay is a learning-rate schedule",
+        hint=f"use power scheduling, lr0 / (1 + step/s) with s = 1/decay: "
+        f"schedule={{'name': 'power', 's': {s}}} in fit, or [train.schedule] name = \"power\", "
+        f"s = {s} in a config",
+    )
+
+
 def _validated(name: str, spec: OptimizerSpec, hyper: Mapping[str, Any]) -> dict[str, Any]:
     path = f"optimizer.{name}"
     for key in hyper:
         if key not in spec.defaults:
+            if key == "decay":  # legacy Keras SGD(decay=d): lr0 / (1 + d * t), the chapter's
+                raise _legacy_decay(path, hyper[key])
             keras = _TORCH_TO_KERAS.get(key)
             if keras is not None and keras.split()[0] in spec.defaults:
                 raise ConfigError(

@@ -392,6 +392,13 @@ def make_schedule(
     if name == "cosine":
         if "decay_steps" not in kw:
             warmup = _steps("schedule.cosine.warmup_steps", kw.get("warmup_steps", 0), minimum=0)
-            kw["decay_steps"] = _need_total(name, total_steps, "decay_steps") - warmup
+            total = _need_total(name, total_steps, "decay_steps")
+            if warmup >= total:
+                raise ConfigError(
+                    "schedule.cosine.warmup_steps", warmup,
+                    f"fewer than the run's {total} steps (decay_steps defaults to total steps "
+                    "minus warmup_steps)",
+                    hint="lower warmup_steps, train more epochs or set decay_steps")
+            kw["decay_steps"] = total - warmup
         return cosine(learning_rate, **kw)
     return one_cycle(learning_rate, _need_total(name, total_steps), **kw)

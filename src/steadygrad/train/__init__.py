@@ -16,6 +16,7 @@ from steadygrad.train.evaluate import predict as predict
 from steadygrad.train.evaluate import predict_proba as predict_proba
 from steadygrad.train.history import Best as Best
 from steadygrad.train.history import History as History
+from steadygrad.train.learning_rate import set_learning_rate as set_learning_rate
 from steadygrad.train.loggers import CSVLogger as CSVLogger
 from steadygrad.train.loggers import JSONLLogger as JSONLLogger
 from steadygrad.train.loggers import TensorBoard as TensorBoard
@@ -33,7 +34,6 @@ from steadygrad.train.metrics import get_metric as get_metric
 from steadygrad.train.progress import ProgressBar as ProgressBar
 from steadygrad.train.state import seed_everything as seed_everything
 from steadygrad.train.step import build_step as build_step
-from steadygrad.train.step import set_learning_rate as set_learning_rate
 
 __all__ = [
     "CALLBACKS",

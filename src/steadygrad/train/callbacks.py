@@ -157,6 +157,8 @@ class CallbackList:
                 )
             cb.set_trainer(trainer)
         self.trainer = trainer
+        self.dispatched = 0
+        """Dispatches that reached a callback so far (see :meth:`dispatch`)."""
         self._handlers = {
             event: [
                 getattr(cb, event)
@@ -171,9 +173,15 @@ class CallbackList:
         return bool(self._handlers[event])
 
     def dispatch(self, event: str, *args: Any) -> bool:
-        """Call ``event`` on every overriding callback; True when training should stop."""
+        """Call ``event`` on every overriding callback; True when training should stop.
+
+        A call that reaches a callback moves :attr:`dispatched` (the callback may have changed
+        the model: a traced training step reads the model's state again when it moved)."""
+        handlers = self._handlers[event]
+        if handlers:
+            self.dispatched += 1
         stop = False
-        for handler in self._handlers[event]:
+        for handler in handlers:
             if handler(*args):
                 stop = True
         if stop:

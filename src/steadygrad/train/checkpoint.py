@@ -47,6 +47,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointManager",
     "atomic_write_bytes",
+    "check_resume_state",
     "is_finite_model",
     "load_weights",
     "pack",
@@ -179,14 +180,83 @@ def load_weights(model: nn.Module, path: str | Path | Mapping[str, torch.Tensor]
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
-    if missing or unexpected or wrong:
+    kind = [k for k in own if k in state
+            and own[k].is_floating_point() != state[k].is_floating_point()]
+    if missing or unexpected or wrong or kind:
         raise CheckpointError(
             f"weights do not match the model: missing {missing}, unexpected {unexpected}, "
             f"shape mismatch {[(k, tuple(own[k].shape), tuple(state[k].shape)) for k in wrong]}"
+            + (f", dtype mismatch {[(k, own[k].dtype, state[k].dtype) for k in kind]}"
+               if kind else "")
         )
     with torch.no_grad():
         for k, v in own.items():
             v.copy_(state[k])
+
+
+_PARTIAL_KEYS = ("shuffle", "loss_sum", "pen_sum", "norm_sum", "norm_count", "skipped", "seen",
+                 "begin", "checked", "outs", "targets")
+
+
+def check_resume_state(state: Any, path: str | Path, epochs: int | None = None) -> None:
+    """Validate the training state of a checkpoint before anything is restored from it.
+
+    A checkpoint is read back from disk, so it is untrusted: each field ``fit`` needs is
+    checked for presence and type, counters for range (``0 <= epoch <= epochs``).
+
+    Raises:
+        CheckpointError: naming the checkpoint, the field, what was found and what is allowed.
+
+    >>> check_resume_state({"epoch": -5}, "ck/epoch-0001")
+    Traceback (most recent call last):
+    ...
+    steadygrad.errors.CheckpointError: ck/epoch-0001: state.epoch is -5; expected an integer >= 0
+    """
+
+    def bad(field: str, value: Any, expected: str) -> CheckpointError:
+        shown = repr(value) if len(repr(value)) < 80 else f"a {type(value).__name__}"
+        return CheckpointError(f"{path}: state.{field} is {shown}; expected {expected}")
+
+    def count(container: Mapping[str, Any], field: str, prefix: str = "") -> int:
+        value = container.get(field)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad(prefix + field, value, "an integer >= 0")
+        return value
+
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: state is a {type(state).__name__}; expected a table")
+    epoch = count(state, "epoch")
+    if epochs is not None and epoch > epochs:
+        raise bad("epoch", epoch, f"at most epochs={epochs} (this run's length)")
+    count(state, "global_step")
+    optimizer = state.get("optimizer")
+    if not isinstance(optimizer, Mapping) or not isinstance(optimizer.get("state"), Mapping) \
+            or not isinstance(optimizer.get("param_groups"), list) \
+            or not all(isinstance(g, Mapping) for g in optimizer["param_groups"]):
+        raise bad("optimizer", optimizer, "an optimizer state_dict (state, param_groups)")
+    history = state.get("history")
+    if not isinstance(history, Mapping) or not isinstance(history.get("history"), Mapping) \
+            or not isinstance(history.get("epoch"), list) \
+            or not all(isinstance(v, list) for v in history["history"].values()):
+        raise bad("history", history, "a History state_dict (history, epoch)")
+    rng = state.get("rng")
+    if not isinstance(rng, Mapping) or not all(isinstance(v, torch.Tensor) for v in rng.values()):
+        raise bad("rng", rng, "a table of RNG state tensors")
+    for field in ("config", "plateau"):
+        if state.get(field) is not None and not isinstance(state[field], Mapping):
+            raise bad(field, state[field], "a table")
+    partial = state.get("partial")
+    if partial is None:
+        return
+    if not isinstance(partial, Mapping) or any(k not in partial for k in _PARTIAL_KEYS):
+        raise bad("partial", partial, f"None or a table with {', '.join(_PARTIAL_KEYS)}")
+    if not isinstance(partial["shuffle"], torch.Tensor):
+        raise bad("partial.shuffle", partial["shuffle"], "a tensor")
+    for key in ("norm_count", "skipped", "seen", "begin", "checked"):
+        count(partial, key, "partial.")
+    for key in ("outs", "targets"):
+        if not isinstance(partial[key], list):
+            raise bad(f"partial.{key}", partial[key], "a list of tensors")
 
 
 def is_finite_model(model: nn.Module) -> bool:
@@ -198,6 +268,12 @@ def is_finite_model(model: nn.Module) -> bool:
     return all(
         bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()
     )
+
+
+def _plain_name(name: Any) -> bool:
+    """A single, ordinary entry name: no separator, not ``.``/``..``, not hidden."""
+    return (isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name
+            and "\0" not in name and not name.startswith("."))
 
 
 @dataclass
@@ -250,22 +326,36 @@ class CheckpointManager:
                 removed.append(p)
         return removed
 
+    def _inside(self, path: Path) -> bool:
+        """Whether ``path`` resolves (symlinks followed) to an entry of this directory."""
+        try:
+            return path.resolve().parent == self.directory.resolve()
+        except (OSError, RuntimeError):
+            return False
+
     def checkpoints(self) -> list[Path]:
-        """Complete checkpoint directories, oldest first."""
+        """Complete checkpoint directories, oldest first (symlinks leaving the directory are
+        not checkpoints)."""
         return sorted(
             p for p in self.directory.iterdir()
             if p.is_dir() and not p.name.startswith(TMP_PREFIX) and (p / "state.json").is_file()
+            and self._inside(p)
         )
 
     def latest(self) -> Path | None:
-        """The checkpoint the ``latest`` pointer names (or the newest complete one), or None."""
+        """The checkpoint the ``latest`` pointer names (or the newest complete one), or None.
+
+        The pointer is untrusted: only a plain entry name of this directory is followed (no
+        ``/``, no ``..``, no absolute path, no symlink out of the directory).
+        """
         pointer = self.directory / "latest"
         if pointer.is_file():
             try:
-                name = json.loads(pointer.read_text())["checkpoint"]
-                if (self.directory / name / "state.json").is_file():
+                name = json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
+                if _plain_name(name) and self._inside(self.directory / name) and (
+                        self.directory / name / "state.json").is_file():
                     return self.directory / name
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, OSError):
                 pass
         found = self.checkpoints()
         return found[-1] if found else None
@@ -332,16 +422,19 @@ class CheckpointManager:
         target = Path(path) if path is not None else self.latest()
         if target is None:
             raise CheckpointError(f"no checkpoint in {self.directory}")
+        if not self._inside(target):
+            raise CheckpointError(f"{target} is not a checkpoint of {self.directory} (it "
+                                  "resolves outside it); checkpoints are read only from there")
         try:
-            structure = json.loads((target / "state.json").read_text())
-        except (OSError, ValueError) as e:
+            structure = json.loads((target / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as e:
             raise CheckpointError(f"{target}/state.json is missing or not valid JSON: {e}") from e
         if not isinstance(structure, dict) or structure.get("format") != FORMAT:
             raise CheckpointError(f"{target} is not a {FORMAT} checkpoint")
         tensors = read_tensors(target / "state.safetensors")
         try:
             state = unpack(structure["state"], tensors)
-        except (TypeError, ValueError, AttributeError, KeyError) as e:
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as e:
             raise CheckpointError(
                 f"{target}/state.json has a malformed structure ({type(e).__name__}: {e})"
             ) from e

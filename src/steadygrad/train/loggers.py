@@ -163,8 +163,9 @@ class TensorBoard(Callback):
     Args:
         log_dir: the event-file directory.
 
-    Tags: ``epoch/<name>`` per epoch; at the end of training, if a monitor was attached,
-    ``health/<series>/<layer>`` at each sampled step.
+    Tags: ``epoch/<name>`` per epoch; at the end of training, if a monitor was attached, its
+    report in the scheme of :mod:`steadygrad.integrations.tensorboard` (``health/grad_norm``,
+    ``health/<series>/<layer>``, ``health/findings/<severity>``, activation histograms).
 
     >>> import importlib.util, tempfile
     >>> if importlib.util.find_spec("tensorboard"):
@@ -196,10 +197,8 @@ class TensorBoard(Callback):
             return
         monitor = getattr(self.trainer, "monitor", None)
         if monitor is not None:
-            series = monitor.report().series
-            for key, values in series.values.items():
-                for j, layer in enumerate(series.layers):
-                    for i, step in enumerate(series.steps):
-                        self.writer.add_scalar(f"health/{key}/{layer}", float(values[i, j]), step)
+            from steadygrad.integrations.tensorboard import write_health
+
+            write_health(monitor.report(), self.writer)
         self.writer.close()
         self.writer = None

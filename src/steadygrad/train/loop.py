@@ -35,6 +35,7 @@ from steadygrad.train.compiled import begin_compiled_run, end_compiled_run
 from steadygrad.train.evaluate import default_metrics, model_device
 from steadygrad.train.history import History
 from steadygrad.train.inputs import resolve_data
+from steadygrad.train.learning_rate import set_learning_rate
 from steadygrad.train.losses import check_targets, get_loss
 from steadygrad.train.metrics import Metric, get_metric
 from steadygrad.train.runner import EpochRunner
@@ -46,7 +47,7 @@ from steadygrad.train.setup import (
     resolve_schedule,
 )
 from steadygrad.train.state import seed_everything, shuffle_generator
-from steadygrad.train.step import build_step, set_learning_rate
+from steadygrad.train.step import build_step
 
 __all__ = ["NON_FINITE_MODES", "SYNC_ON_CPU", "fit"]
 
@@ -75,6 +76,7 @@ def fit(
     loss: Any = None,
     metrics: Sequence[str | Metric] | None = None,
     schedule: Any = None,
+    schedule_unit: str | None = None,
     early_stopping: Any = None,
     callbacks: Sequence[Callback] = (),
     monitor: Any = DEFAULT_MONITOR,
@@ -87,6 +89,7 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     checkpoint_every: int | None = None,
+    tensorboard: str | Path | None = None,
 ) -> History:
     """Train ``model`` on ``data`` and return the per-epoch :class:`History`.
 
@@ -109,6 +112,10 @@ def fit(
         schedule: None (constant), a schedule name, ``{"name": ..., **kw}``, a ``step -> lr``
             callable (set into every param group after each step) or a
             ``PerformanceScheduler`` (updated once per epoch with ``val_loss``, or ``loss``).
+        schedule_unit: what a callable ``schedule`` takes: ``"step"`` (default: the global
+            step, 0-based) or ``"epoch"`` (the 0-based epoch, as the chapter's Keras
+            ``LearningRateScheduler`` functions; every step of epoch ``e`` runs at ``fn(e)``).
+            A callable whose parameter is named ``epoch`` needs it spelled out.
         early_stopping: None, a dict of :class:`EarlyStopping` arguments or an instance.
         callbacks: further :class:`Callback` instances.
         monitor: on by default (True: one step in ``DEFAULT_EVERY`` sampled, within 5% of
@@ -120,15 +127,16 @@ def fit(
         on_non_finite: ``"stop"`` (end training, ``history.stopped_reason`` names the step and
             the first faulty layer), ``"skip"`` (skip that optimizer step, count it in
             ``skipped_steps``) or ``"raise"`` (raise :class:`NonFiniteError`).
-        compile: compile the step; compile time goes to ``history.compile_seconds``.
-            With a built-in optimizer the whole step (loss, gradients, clipping, update) is
-            one graph on flat parameter/state buffers (``steadygrad.train.flat``; parameters
-            are views of one buffer during ``fit`` and get their own storage back at the
-            end), traced once per batch shape and model state and compiled with Inductor
-            (as with ``jax.jit``, Python side effects in ``forward`` happen when it is
-            traced; a model the tracer rejects gets ``torch.compile``); otherwise loss and
-            gradients are one ``torch.compile``-d graph (``steadygrad.train.compiled``) and
-            the update another. Each
+        compile: compile the step; every compilation's time goes to
+            ``history.compile_seconds``, the engine used to ``history.params["engine"]`` and
+            the reason for a fallback to ``history.params["fallback"]``. With a built-in
+            optimizer whose options the flat rule implements, the whole step (loss,
+            gradients, clipping, update) is one graph on flat parameter/state buffers
+            (``"flat"``; parameters are views of one buffer during ``fit`` and get their own
+            storage back at the end), traced once per batch shape and model state and
+            compiled with Inductor (as with ``jax.jit``, Python side effects in ``forward``
+            happen when it is traced); otherwise the eager step runs with a
+            ``torch.compile``-d forward (``"compiled"``). Each
             compiled run starts with ``torch._dynamo.reset()`` (else after ~8 runs in one
             process Dynamo's recompile limit silently leaves the step uncompiled), and on CPU
             flushes denormal floats to zero for its duration (``torch.set_flush_denormal``,
@@ -144,6 +152,9 @@ def fit(
         checkpoint_every: also checkpoint after every N-th optimizer step within an epoch
             (None: at epoch ends only). The checkpoint holds the epoch's shuffling state,
             position, global RNG state and partial sums, so a resume is bit-exact on CPU.
+        tensorboard: write TensorBoard event files to this folder: ``epoch/<name>`` per epoch
+            and the monitor's report at the end (tags in
+            :mod:`steadygrad.integrations.tensorboard`); needs ``steadygrad[tensorboard]``.
 
     Returns:
         The :class:`History`; ``history.stopped_reason`` says why training ended early.
@@ -178,6 +189,10 @@ def fit(
         raise ConfigError("resume", resume, "False without checkpoint_dir",
                           hint="pass checkpoint_dir=... to resume from")
     cb_list = resolve_callbacks(callbacks, early_stopping, verbose)
+    if tensorboard is not None:
+        from steadygrad.train.loggers import TensorBoard
+
+        cb_list.append(TensorBoard(tensorboard))
     mon = resolve_monitor(monitor, model)
     train = resolve_data(data, validation_data, loss)
     task = train.task
@@ -211,7 +226,8 @@ def fit(
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     n_used = n - 1 if has_bn and n > 1 and n % batch_size == 1 else n
     steps_per_epoch = math.ceil(n_used / batch_size)
-    sched, plateau = resolve_schedule(schedule, opt, steps_per_epoch * epochs)
+    sched, plateau = resolve_schedule(schedule, opt, steps_per_epoch * epochs,
+                                      schedule_unit, steps_per_epoch)
     manager = CheckpointManager(checkpoint_dir) if checkpoint_dir is not None else None
     ckpt = None
     if manager is not None and manager.latest() is not None:
@@ -246,9 +262,6 @@ def fit(
     start_epoch = run.restore(ckpt) if ckpt is not None else 0
     if sched is not None:
         set_learning_rate(opt, sched, trainer.global_step)
-    if compile and sched is not None:
-        for group in opt.param_groups:  # a tensor lr changes without recompiling
-            group["lr"] = torch.tensor(float(group["lr"]))
     flush_before = begin_compiled_run(dev) if compile else None  # Dynamo reset, CPU FTZ
     run.step = build_step(
         model, loss_fn, opt,
@@ -256,8 +269,9 @@ def fit(
         penalty=penalty if run.regularized else None,
         constrain=apply_ if has_constraints(model) else None,
         schedule=sched, monitor=mon, sync=run.sync, compile=compile,
-        compile_timer=run.compile_timer,
+        compile_timer=run.compile_timer, changed=lambda: run.callbacks.dispatched,
     )
+    history.params.update(engine=run.step.engine, fallback=run.step.fallback)
 
     # ---------------------------------------------------------------- train
     if mon is not None:
@@ -291,11 +305,9 @@ def fit(
         run.step.release()  # compiled flat mode: parameters get their own storage back
         end_compiled_run(flush_before)
         history.stopped_reason = trainer.stopped_reason
+        history.params.update(engine=run.step.engine, fallback=run.step.fallback)
         if compile:
             history.compile_seconds = run.compile_timer[0]
-            for group in opt.param_groups:
-                if isinstance(group["lr"], torch.Tensor):
-                    group["lr"] = float(group["lr"])
         if mon is not None:
             mon.detach()
         try:

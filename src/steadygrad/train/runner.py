@@ -34,12 +34,18 @@ from torch import nn
 
 from steadygrad.errors import CheckpointError
 from steadygrad.train.callbacks import CallbackList, Trainer
-from steadygrad.train.checkpoint import Checkpoint, CheckpointManager, load_weights
+from steadygrad.train.checkpoint import (
+    Checkpoint,
+    CheckpointManager,
+    check_resume_state,
+    load_weights,
+)
 from steadygrad.train.evaluate import run_eval
+from steadygrad.train.learning_rate import set_learning_rate
 from steadygrad.train.metrics import Metric
 from steadygrad.train.nonfinite import locate_non_finite
 from steadygrad.train.state import rng_state, set_rng_state
-from steadygrad.train.step import GRAD_NORM_EVERY, StepResult, TrainStep, set_learning_rate
+from steadygrad.train.step import GRAD_NORM_EVERY, StepResult, TrainStep
 
 __all__ = ["DEVICE_CHECK_EVERY", "METRIC_FLUSH", "EpochRunner"]
 
@@ -81,7 +87,7 @@ class EpochRunner:
         self.on_non_finite: str = kw["on_non_finite"]
         self.regularized: bool = kw["regularized"]
         self.compile_timer = [0.0]
-        self.step: TrainStep = TrainStep(_unbuilt, lambda: None)
+        self.step: TrainStep = TrainStep(_unbuilt, "unbuilt")
         self.checkpoint_every: int | None = kw.get("checkpoint_every")
         self.partial: dict[str, Any] | None = None
         self._resume_rng: dict[str, torch.Tensor] | None = None
@@ -89,23 +95,28 @@ class EpochRunner:
     def restore(self, ckpt: Checkpoint) -> int:
         """Load a checkpoint into model, optimizer, history, RNGs; returns the next epoch."""
         state, trainer = ckpt.state, self.trainer
-        config = state.get("config", {})
+        check_resume_state(state, ckpt.path, trainer.history.params.get("epochs"))
+        config = state.get("config") or {}
         mine = self._config()
         if {k: config.get(k) for k in mine} != mine:
             raise CheckpointError(
                 f"checkpoint {ckpt.path} was written by a different run: {config} vs {mine}"
             )
         load_weights(self.model, ckpt.model_state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        trainer.history.load_state_dict(state["history"])
-        trainer.global_step = int(state["global_step"])
-        if state.get("partial") is not None:  # mid-epoch: RNGs are restored by train_epoch
-            self.partial = dict(state["partial"])
-            self._resume_rng = state["rng"]
-        else:
-            set_rng_state(state["rng"], self.gen)
-        if self.plateau is not None and state.get("plateau") is not None:
-            self.plateau.load_state_dict(state["plateau"])
+        try:  # the types were checked above; the optimizer and history check their contents
+            self.optimizer.load_state_dict(state["optimizer"])
+            trainer.history.load_state_dict(state["history"])
+            trainer.global_step = int(state["global_step"])
+            if state.get("partial") is not None:  # mid-epoch: RNGs are restored by train_epoch
+                self.partial = dict(state["partial"])
+                self._resume_rng = state["rng"]
+            else:
+                set_rng_state(state["rng"], self.gen)
+            if self.plateau is not None and state.get("plateau") is not None:
+                self.plateau.load_state_dict(state["plateau"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            raise CheckpointError(f"checkpoint {ckpt.path} cannot be restored "
+                                  f"({type(e).__name__}: {e})") from e
         return int(state["epoch"])
 
     def _config(self) -> dict[str, Any]:
@@ -123,7 +134,6 @@ class EpochRunner:
         skip = self.on_non_finite == "skip"
         batch_size, global_step = self.batch_size, trainer.global_step
         model.train()
-        step.invalidate()  # callbacks and validation ran since the last step
         start_time, compile_before = time.perf_counter(), self.compile_timer[0]
         part, self.partial = self.partial, None
         if part is not None:
@@ -157,7 +167,6 @@ class EpochRunner:
             size = xb.shape[0]
             if want_begin:
                 cbs.dispatch("on_batch_begin", global_step, {"size": size})
-                step.invalidate()
             r = step(xb, yb, global_step, begin == 0 or global_step % GRAD_NORM_EVERY == 0)
             if not r.ok:
                 if not skip:
@@ -174,7 +183,6 @@ class EpochRunner:
                 if want_end:
                     cbs.dispatch("on_batch_end", global_step - 1,
                                  {"loss": r.loss, "size": size, "skipped": True})
-                    step.invalidate()
                 if trainer.stop_training:
                     break
                 continue
@@ -204,7 +212,6 @@ class EpochRunner:
             if after:
                 if want_end:
                     cbs.dispatch("on_batch_end", global_step - 1, {"loss": r.loss, "size": size})
-                    step.invalidate()
                 if (every is not None and global_step % every == 0
                         and begin + batch_size < n_used):  # the epoch's end saves anyway
                     self._save_partial(shuffle_state, {

@@ -98,13 +98,15 @@ def _is_plateau(obj: Any) -> bool:
 
 
 def resolve_schedule(
-    schedule: Any, optimizer: torch.optim.Optimizer, total_steps: int
+    schedule: Any, optimizer: torch.optim.Optimizer, total_steps: int,
+    unit: str | None = None, steps_per_epoch: int = 1,
 ) -> tuple[Callable[[int], float] | None, Any]:
     """``(pure schedule or None, plateau scheduler or None)``.
 
     A name or ``{"name": ..., **kw}`` goes through ``make_schedule`` with the optimizer's
     learning rate as the base and the run's ``total_steps``; a constant schedule is dropped
-    after setting the rate once (no per-step work).
+    after setting the rate once (no per-step work). A callable takes the step, or the epoch
+    with ``unit="epoch"`` (:func:`steadygrad.optim.schedule_units.per_step`).
 
     >>> opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
     >>> sched, plateau = resolve_schedule("cosine", opt, total_steps=10)
@@ -128,7 +130,9 @@ def resolve_schedule(
         lr = float(spec.pop("learning_rate", base))
         built = make_schedule(name, learning_rate=lr, total_steps=total_steps, **spec)
     elif callable(schedule):
-        built = schedule
+        from steadygrad.optim.schedule_units import per_step
+
+        built = per_step(schedule, unit, steps_per_epoch)
     else:
         raise ConfigError(
             "schedule", schedule,

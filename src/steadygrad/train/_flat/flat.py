@@ -1,7 +1,7 @@
 """The compiled training step on flat buffers: gradients, clipping and update in one graph.
 
 For ``fit(compile=True)`` with an optimizer that has a flat rule
-(:func:`steadygrad.optim.flat_rules.rule_for`), :class:`FlatStep` moves every trainable
+(:func:`steadygrad.train._flat.rules.rule_for`), :class:`FlatStep` moves every trainable
 parameter into one 1-D tensor (each parameter becomes a view of it, so the model, the monitor,
 checkpoints and callbacks see the same weights) and every per-element optimizer moment into one
 1-D tensor per state key (the optimizer's ``state`` entries become views too, so
@@ -12,8 +12,8 @@ checkpoints and callbacks see the same weights) and every per-element optimizer 
     finiteness                       ok = isfinite(total loss) and isfinite(norm)
     the optimizer update             elementwise per segment; written only if ok
 
-A segment (:mod:`steadygrad.train.segments`) is either one large parameter
-(:data:`~steadygrad.train.segments.PER_TENSOR_MIN` elements or more), updated
+A segment (:mod:`steadygrad.train._flat.segments`) is either one large parameter
+(:data:`~steadygrad.train._flat.segments.PER_TENSOR_MIN` elements or more), updated
 straight from its gradient, or all the small parameters of an optimizer group, updated in one
 kernel over their concatenated gradients.
 
@@ -26,11 +26,11 @@ in the compiled ``optimizer.step()``; the flat Nadam update took 0.39 ms. Whole-
 against the hand-written loop and Keras are in ``docs/benchmarks.md`` ("Trainer speed").
 
 How it is compiled: once per compile key (batch shapes and dtypes, structural optimizer
-options, :func:`~steadygrad.train.trace.module_state`) the step function is traced and compiled
-without Dynamo (:func:`steadygrad.train.trace.trace_and_compile`); :meth:`FlatStep.invalidate`
-makes the next step read the model's state again. A model the tracer cannot handle (Python
-control flow on tensor values, for instance) is compiled with ``torch.compile`` instead
-(:attr:`FlatStep.fallback` says why).
+options, :func:`~steadygrad.train._flat.trace.module_state`) the step function is traced and
+compiled without Dynamo (:func:`steadygrad.train._flat.trace.trace_and_compile`);
+:meth:`FlatStep.invalidate` makes the next step read the model's state again. A model the
+tracer cannot handle (Python control flow on tensor values, for instance) is compiled with
+``torch.compile`` instead (:attr:`FlatStep.fallback` says why).
 
 Semantics kept from the eager step: a non-finite loss or gradient norm leaves weights and
 optimizer state untouched (the graph selects the old values) and the step reports
@@ -73,16 +73,21 @@ import torch
 from torch import nn
 
 from steadygrad.optim.clipping import GradientClipper
-from steadygrad.optim.flat_rules import FlatRule, rule_for, structural_options, structure
-from steadygrad.optim.update import needs_wrapper
-from steadygrad.train.compiled import _Forward, non_trainable
-from steadygrad.train.segments import (
+from steadygrad.train._flat.hooks import step_hooks
+from steadygrad.train._flat.rules import (
+    FlatRule,
+    decline_reason,
+    rule_for,
+    structural_options,
+    structure,
+)
+from steadygrad.train._flat.segments import (
     PER_TENSOR_MIN,
     apply_update,
     plan_segments,
     segment_grads,
 )
-from steadygrad.train.trace import module_state, trace_and_compile
+from steadygrad.train._flat.trace import _Forward, module_state, non_trainable, trace_and_compile
 
 __all__ = ["FlatResult", "FlatStep"]
 
@@ -145,31 +150,34 @@ class FlatStep:
     def create(cls, model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
                optimizer: torch.optim.Optimizer, *, clipper: object = None,
                penalty: Callable[[nn.Module], Tensor] | None = None, sync: bool = True,
-               compile: bool = True, per_tensor_min: int = PER_TENSOR_MIN) -> FlatStep | None:
-        """A flat step for this run, or None when it does not qualify: no flat rule for the
-        optimizer, step hooks on it, a clipper other than :class:`GradientClipper`, trainable
-        parameters missing from the optimizer (or frozen ones in it), sparse, complex or
-        mixed device/dtype parameters.
+               compile: bool = True, per_tensor_min: int = PER_TENSOR_MIN) -> FlatStep | str:
+        """A flat step for this run, or the reason it does not qualify: no flat rule for the
+        optimizer or an option outside its allow-list (:func:`decline_reason`), step hooks on
+        it, a clipper other than :class:`GradientClipper`, trainable parameters missing from
+        the optimizer (or frozen ones in it), sparse, complex or mixed device/dtype parameters.
 
         >>> m = torch.nn.Linear(2, 1)
         >>> FlatStep.create(m, torch.nn.functional.mse_loss, torch.optim.LBFGS(m.parameters()))
+        'no flat rule for LBFGS'
         """
-        rule = rule_for(optimizer)
-        if rule is None or needs_wrapper(optimizer):
-            return None
+        reason = decline_reason(optimizer) or step_hooks(optimizer)
+        if reason is not None:
+            return reason
         if clipper is not None and not isinstance(clipper, GradientClipper):
-            return None
+            return f"a custom clipper ({type(clipper).__name__})"
         opt_params = [p for g in optimizer.param_groups for p in g["params"]]
         trainable = [p for p in model.parameters() if p.requires_grad]
-        if (len({id(p) for p in opt_params}) != len(opt_params)
-                or {id(p) for p in opt_params} != {id(p) for p in trainable}
-                or not opt_params):
-            return None
+        if not opt_params or len({id(p) for p in opt_params}) != len(opt_params):
+            return "the optimizer holds no parameters or one parameter twice"
+        if {id(p) for p in opt_params} != {id(p) for p in trainable}:
+            return "the optimizer's parameters are not exactly the model's trainable ones"
         kinds = {(p.device, p.dtype) for p in opt_params}
         if len(kinds) != 1 or any(p.is_sparse or p.is_complex() for p in opt_params):
-            return None
+            return "parameters on several devices or dtypes, sparse or complex"
         if not next(iter(kinds))[1].is_floating_point:
-            return None
+            return "non-floating-point parameters"
+        rule = rule_for(optimizer)
+        assert rule is not None
         return cls(model, loss_fn, optimizer, rule, clipper=clipper, penalty=penalty,
                    sync=sync, compile=compile, per_tensor_min=per_tensor_min)
 

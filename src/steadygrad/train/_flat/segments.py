@@ -1,6 +1,6 @@
 """How the flat step groups parameters for its update, and the update itself.
 
-The flat step (:mod:`steadygrad.train.flat`) keeps all parameters in one 1-D buffer. A
+The flat step (:mod:`steadygrad.train._flat.flat`) keeps all parameters in one 1-D buffer. A
 *segment* is a slice of it updated by one elementwise kernel: either one large parameter
 (:data:`PER_TENSOR_MIN` elements or more), updated straight from its own gradient, or all the
 small parameters of an optimizer group, updated over their concatenated gradients.
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from steadygrad.optim.flat_rules import FlatRule
+from steadygrad.train._flat.rules import FlatRule
 
 __all__ = ["PER_TENSOR_MIN", "Segment", "apply_update", "plan_segments", "segment_grads"]
 
@@ -76,7 +76,7 @@ def apply_update(rule: FlatRule, groups: list[dict[str, Any]], segments: list[Se
     graph input when compiled): an in-place write to a slice taken *inside* the graph was
     functionalized into a scatter of the whole buffer (1.5-8x slower).
 
-    >>> from steadygrad.optim.flat_rules import rule_for
+    >>> from steadygrad.train._flat.rules import rule_for
     >>> p = torch.ones(3)
     >>> opt = torch.optim.SGD([torch.nn.Parameter(p.clone())], lr=0.5)
     >>> group, seg = dict(opt.param_groups[0]), Segment(0, 0, 3, (0,))

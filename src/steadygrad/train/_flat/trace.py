@@ -1,6 +1,6 @@
 """Compile a training-step function without Dynamo: trace it once, then call it with tensors.
 
-Used by the compiled flat step (:class:`steadygrad.train.flat.FlatStep`). The step function is
+Used by the compiled flat step (:class:`steadygrad.train._flat.flat.FlatStep`). The step function is
 traced once per compile key with ``make_fx`` on fake tensors (no computation, no mutation) and
 the graph is compiled by Inductor (``torch._inductor.compile``; on CPU with the C++ wrapper);
 the compiled function is then called with tensors only. ``torch.compile`` would run Dynamo's
@@ -40,13 +40,37 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["module_state", "trace_and_compile"]
+__all__ = ["module_state", "non_trainable", "trace_and_compile"]
 
 Tensor = torch.Tensor
 
 _SCALARS = (bool, int, float, str, type(None), tuple)
 _GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
                  "_global_backward_pre_hooks", "_global_forward_hooks_always_called")
+
+
+def non_trainable(module: nn.Module) -> dict[str, Tensor]:
+    """Frozen parameters and buffers by name: what ``functional_call`` gets besides the
+    differentiated weights (buffers passed explicitly may be updated in place, as batch norm's).
+
+    >>> sorted(non_trainable(torch.nn.BatchNorm1d(2)))
+    ['num_batches_tracked', 'running_mean', 'running_var']
+    """
+    return {**{n: p for n, p in module.named_parameters() if not p.requires_grad},
+            **dict(module.named_buffers())}
+
+
+class _Forward(nn.Module):
+    """``model(x)`` and the penalty, so that ``functional_call`` swaps weights for both."""
+
+    def __init__(self, model: nn.Module, penalty: Callable[[nn.Module], Tensor] | None):
+        super().__init__()
+        self.model = model
+        self.penalty = penalty
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        out = self.model(x)
+        return out, None if self.penalty is None else self.penalty(self.model)
 
 
 def module_state(model: nn.Module) -> tuple[Any, ...]:

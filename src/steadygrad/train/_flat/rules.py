@@ -2,7 +2,7 @@
 
 ``fit(compile=True)`` trains on flat buffers: all parameters (and each optimizer moment) live
 in one 1-D tensor per parameter group, and the update is a few elementwise operations on it,
-compiled into the same graph as the gradients (:mod:`steadygrad.train.flat`). Two things make
+compiled into the same graph as the gradients (:mod:`steadygrad.train._flat.flat`). Two things make
 this much faster than compiling ``optimizer.step()`` on CPU:
 
 * one tensor per group instead of one per parameter: the deep benchmark net (62 parameter
@@ -16,13 +16,16 @@ this much faster than compiling ``optimizer.step()`` on CPU:
 
 Each rule follows the formula of torch's ``_single_tensor_<name>`` (non-capturable path) for
 the same hyperparameters, so the flat update matches ``optimizer.step()`` up to float rounding
-(the tests compare both on several steps of every supported option). Supported: ``SGD``
-(momentum, dampening, nesterov, weight decay, maximize), ``Adam``/``AdamW`` (amsgrad,
-coupled/decoupled weight decay), ``NAdam`` (momentum decay, decoupled weight decay),
-``Adamax``, ``RMSprop`` (centered, momentum) and ``Adagrad`` (lr decay); every rule needs
-``differentiable``, ``capturable`` and ``fused`` off and real (not complex) parameters.
-:func:`rule_for` returns None for anything else, and the trainer then uses the compiled
-``optimizer.step()``.
+(``tests/train/test_flat.py`` compares both on several steps, for every rule and every option
+it accepts). Each rule carries an **allow-list** of the param-group keys it implements
+(:attr:`FlatRule.options`): ``SGD`` (momentum, dampening, nesterov), ``Adam``/``AdamW``
+(betas, eps, amsgrad, decoupled weight decay), ``NAdam`` (betas, eps, momentum decay,
+decoupled weight decay), ``Adamax`` (betas, eps), ``RMSprop`` (alpha, eps, centered, momentum)
+and ``Adagrad`` (lr decay, eps, initial accumulator value), all with ``lr``, ``weight_decay``,
+``maximize`` and ``foreach`` (which changes no number); ``differentiable``, ``capturable`` and
+``fused`` must be off. :func:`decline_reason` names the first key outside the list (an option a
+later torch adds, a user's own group entry) and the trainer then runs the step another way
+(:func:`steadygrad.train.step.build_step`), so nothing is ignored silently.
 
 Example:
     >>> import torch
@@ -49,7 +52,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FlatRule", "f32", "rule_for", "structural_options", "structure"]
+__all__ = ["FlatRule", "decline_reason", "f32", "rule_for", "structural_options", "structure"]
 
 Tensor = torch.Tensor
 Coefficients = Callable[[Mapping[str, Any], Mapping[str, float], int],
@@ -88,6 +91,8 @@ class FlatRule:
             per-element state key); pure, traced into the compiled graph. Only structural
             options (``nesterov``, ``amsgrad``, ...) are read from ``group`` here; every number
             that may change during training comes from ``coef``.
+        options: the param-group keys this rule implements (besides :data:`COMMON`); a group
+            with any other key is declined.
     """
 
     name: str
@@ -95,6 +100,7 @@ class FlatRule:
     scalars: tuple[str, ...]
     coefficients: Coefficients
     update: Update
+    options: frozenset[str] = frozenset()
 
 
 def _decay(group: Mapping[str, Any], p: Tensor, g: Tensor, wd: Tensor) -> Tensor:
@@ -254,18 +260,32 @@ def _adagrad_update(group: Mapping[str, Any], p: Tensor, g: Tensor,
     return {"sum": s, "param": p + g * c[0] / (s.sqrt() + c[1])}
 
 
+COMMON = frozenset({"params", "lr", "weight_decay", "maximize", "foreach", "initial_lr"})
+"""Keys every rule accepts (``foreach`` picks torch's kernels, not the math; ``initial_lr`` is
+what ``torch.optim.lr_scheduler`` stores)."""
+OFF = ("differentiable", "capturable", "fused")
+"""Keys every rule accepts only when falsy."""
+_ADAM = frozenset({"betas", "eps", "amsgrad", "decoupled_weight_decay"})
+
 _RULES: dict[type, FlatRule] = {
-    torch.optim.SGD: FlatRule("SGD", _sgd_tensors, (), _sgd_coef, _sgd_update),
-    torch.optim.Adam: FlatRule("Adam", _adam_tensors, ("step",), _adam_coef, _adam_update),
-    torch.optim.AdamW: FlatRule("AdamW", _adam_tensors, ("step",), _adam_coef, _adam_update),
+    torch.optim.SGD: FlatRule("SGD", _sgd_tensors, (), _sgd_coef, _sgd_update,
+                              frozenset({"momentum", "dampening", "nesterov"})),
+    torch.optim.Adam: FlatRule("Adam", _adam_tensors, ("step",), _adam_coef, _adam_update,
+                               _ADAM),
+    torch.optim.AdamW: FlatRule("AdamW", _adam_tensors, ("step",), _adam_coef, _adam_update,
+                                _ADAM),
     torch.optim.NAdam: FlatRule("NAdam", lambda g: ("exp_avg", "exp_avg_sq"),
-                                ("step", "mu_product"), _nadam_coef, _nadam_update),
+                                ("step", "mu_product"), _nadam_coef, _nadam_update,
+                                frozenset({"betas", "eps", "momentum_decay",
+                                           "decoupled_weight_decay"})),
     torch.optim.Adamax: FlatRule("Adamax", lambda g: ("exp_avg", "exp_inf"), ("step",),
-                                 _adamax_coef, _adamax_update),
+                                 _adamax_coef, _adamax_update, frozenset({"betas", "eps"})),
     torch.optim.RMSprop: FlatRule("RMSprop", _rmsprop_tensors, ("step",), _rmsprop_coef,
-                                  _rmsprop_update),
+                                  _rmsprop_update,
+                                  frozenset({"alpha", "eps", "centered", "momentum"})),
     torch.optim.Adagrad: FlatRule("Adagrad", lambda g: ("sum",), ("step",), _adagrad_coef,
-                                  _adagrad_update),
+                                  _adagrad_update,
+                                  frozenset({"lr_decay", "eps", "initial_accumulator_value"})),
 }
 
 _STRUCTURAL = ("maximize", "nesterov", "amsgrad", "centered", "decoupled_weight_decay")
@@ -296,29 +316,50 @@ def structure(group: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted(structural_options(group).items()))
 
 
-def rule_for(optimizer: Any) -> FlatRule | None:
-    """The flat rule reproducing ``optimizer``, or None when it has no exact flat form.
+def decline_reason(optimizer: Any) -> str | None:
+    """Why ``optimizer`` has no exact flat rule, or None when it has one.
 
-    None for other classes (including subclasses, which may change the math), for
-    ``differentiable``, ``capturable`` or ``fused`` groups, and for a tensor weight decay.
+    Declined: a class without a rule (subclasses too: they may change the math), a group key
+    outside the rule's allow-list (:data:`COMMON` plus :attr:`FlatRule.options`), one of
+    :data:`OFF` switched on, and tensor or non-finite hyperparameters.
+
+    >>> w = [torch.nn.Parameter(torch.zeros(2))]
+    >>> decline_reason(torch.optim.NAdam(w)) is None
+    True
+    >>> decline_reason(torch.optim.LBFGS(w))
+    'no flat rule for LBFGS'
+    >>> decline_reason(torch.optim.Adam(w, differentiable=True))
+    'Adam option differentiable=True is not supported by the flat rule'
+    >>> decline_reason(torch.optim.SGD([{"params": w, "name": "head"}], lr=0.1))
+    "SGD option 'name' is not on the flat rule's allow-list (accepted: dampening, foreach, \
+initial_lr, lr, maximize, momentum, nesterov, params, weight_decay)"
+    """
+    rule = _RULES.get(type(optimizer))
+    if rule is None:
+        return f"no flat rule for {type(optimizer).__name__}"
+    allowed = COMMON | rule.options
+    for group in optimizer.param_groups:
+        for key, value in group.items():
+            if key in OFF:
+                if value:
+                    return (f"{rule.name} option {key}={value!r} is not supported by the "
+                            "flat rule")
+            elif key not in allowed:
+                return (f"{rule.name} option {key!r} is not on the flat rule's allow-list "
+                        f"(accepted: {', '.join(sorted(allowed))})")
+        numbers = [group.get("weight_decay", 0), *group.get("betas", ())]
+        if any(isinstance(v, torch.Tensor) for v in numbers):
+            return f"{rule.name} with a tensor weight_decay or betas"
+        if "lr" in group and not math.isfinite(_num(group["lr"])):
+            return f"{rule.name} with a non-finite lr ({group['lr']})"
+    return None
+
+
+def rule_for(optimizer: Any) -> FlatRule | None:
+    """The flat rule reproducing ``optimizer``, or None (:func:`decline_reason` says why).
 
     >>> w = [torch.nn.Parameter(torch.zeros(2))]
     >>> rule_for(torch.optim.NAdam(w)).name, rule_for(torch.optim.LBFGS(w))
     ('NAdam', None)
-    >>> rule_for(torch.optim.Adam(w, differentiable=True)) is None
-    True
     """
-    rule = _RULES.get(type(optimizer))
-    if rule is None:
-        return None
-    for group in optimizer.param_groups:
-        if group.get("differentiable") or group.get("capturable") or group.get("fused"):
-            return None
-        if isinstance(group.get("weight_decay", 0), torch.Tensor):
-            return None
-        betas = group.get("betas", ())
-        if any(isinstance(b, torch.Tensor) for b in betas):
-            return None
-        if not all(math.isfinite(_num(group[k])) for k in ("lr",) if k in group):
-            return None
-    return rule
+    return None if decline_reason(optimizer) is not None else _RULES[type(optimizer)]

@@ -1,0 +1,84 @@
+"""Early-warning signals: trends across checks rather than levels at one check.
+
+Pure functions of host-side arrays that the rules (:mod:`steadygrad.diagnostics.rules`) turn
+into evidence for the existing finding kinds. Practitioners' logs (BLOOM 104B's chronicles: the
+gradient norm went 12,952 -> 262,623 one step before the loss jumped 3.11 -> 7.71) show that a
+divergence is announced by a *growth* of the gradient norm and a loss spike, often a single
+step ahead, which a level threshold reached only at the blow-up cannot catch.
+
+Example:
+    >>> import numpy as np
+    >>> growth_over_min(np.array([1.0, 2.0, 0.5, 40.0])).tolist()
+    [nan, 2.0, 0.5, 80.0]
+    >>> step_loss_spikes(np.array([2.3, 2.2, 9.0, 80.0, np.nan, np.inf]), 1.0, 2.3).tolist()
+    [False, False, True, True, False, False]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["growth_over_min", "relative_rise", "step_loss_spikes"]
+
+
+def growth_over_min(x: np.ndarray) -> np.ndarray:
+    """``x[k] / min(x[:k])`` over the finite positive earlier values (NaN at the first).
+
+    Applied to the global gradient norm across checks: a trend, not a level (a net whose
+    gradient norm is large from the start shows no growth).
+
+    >>> growth_over_min(np.array([np.nan, 3.0, 6.0])).tolist()
+    [nan, nan, 2.0]
+    """
+    v = np.asarray(x, dtype=float)
+    out = np.full(v.shape, math.nan)
+    lo = math.inf
+    for k, val in enumerate(v):
+        if lo < math.inf and math.isfinite(val):
+            out[k] = val / lo
+        if math.isfinite(val) and val > 0:
+            lo = min(lo, val)
+    return out
+
+
+def relative_rise(x: np.ndarray) -> np.ndarray:
+    """``x[k] / x[0]`` (the first finite positive value), NaN before it or where undefined.
+
+    >>> relative_rise(np.array([0.5, 1.0, 5.0])).tolist()
+    [1.0, 2.0, 10.0]
+    """
+    v = np.asarray(x, dtype=float)
+    ok = np.flatnonzero(np.isfinite(v) & (v > 0))
+    out = np.full(v.shape, math.nan)
+    if ok.size:
+        with np.errstate(all="ignore"):
+            out[ok[0]:] = v[ok[0]:] / v[ok[0]]
+    return out
+
+
+def step_loss_spikes(losses: np.ndarray, factor: float, reference: float | None,
+                     window: int = 16) -> np.ndarray:
+    """Finite losses above ``(1 + factor)`` times the median of the previous ``window`` finite
+    losses **and** above ``reference`` (the chance-level loss, or the first loss): a spike
+    that undoes the learning so far. Non-finite losses are not spikes (they are the harm the
+    spike warns about).
+
+    >>> step_loss_spikes(np.array([1.0, 0.1, 0.1, 0.5, 0.1]), 1.0, 1.0).tolist()  # below ref
+    [False, False, False, False, False]
+    """
+    v = np.asarray(losses, dtype=float)
+    out = np.zeros(v.shape, dtype=bool)
+    hist: list[float] = []
+    ref = reference if reference is not None and math.isfinite(reference) else None
+    for k, val in enumerate(v):
+        if not math.isfinite(val):
+            continue
+        if hist:
+            base = float(np.median(hist[-window:]))
+            if ref is None:
+                ref = hist[0]
+            out[k] = val > (1 + factor) * base and val > ref
+        hist.append(val)
+    return out

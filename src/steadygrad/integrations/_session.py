@@ -1,0 +1,186 @@
+"""What the host callbacks share: one monitor, periodic rule checks, the report files.
+
+A host callback calls :meth:`HealthSession.start` with the module once, then
+:meth:`HealthSession.step` once per optimizer step with the gradients of that step in
+``.grad`` (the same contract as :meth:`GradientMonitor.step`), and :meth:`HealthSession.finish`
+at the end. Every ``evaluate_every`` sampled steps the session runs the rules (one host sync)
+and returns what a host logs and whether an ``error`` finding appeared.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
+    >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    >>> s = HealthSession(every=1, evaluate_every=2); s.start(net)
+    >>> outs = []
+    >>> for _ in range(4):
+    ...     loss = net(torch.randn(8, 2)).pow(2).mean()
+    ...     opt.zero_grad(); loss.backward(); opt.step()
+    ...     outs.append(s.step(loss))
+    >>> [o is not None for o in outs], outs[1].errors
+    ([False, True, False, True], [])
+    >>> s.finish().meta["steps"]
+    4
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from steadygrad.diagnostics.monitor import DEFAULT_EVERY, GradientMonitor
+from steadygrad.diagnostics.rules import Finding, Thresholds
+from steadygrad.errors import ConfigError, SteadygradError
+from steadygrad.integrations.tensorboard import compact_scalars
+
+if TYPE_CHECKING:
+    from steadygrad.diagnostics.report import HealthReport
+
+__all__ = ["ON_ERROR", "Check", "HealthError", "HealthSession", "write_report"]
+
+ON_ERROR = (None, "warn", "stop", "raise")
+"""What a host callback does when the rules report an ``error`` finding."""
+
+
+class HealthError(SteadygradError, RuntimeError):
+    """Raised by a host callback with ``on_error="raise"`` when an ``error`` finding appears.
+
+    >>> issubclass(HealthError, SteadygradError)
+    True
+    """
+
+
+@dataclass
+class Check:
+    """The outcome of one rule evaluation: scalars to log and the ``error`` findings."""
+
+    step: int
+    scalars: dict[str, float]
+    errors: list[Finding] = field(default_factory=list)
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(name, value, "an int >= 1")
+    return value
+
+
+class HealthSession:
+    """One monitored run inside a host.
+
+    Args:
+        every: sample one optimizer step in ``every`` (as :class:`GradientMonitor`).
+        thresholds: rule thresholds.
+        evaluate_every: run the rules (and hand scalars to the host) every this many sampled
+            steps; each evaluation synchronizes once.
+        on_error: None (only record), ``"warn"``, ``"stop"`` or ``"raise"`` when an ``error``
+            finding appears (the host acts on it; see :meth:`act`).
+
+    Raises:
+        ConfigError: invalid ``every``, ``evaluate_every`` or ``on_error``.
+    """
+
+    def __init__(self, every: int = DEFAULT_EVERY, *, thresholds: Thresholds | None = None,
+                 evaluate_every: int = 8, on_error: str | None = None) -> None:
+        _positive("every", every)
+        _positive("evaluate_every", evaluate_every)
+        if on_error not in ON_ERROR:
+            raise ConfigError("on_error", on_error, "None, 'warn', 'stop' or 'raise'")
+        self.every = every
+        self.thresholds = thresholds
+        self.evaluate_every = evaluate_every
+        self.on_error = on_error
+        self.monitor: GradientMonitor | None = None
+        self.checks = 0
+        self.last: Check | None = None
+        self.report: HealthReport | None = None
+        self._warned = False
+
+    @property
+    def armed(self) -> bool:
+        """True while the current step is sampled (its gradients will be read)."""
+        return self.monitor is not None and self.monitor.armed
+
+    def start(self, module: nn.Module) -> None:
+        """Attach a fresh :class:`GradientMonitor` to ``module``."""
+        if self.monitor is not None:
+            self.monitor.detach()
+        self.monitor = GradientMonitor(module, self.every, thresholds=self.thresholds).attach()
+        self.checks = 0
+        self.report = None
+
+    def step(self, loss: torch.Tensor | float | None = None) -> Check | None:
+        """Record one optimizer step; returns a :class:`Check` when the rules ran."""
+        mon = self.monitor
+        if mon is None:
+            return None
+        sampled = mon.armed
+        mon.step(loss)
+        if not sampled:
+            return None
+        self.checks += 1
+        if self.checks % self.evaluate_every:
+            return None
+        return self.evaluate()
+
+    def evaluate(self) -> Check:
+        """Run the rules on everything so far (one host sync)."""
+        assert self.monitor is not None, "start() first"
+        rep = self.monitor.report()
+        steps = rep.series.steps
+        self.last = Check(int(steps[-1]) if steps else 0, compact_scalars(rep),
+                          [f for f in rep.findings if f.severity == "error"])
+        return self.last
+
+    def act(self, check: Check | None) -> bool:
+        """Apply ``on_error`` to ``check``; True when the host should stop training.
+
+        Raises:
+            HealthError: ``on_error="raise"`` and the check holds an ``error`` finding.
+        """
+        if check is None or not check.errors or self.on_error is None:
+            return False
+        msg = "; ".join(f"{f.kind} in {', '.join(f.layers) or 'the network'} from step "
+                        f"{f.first_step}: {f.message}" for f in check.errors)
+        if self.on_error == "raise":
+            raise HealthError(f"gradient health error at step {check.step}: {msg}")
+        if self.on_error == "warn":
+            if not self._warned:
+                warnings.warn(f"gradient health error: {msg}", RuntimeWarning, stacklevel=3)
+                self._warned = True
+            return False
+        return True
+
+    def finish(self, **meta: Any) -> HealthReport:
+        """Detach the monitor and build the final report (kept in :attr:`report`)."""
+        assert self.monitor is not None, "start() first"
+        self.monitor.detach()
+        self.report = self.monitor.report(**meta)
+        return self.report
+
+
+def write_report(report: HealthReport, folder: str | Path, name: str = "health") -> Path:
+    """Write ``<folder>/<name>.json`` (the versioned report) and ``<name>.txt`` (its text
+    rendering), replacing earlier ones from the same run folder; returns the JSON path.
+
+    >>> import tempfile
+    >>> from steadygrad.diagnostics.report import HealthReport
+    >>> from steadygrad.diagnostics.series import HealthSeries
+    >>> d = Path(tempfile.mkdtemp())
+    >>> write_report(HealthReport(series=HealthSeries.empty(["a"], [0]), findings=[]), d).name
+    'health.json'
+    >>> sorted(p.name for p in d.iterdir())
+    ['health.json', 'health.txt']
+    """
+    from steadygrad._atomic import atomic_write_text
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    path = report.save(out / f"{name}.json", overwrite=True)
+    atomic_write_text(out / f"{name}.txt", report.render() + "\n")
+    return path

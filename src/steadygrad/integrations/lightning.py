@@ -1,0 +1,131 @@
+"""``GradientHealth``: the gradient-health monitor as a PyTorch Lightning callback.
+
+Where it reads (Lightning 2.x, automatic optimization): Lightning calls
+``on_before_optimizer_step`` once per optimizer step, after the gradients of all accumulated
+batches are summed, after AMP's loss scaler unscaled them (``scaler.unscale_`` precedes the
+hook in ``MixedPrecision.optimizer_step``) and before gradient clipping. On a sampled step the
+callback keeps a copy of those gradients there, and after ``optimizer.step()``
+(``on_train_batch_end`` of the batch that stepped) hands them to the monitor together with the
+weights after the update, so the report sees the unclipped, unscaled gradient and the update
+that was applied. With gradient accumulation the activation statistics are those of the last
+accumulated batch. Under ``strategy="ddp"`` every rank runs its own monitor (the gradients
+are identical after DDP's all-reduce), a stop decision is reduced over the ranks, and rank 0
+writes the report. With fp16 AMP (a ``GradScaler``, CUDA only) the back-propagated activation
+gradients (``grad_rms``) stay in loss-scaled units, as Lightning leaves them; bf16 has no
+scaler.
+
+Example:
+    >>> import importlib.util
+    >>> if importlib.util.find_spec("lightning"):
+    ...     cb = GradientHealth(every=16, on_error="stop")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from steadygrad.diagnostics.monitor import DEFAULT_EVERY
+from steadygrad.diagnostics.rules import Thresholds
+from steadygrad.integrations._session import HealthError, HealthSession, write_report
+
+_MISSING = ("steadygrad.integrations.lightning needs PyTorch Lightning: "
+            "pip install 'steadygrad[lightning]' (or pip install lightning)")
+try:
+    from lightning.pytorch import Callback
+except ImportError:  # pragma: no cover - depends on the environment
+    # the module stays importable; constructing the callback says what to install
+    Callback = object  # type: ignore[misc,assignment]
+
+__all__ = ["GradientHealth", "HealthError"]
+
+
+def _loss_of(outputs: Any) -> torch.Tensor | None:
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if isinstance(outputs, dict) and isinstance(outputs.get("loss"), torch.Tensor):
+        return outputs["loss"]
+    return None
+
+
+class GradientHealth(Callback):
+    """Per-layer gradient health for a ``lightning.pytorch.Trainer`` run.
+
+    Args:
+        every: sample one optimizer step in ``every`` (as :class:`GradientMonitor`).
+        thresholds: rule thresholds.
+        evaluate_every: run the rules every this many sampled steps; each run logs
+            ``health/grad_norm``, ``health/<series>_max`` and ``health/findings_<severity>``
+            through ``pl_module.log`` and applies ``on_error``.
+        on_error: None (record only), ``"warn"``, ``"stop"`` (``trainer.should_stop``) or
+            ``"raise"`` (:class:`HealthError`) when an ``error`` finding appears.
+        report_dir: where ``health.json`` and ``health.txt`` go at the end of fit (default:
+            ``trainer.log_dir``, else ``trainer.default_root_dir``); False: write nothing.
+
+    Attributes:
+        report: the :class:`~steadygrad.diagnostics.report.HealthReport` after fit.
+
+    Raises:
+        ConfigError: invalid arguments.
+    """
+
+    def __init__(self, every: int = DEFAULT_EVERY, *, thresholds: Thresholds | None = None,
+                 evaluate_every: int = 8, on_error: str | None = None,
+                 report_dir: str | Path | bool | None = None) -> None:
+        if Callback is object:  # pragma: no cover - depends on the environment
+            raise ImportError(_MISSING)
+        self.session = HealthSession(every, thresholds=thresholds,
+                                     evaluate_every=evaluate_every, on_error=on_error)
+        self.report_dir = report_dir
+        self.report: Any = None
+        self._stash: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
+        self._stepped = False
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self.session.start(pl_module)
+        self._stash, self._stepped = None, False
+
+    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+        self._stepped = True
+        if self.session.armed:  # keep the unclipped gradients of a sampled step
+            self._stash = [(p, p.grad.detach().clone()) for p in pl_module.parameters()
+                           if p.grad is not None]
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if not self._stepped:  # accumulating: no optimizer step in this batch
+            return
+        self._stepped = False
+        stash, self._stash = self._stash, None
+        applied: list[torch.Tensor | None] = []
+        if stash is not None:  # the monitor reads the gradients as they were before clipping
+            for p, g in stash:
+                applied.append(p.grad)
+                p.grad = g
+        try:
+            loss = _loss_of(outputs)  # Lightning divides it by accumulate_grad_batches
+            k = trainer.accumulate_grad_batches
+            check = self.session.step(loss * k if loss is not None and k != 1 else loss)
+        finally:
+            if stash is not None:
+                for (p, _), g in zip(stash, applied, strict=True):
+                    p.grad = g
+        if check is None:
+            return
+        pl_module.log_dict(check.scalars, on_step=True, on_epoch=False)
+        stop = self.session.act(check)
+        if self.session.on_error == "stop":
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        if self.session.monitor is None:
+            return
+        self.report = self.session.finish(host="lightning", global_step=trainer.global_step)
+        if self.report_dir is False or not trainer.is_global_zero:
+            return
+        folder = self.report_dir or trainer.log_dir or trainer.default_root_dir
+        write_report(self.report, Path(str(folder)))
