@@ -234,7 +234,8 @@ def test_examples_cover_every_toolbox_technique() -> None:
     assert {c.train.optimizer.name for c in configs} >= set(OPTIMIZERS.names())
     schedules = {c.train.schedule.name for c in configs if c.train.schedule is not None}
     assert schedules >= set(SCHEDULES.names()) - {"constant"}
-    assert any(c.model.batch_norm != "none" for c in configs)
+    assert any(getattr(c.model, "batch_norm", "none") != "none" for c in configs)  # MLPs
+    assert {c.model.arch for c in configs} == {"mlp", "cnn", "resnet", "rnn", "transformer"}
     assert any(c.train.optimizer.clipping for c in configs)
     assert any(c.model.l2 > 0 for c in configs) and any(c.model.l1 > 0 for c in configs)
     assert any(c.model.dropout > 0 for c in configs) and any(c.model.max_norm for c in configs)

@@ -35,27 +35,40 @@ _EXAMPLES = """examples:
 
 _CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
 
-# The built-in datasets' example shape and classes: a summary needs no data (issue 18);
-# files (npz, csv) are read, since only they know their shape.
+# The built-in image datasets' (C, H, W) and classes: a summary needs no data (issue 18);
+# files (npz, csv) are read, since only they know their shape; synthetic sets are generated.
 _KNOWN = {
-    "digits": ((64,), 10),
+    "digits": ((1, 8, 8), 10),
     "fashion_mnist": ((1, 28, 28), 10),
     "mnist": ((1, 28, 28), 10),
 }
 
 
-def _shape_only(name: str) -> SimpleNamespace | None:
+def _shape_only(name: str, shape: str = "default") -> SimpleNamespace | None:
     """A stand-in for a built-in dataset with its shape and classes, without loading it.
 
+    ``shape`` is the loader's option (:mod:`steadygrad.data.shape`): ``"default"`` (digits
+    ``(64,)``, the 28x28 sets ``(28, 28)``, as loaded), ``"flat"`` or ``"image"``.
+
     >>> _shape_only("fmnist").input_shape, _shape_only("csv") is None
-    ((1, 28, 28), True)
+    ((28, 28), True)
+    >>> _shape_only("digits").input_shape, _shape_only("digits", "image").input_shape
+    ((64,), (1, 8, 8))
     """
     from steadygrad.data.datasets import DATASETS
 
-    known = _KNOWN.get(DATASETS.canonical(name))
+    canonical = DATASETS.canonical(name)
+    known = _KNOWN.get(canonical)
     if known is None:
         return None
-    return SimpleNamespace(input_shape=known[0], task="multiclass", num_classes=known[1])
+    (c, h, w), classes = known
+    if shape == "image":
+        input_shape: tuple[int, ...] = (c, h, w)
+    elif shape == "flat" or canonical == "digits":
+        input_shape = (c * h * w,)
+    else:
+        input_shape = (h, w)
+    return SimpleNamespace(input_shape=input_shape, task="multiclass", num_classes=classes)
 
 
 def add_parser(sub: Any) -> None:
@@ -116,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
         from steadygrad.experiments.loader import load_config
 
         config = load_config(args.model, args.overrides)
-        data = _shape_only(config.data.name) or load_data(config)
+        data = _shape_only(config.data.name, config.data.kwargs.get("shape", "default"))
+        if data is None or getattr(config.model, "vocab", None) is not None:
+            data = load_data(config)  # files know their shape; token models check vocab
         result = summary(build_model(config, data), tuple(data.input_shape))
     else:
         if args.overrides:

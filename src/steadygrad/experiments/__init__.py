@@ -1,5 +1,10 @@
 """Experiments: typed configs, the run store, resumable sweeps (local or Ray) and reports."""
 
+from steadygrad.experiments.archs import CNNConfig as CNNConfig
+from steadygrad.experiments.archs import ResNetConfig as ResNetConfig
+from steadygrad.experiments.archs import RNNConfig as RNNConfig
+from steadygrad.experiments.archs import TransformerConfig as TransformerConfig
+from steadygrad.experiments.archs import model_from_config as model_from_config
 from steadygrad.experiments.config import Component as Component
 from steadygrad.experiments.config import DataConfig as DataConfig
 from steadygrad.experiments.config import DiagnosticsConfig as DiagnosticsConfig
@@ -42,6 +47,7 @@ from steadygrad.experiments.worker import worker_loop as worker_loop
 
 __all__ = [
     "STATES",
+    "CNNConfig",
     "Component",
     "DataConfig",
     "DiagnosticsConfig",
@@ -50,6 +56,8 @@ __all__ = [
     "ModelConfig",
     "OptimizerConfig",
     "PlannedRun",
+    "RNNConfig",
+    "ResNetConfig",
     "RunConfig",
     "RunIndex",
     "RunResult",
@@ -58,6 +66,7 @@ __all__ = [
     "SweepReport",
     "SweepResult",
     "TrainConfig",
+    "TransformerConfig",
     "apply_overrides",
     "build_report",
     "config_from_dict",
@@ -68,6 +77,7 @@ __all__ = [
     "load_sweep",
     "loads_toml",
     "loads_yaml",
+    "model_from_config",
     "parse_value",
     "read_table",
     "run_config",

@@ -24,7 +24,8 @@ Example:
     >>> net = rnn((20,), 32, cell="lstm", vocab=10, num_outputs=10, seed=0)
     >>> [name for name, _ in net.named_children()]
     ['embedding', 'rnn', 'last', 'output']
-    >>> float(net.rnn.bias_ih_l0[32:64].min()), float(net.rnn.bias_hh_l0.abs().max())
+    >>> b_ih, b_hh = net.rnn.bias_ih_l0.detach(), net.rnn.bias_hh_l0.detach()
+    >>> float(b_ih[32:64].min()), float(b_hh.abs().max())
     (1.0, 0.0)
 """
 
