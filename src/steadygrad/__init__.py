@@ -19,6 +19,7 @@ from steadygrad import optim as optim
 from steadygrad.compress.latency import latency as latency
 from steadygrad.diagnostics.monitor import GradientMonitor as GradientMonitor
 from steadygrad.diagnostics.report import HealthReport as HealthReport
+from steadygrad.doctor.core import doctor as doctor
 from steadygrad.nn.build import mlp as mlp
 from steadygrad.nn.presets import default_dnn as default_dnn
 from steadygrad.nn.presets import self_normalizing as self_normalizing
@@ -53,6 +54,7 @@ __all__ = [
     "__version__",
     "data",
     "default_dnn",
+    "doctor",
     "evaluate",
     "fit",
     "latency",

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from steadygrad.doctor.any_model import APPEND, is_any_model, rewrites_change_nothing
 from steadygrad.doctor.candidates import Candidate, merge_patches, patch_effect, propose
 from steadygrad.doctor.result import DoctorResult, rank
 from steadygrad.doctor.trials import DataCache, Trial, run_trial
@@ -150,15 +151,26 @@ def _budget(table: dict[str, Any], steps: int | None, n_train: int) -> tuple[int
     return epochs, epochs * per_epoch
 
 
-def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: int = 3,
-           max_trials: int = 10, out_dir: str | Path | None = None,
+def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any = None, *,
+           steps: int | None = None, seeds: int = 3, max_trials: int = 10,
+           out_dir: str | Path | None = None,
            progress: Callable[[str], None] | bool | None = None,
-           reference: RunConfig | None = None, threads: int | None = 1) -> DoctorResult:
+           reference: RunConfig | Callable[..., Any] | str | None = None,
+           threads: int | None = 1, train: dict[str, Any] | None = None,
+           model_kwargs: dict[str, Any] | None = None) -> DoctorResult:
     """Diagnose ``config`` and run the controlled trials that show which remedy works.
 
     Args:
         config: the training setup; None runs the built-in failing network
             (:func:`example_config`) with its healthy reference (:func:`reference_config`).
+            A callable (or a ``"package.module:function"`` string) is a model factory:
+            ``config(**model_kwargs)`` must build a fresh ``nn.Module``; it is trained on
+            ``data`` with ``train`` and its remedies are model rewrites
+            (:mod:`steadygrad.nn.rewrite`) and training changes
+            (:data:`steadygrad.doctor.any_model.MODEL_TOOLBOX`).
+        data: with a factory: a :class:`~steadygrad.data.Dataset` (saved as ``data.npz`` in
+            ``out_dir`` so every trial uses its exact split), a dataset name or a ``[data]``
+            table. Not used with a config.
         steps: optimizer-step budget of every trial (rounded up to whole epochs); None keeps
             the config's ``train.epochs``.
         seeds: seeds per trial (``train.seed`` = 0, 1, ...); mean ± std over them.
@@ -169,10 +181,14 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
         progress: None/False (silent), True (one line per run on stderr) or a callable that
             receives each progress line.
         reference: a healthy configuration run with the same budget to compare with (skipped
-            when the baseline is healthy).
+            when the baseline is healthy); with a factory, also another factory (trained
+            with the same data and ``train``).
         threads: torch intra-op threads while the doctor runs (restored afterwards); the
             default 1 is fastest for the small nets of short trials on a shared CPU (several
             threads on tiny matrices mostly wait on each other). None leaves torch's setting.
+        train: with a factory: the ``[train]`` table (``fit``'s settings: ``epochs``,
+            ``batch_size``, ``optimizer = {name, learning_rate, ...}``, ``schedule``...).
+        model_kwargs: with a factory: its keyword arguments (``[model] factory_kwargs``).
 
     Returns:
         The :class:`DoctorResult` (also written as ``doctor.json``).
@@ -207,9 +223,9 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            return doctor(config, steps=steps, seeds=seeds, max_trials=max_trials,
+            return doctor(config, data, steps=steps, seeds=seeds, max_trials=max_trials,
                           out_dir=out_dir, progress=progress, reference=reference,
-                          threads=None)
+                          threads=None, train=train, model_kwargs=model_kwargs)
         finally:
             torch.set_num_threads(before)
     started = time.time()
@@ -217,11 +233,24 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
     if config is None:
         config = example_config()
         reference = reference_config(config) if reference is None else reference
-    if not isinstance(config, RunConfig):
-        raise ConfigError("config", type(config).__name__, "a RunConfig or None",
+    from steadygrad.doctor.user_model import factory_config, is_factory
+
+    factory = is_factory(config)
+    if not factory and not isinstance(config, RunConfig):
+        raise ConfigError("config", type(config).__name__,
+                          "a RunConfig, a model factory (callable or 'module:function') or None",
                           hint="use steadygrad.experiments.loader.load_config(path)")
-    if reference is not None and not isinstance(reference, RunConfig):
-        raise ConfigError("reference", type(reference).__name__, "a RunConfig or None")
+    if not factory and (data is not None or train is not None or model_kwargs is not None):
+        raise ConfigError("data", type(data).__name__ if data is not None else "train=...",
+                          "data/train/model_kwargs only with a model factory",
+                          hint="a config sets them in its [data], [train] and [model] tables")
+    if factory and data is None:
+        raise ConfigError("data", None, "the data to train the factory's model on",
+                          hint="e.g. doctor(make_model, sg.data.load('digits'))")
+    if reference is not None and not isinstance(reference, RunConfig) and not (
+            factory and is_factory(reference)):
+        raise ConfigError("reference", type(reference).__name__,
+                          "a RunConfig or None" + (" or a model factory" if factory else ""))
     _check_int("seeds", seeds, 1)
     _check_int("max_trials", max_trials, 0)
     if steps is not None:
@@ -235,9 +264,22 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ConfigError("out_dir", str(out), "a missing or empty folder",
                               hint="choose a new folder; the doctor never overwrites results")
+    if factory:
+        assert config is not None and not isinstance(config, RunConfig)
+        config = factory_config(config, data, out, train, model_kwargs)
+        if reference is not None and not isinstance(reference, RunConfig):
+            reference = factory_config(reference, data, out, train, name="reference")
+    assert isinstance(config, RunConfig)
+    assert reference is None or isinstance(reference, RunConfig)
     say = _printer(progress)
     cache = DataCache()
     data = cache.get(config)  # fails before any work on bad data
+    if config.model.factory is not None or config.model.rewrites:
+        from steadygrad.experiments.execute import build_model
+
+        build_model(config, data)  # a bad factory or rewrite fails here, not in every run
+        if reference is not None and (reference.model.factory or reference.model.rewrites):
+            build_model(reference, cache.get(reference))
     task = getattr(data, "task", "multiclass")
     metric = "val_loss" if task == "regression" else "val_accuracy"
     table = config_to_dict(config)
@@ -268,8 +310,12 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
             ref_trial = trial("reference", "reference", ref_table, {})
         singles_budget = max_trials - 1 if max_trials >= 3 else max_trials
         chosen: list[tuple[Candidate, dict[str, Any]]] = []
-        for cand in propose(kinds):
+        any_model = is_any_model(table)
+        for cand in propose(kinds, any_model=any_model):
             new, why = patch_effect(table, cand.patch)
+            if new is not None and APPEND in cand.patch:
+                why = rewrites_change_nothing(new, len(cand.patch[APPEND]), cache)
+                new = None if why else new
             if new is None:
                 skipped.append((cand.name, why or "skipped"))
             elif len(chosen) < singles_budget:

@@ -125,18 +125,55 @@ def load_data(config: RunConfig) -> Any:
     return datasets.load(config.data.name, **config.data.kwargs)
 
 
-def build_model(config: RunConfig, data: Any) -> Any:
-    """``steadygrad.nn.build.mlp`` with the ``[model]`` section, sized for ``data``.
+def build_model(config: RunConfig, data: Any, records: list[Any] | None = None) -> Any:
+    """The model of the ``[model]`` section, sized for ``data``, with its rewrites applied.
 
-    The output head follows the dataset's task; the init seed is ``model.seed`` or, when
-    that is unset, ``train.seed``.
+    ``model.factory`` set: the user's function called with ``model.factory_kwargs``
+    (:func:`steadygrad.nn.factory.call_factory`, torch's RNG seeded while it runs); else
+    ``steadygrad.nn.build.mlp`` (the output head follows the dataset's task). Then each of
+    ``model.rewrites`` (:func:`steadygrad.nn.rewrite.apply_rewrites`, with a batch of
+    ``data`` as the example input). The seed is ``model.seed`` or, when that is unset,
+    ``train.seed``.
+
+    Args:
+        config: the run config.
+        data: its dataset.
+        records: when a list, receives one :class:`steadygrad.nn.rewrite.Rewritten` per
+            rewrite (what each changed).
 
     >>> from steadygrad.experiments.config import config_from_dict
     >>> cfg = config_from_dict({"model": {"hidden": [16], "batch_norm": "before"}})
     >>> net = build_model(cfg, load_data(cfg))
     >>> [name for name, _ in net.named_children()]
     ['dense1', 'bn1', 'act1', 'output']
+    >>> cfg = config_from_dict({"model": {"factory": "steadygrad.nn.factory:example_factory",
+    ...     "factory_kwargs": {"hidden": 8}, "rewrites": [{"name": "insert_norm"}]}})
+    >>> build_model(cfg, load_data(cfg))[0]
+    Sequential(
+      (0): Linear(in_features=64, out_features=8, bias=False)
+      (1): BatchNorm1d(8, ...)
+    )
     """
+    m = config.model
+    seed = m.seed if m.seed is not None else config.train.seed
+    if m.factory is not None:
+        from steadygrad.nn.factory import call_factory
+
+        model = call_factory(m.factory, m.kwargs, seed=seed)
+    else:
+        model = _mlp(config, data)
+    if m.rewrites:
+        from steadygrad.nn.rewrite import apply_rewrites
+
+        steps = apply_rewrites(model, [c.to_value() for c in m.rewrites], seed=seed,
+                               example_input=data.x_train[:8])
+        if records is not None:
+            records.extend(steps)
+        model = steps[-1].module
+    return model
+
+
+def _mlp(config: RunConfig, data: Any) -> Any:
     from steadygrad.nn import build
 
     m = config.model
