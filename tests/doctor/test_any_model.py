@@ -226,3 +226,17 @@ def test_python_api_rejects_mixed_arguments(tmp_path: Path) -> None:
         doctor(3)  # type: ignore[arg-type]
     assert Candidate("x", {}).as_toml() == ""
     assert sg.doctor is doctor  # the Python API: sg.doctor(model_fn, data, ...)
+
+
+def test_docs_user_model_examples_load_and_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    # docs/doctor-any-model.md runs these with PYTHONPATH=examples/user_models
+    folder = Path(__file__).resolve().parents[2] / "examples" / "user_models"
+    monkeypatch.syspath_prepend(str(folder))
+    for name, kind in (("cnn.toml", nn.Sigmoid), ("transformer.toml",
+                                                  nn.TransformerEncoderLayer)):
+        config = load_config(folder / name)
+        assert config.model.factory is not None and config.model.factory.startswith("my_models:")
+        model = build_model(config, DIGITS)
+        assert model(DIGITS.x_train[:3]).shape == (3, 10)
+        found = [m for m in model.modules() if isinstance(m, kind)]
+        assert found and all(not getattr(m, "norm_first", False) for m in found)

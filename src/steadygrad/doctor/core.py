@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from steadygrad.errors import ConfigError
 from steadygrad.experiments.config import RunConfig, config_from_dict, config_to_dict
 from steadygrad.experiments.loader import set_key
 
-__all__ = ["doctor", "example_config", "reference_config"]
+__all__ = ["doctor", "example_config", "reference_config", "runnable_candidates"]
 
 _N01 = {"name": "variance_scaling", "scale": 64.0, "mode": "fan_in",
         "distribution": "untruncated_normal"}
@@ -139,6 +139,49 @@ def _resolve_lr(table: dict[str, Any], key: str, seed: int, cache: DataCache
     lr = float(f"{found.lrs[lowest] / 10:.3g}")
     return lr, (f"LR range test (Smith 2017) on the seed-{seed} model: the rate at the lowest "
                 f"smoothed loss / 10 = {lr:g}")
+
+
+def runnable_candidates(table: dict[str, Any], kinds: Sequence[str], cache: DataCache,
+                        seed: int, limit: int | None = None,
+                        candidates: Sequence[Candidate] | None = None,
+                        ) -> tuple[list[tuple[Candidate, dict[str, Any], dict[str, Any], str]],
+                                   list[tuple[str, str]]]:
+    """The candidates the doctor would run for ``kinds``, in its order, ready to run.
+
+    Each is ``(candidate, config table, resolved patch, note)``; the patch's ``"lr_find"`` and
+    ``"div10"`` placeholders are resolved (LR range test on the ``seed`` model, one tenth of
+    the rate). Candidates that change nothing or do not apply are returned as
+    ``(name, why)``; at most ``limit`` are made ready (the rest are neither). ``candidates``
+    replaces the doctor's proposal (the benchmark's random baseline draws from the toolbox).
+    """
+    ready: list[tuple[Candidate, dict[str, Any], dict[str, Any], str]] = []
+    skipped: list[tuple[str, str]] = []
+    pool = propose(kinds, any_model=is_any_model(table)) if candidates is None else candidates
+    for cand in pool:
+        if limit is not None and len(ready) >= limit:
+            break
+        new, why = patch_effect(table, cand.patch)
+        if new is not None and APPEND in cand.patch:
+            why = rewrites_change_nothing(new, len(cand.patch[APPEND]), cache)
+            new = None if why else new
+        if new is None:
+            skipped.append((cand.name, why or "skipped"))
+            continue
+        patch, note = dict(cand.patch), ""
+        for key, value in cand.patch.items():
+            if value == "lr_find":
+                lr, note = _resolve_lr(new, key, seed, cache)
+                if lr is None:
+                    break
+                set_key(new, key, lr)
+                patch[key] = lr
+            elif value == "div10":
+                patch[key] = new["train"]["optimizer"]["learning_rate"]
+        else:
+            ready.append((cand, new, patch, note))
+            continue
+        skipped.append((cand.name, note))
+    return ready, skipped
 
 
 def _budget(table: dict[str, Any], steps: int | None, n_train: int) -> tuple[int, int]:
@@ -309,34 +352,14 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
             ref_table["train"]["epochs"] = epochs
             ref_trial = trial("reference", "reference", ref_table, {})
         singles_budget = max_trials - 1 if max_trials >= 3 else max_trials
-        chosen: list[tuple[Candidate, dict[str, Any]]] = []
-        any_model = is_any_model(table)
-        for cand in propose(kinds, any_model=any_model):
-            new, why = patch_effect(table, cand.patch)
-            if new is not None and APPEND in cand.patch:
-                why = rewrites_change_nothing(new, len(cand.patch[APPEND]), cache)
-                new = None if why else new
-            if new is None:
-                skipped.append((cand.name, why or "skipped"))
-            elif len(chosen) < singles_budget:
-                chosen.append((cand, new))
-            else:
-                skipped.append((cand.name, f"over the --max-trials budget ({max_trials})"))
-        for cand, new in chosen:
-            patch, note = dict(cand.patch), ""
-            for key, value in cand.patch.items():
-                if value == "lr_find":
-                    lr, note = _resolve_lr(new, key, seed_list[0], cache)
-                    if lr is None:
-                        break
-                    set_key(new, key, lr)
-                    patch[key] = lr
-                elif value == "div10":
-                    patch[key] = new["train"]["optimizer"]["learning_rate"]
-            else:
-                trials.append(trial(cand.name, "candidate", new, patch, note))
-                continue
-            skipped.append((cand.name, note))
+        ready, not_run = runnable_candidates(table, kinds, cache, seed_list[0],
+                                             limit=singles_budget)
+        skipped += not_run
+        for cand, new, patch, note in ready:
+            trials.append(trial(cand.name, "candidate", new, patch, note))
+        skipped += [(c.name, f"over the --max-trials budget ({max_trials})")
+                    for c in propose(kinds, any_model=is_any_model(table))
+                    if c.name not in {t.label for t in trials} | {n for n, _ in skipped}]
         ranked = rank(trials, baseline, metric)
         if max_trials >= 3 and len(ranked) >= 2:
             first = ranked[0]
