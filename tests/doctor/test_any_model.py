@@ -240,3 +240,14 @@ def test_docs_user_model_examples_load_and_build(monkeypatch: pytest.MonkeyPatch
         assert model(DIGITS.x_train[:3]).shape == (3, 10)
         found = [m for m in model.modules() if isinstance(m, kind)]
         assert found and all(not getattr(m, "norm_first", False) for m in found)
+
+
+def test_cli_example_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from steadygrad.cli.main import main
+
+    assert main(["doctor", "--example", "lstm", "--out", str(tmp_path / "a")]) == 2
+    assert "--example: got 'lstm'; expected one of mlp, cnn, resnet, rnn, transformer" in \
+        capsys.readouterr().err
+    assert main(["doctor", "x.toml", "--example", "cnn", "--out", str(tmp_path / "b")]) == 2
+    assert "no CONFIG and no --data with --example" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

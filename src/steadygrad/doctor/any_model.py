@@ -88,10 +88,11 @@ STANDARDIZE = _tr("standardize_inputs", {"data.standardize": True},
                   "unscaled inputs push the first layer into saturation or overflow", _LECUN)
 
 MODEL_TOOLBOX: dict[str, tuple[Candidate, ...]] = {
-    "vanishing_gradients": (ELU_HE, BATCH_NORM, PRE_LN, RELU_HE, MATCHED, LAYER_NORM, ADAM),
+    "vanishing_gradients": (ELU_HE, BATCH_NORM, PRE_LN, LR_FIND, RELU_HE, MATCHED, LAYER_NORM,
+                            ADAM),
     "saturation": (ELU_HE, BATCH_NORM, RELU_HE, MATCHED, LAYER_NORM, ADAM, STANDARDIZE),
     "exploding_gradients": (CLIP, LR_FIND, PRE_LN, DIV10, MATCHED, BATCH_NORM, ONE_CYCLE, ADAM),
-    "non_finite": (DIV10, CLIP, LR_FIND, PRE_LN, ONE_CYCLE, STANDARDIZE),
+    "non_finite": (DIV10, CLIP, MATCHED, LR_FIND, PRE_LN, BATCH_NORM, ONE_CYCLE, STANDARDIZE),
     "dead_units": (LEAKY, ELU_DEAD, BATCH_NORM, DIV10, MATCHED),
     "learning_rate": (LR_FIND, ADAM, ONE_CYCLE),
     "self_normalization": (ALPHA, MATCHED, STANDARDIZE),

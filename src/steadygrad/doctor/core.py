@@ -12,8 +12,15 @@ experiments", instead of AUTOTRAINER's first-quiet-detector-wins search):
 4. combine the two best compatible single remedies in a second round;
 5. rank: candidates whose problems disappeared in every seed first, then by the validation
    metric's mean; success = problems gone and mean metric no worse than the baseline's;
-6. write ``repaired.toml`` (the best successful candidate's config), ``doctor.json``,
-   ``doctor.md``, ``doctor.html`` and the sweep report of every run under ``report/``.
+6. write ``repaired.toml`` (the best successful candidate's config), ``repaired.py`` (the same
+   remedy as PyTorch code), ``doctor.json``, ``doctor.md``, ``doctor.html`` and the sweep
+   report of every run under ``report/``.
+
+The same loop runs for any model: a config whose ``[model] factory`` names the user's function
+(or ``doctor(model_fn, data)`` from Python) gets :data:`steadygrad.doctor.any_model
+.MODEL_TOOLBOX`'s remedies, model rewrites and training changes, instead of the MLP's config
+keys. Any builder that plugs into :func:`steadygrad.experiments.execute.build_model` (another
+``[model] arch``) is treated the same way (:func:`steadygrad.doctor.any_model.is_any_model`).
 
 Example:
     >>> import tempfile
@@ -369,11 +376,11 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
                     skipped.append((f"{first.label}+{other.label}",
                                     "the two patches set the same key to different values"))
                     continue
-                new, why = patch_effect(table, merged)
-                if new is None:
+                combined, why = patch_effect(table, merged)
+                if combined is None:
                     skipped.append((f"{first.label}+{other.label}", why or "skipped"))
                     continue
-                trials.append(trial(f"{first.label}+{other.label}", "combination", new,
+                trials.append(trial(f"{first.label}+{other.label}", "combination", combined,
                                     merged))
                 break
     result = DoctorResult(
