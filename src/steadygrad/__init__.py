@@ -19,6 +19,7 @@ from steadygrad import optim as optim
 from steadygrad.compress.latency import latency as latency
 from steadygrad.diagnostics.monitor import GradientMonitor as GradientMonitor
 from steadygrad.diagnostics.report import HealthReport as HealthReport
+from steadygrad.doctor.core import doctor as doctor
 from steadygrad.nn.build import mlp as mlp
 from steadygrad.nn.cnn import cnn as cnn
 from steadygrad.nn.presets import default_dnn as default_dnn
@@ -58,6 +59,7 @@ __all__ = [
     "cnn",
     "data",
     "default_dnn",
+    "doctor",
     "evaluate",
     "fit",
     "latency",

@@ -26,8 +26,9 @@ BAD_CONFIGS: list[tuple[dict, str]] = [
      "did you mean 'model'?"),
     ({"model": {"activaton": "relu"}},
      "model.activaton: got unknown key 'activaton'; expected one of activation, batch_norm, "
-     "bias_initializer, bn_eps, bn_momentum, dropout, dropout_kind, hidden, input_batch_norm, "
-     "input_dropout, kernel_initializer, l1, l2, max_norm, seed; did you mean 'activation'?"),
+     "bias_initializer, bn_eps, bn_momentum, dropout, dropout_kind, factory, factory_kwargs, "
+     "hidden, input_batch_norm, input_dropout, kernel_initializer, l1, l2, max_norm, rewrites, "
+     "seed; did you mean 'activation'?"),
     ({"model": {"activation": "rleu"}},
      "model.activation: got 'rleu'; expected one of elu, gelu, hard_sigmoid, leaky_relu, linear, "
      "mish, prelu, relu, rrelu, selu, sigmoid, softmax, softplus, softsign, swish, tanh; "

@@ -4,7 +4,12 @@ Without CONFIG it runs the built-in failing network (10 sigmoid layers with N(0,
 :func:`steadygrad.doctor.core.example_config`) on the embedded digits data, offline, together
 with its healthy reference (ELU + He) and prints the best remedy's share of the reference's
 accuracy. ``--data fashion_mnist`` runs the same example on a Fashion-MNIST subset when the
-dataset files are available. Progress lines go to stderr on a terminal only.
+dataset files are available. ``--example NAME`` runs a built-in failing model of another
+architecture family (``cnn``, ``resnet``, ``rnn``, ``transformer``, or ``mlp`` as a factory;
+:mod:`steadygrad.doctor.examples`), written as a plain-PyTorch model factory, with its healthy
+reference. A CONFIG whose ``[model] factory = "package.module:function"`` runs the user's own
+model; its remedies are model rewrites and training changes. Progress lines go to stderr on a
+terminal only.
 
 Exit codes: 0 healthy or repaired, 1 problems found but no candidate succeeded, 2 bad input.
 
@@ -13,8 +18,8 @@ Example:
     >>> sub = argparse.ArgumentParser(prog="steadygrad").add_subparsers()
     >>> add_parser(sub)
     >>> args = sub.choices["doctor"].parse_args(["--seeds", "2", "--steps", "50"])
-    >>> args.config, args.seeds, args.steps, args.max_trials
-    (None, 2, 50, 10)
+    >>> args.config, args.seeds, args.steps, args.max_trials, args.example
+    (None, 2, 50, 10, None)
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ __all__ = ["add_parser", "default_out", "run"]
 _EXAMPLES = """
   steadygrad doctor                          # built-in deep sigmoid net on digits (~1 min)
   steadygrad doctor --data fashion_mnist     # the same on a Fashion-MNIST subset
+  steadygrad doctor --example cnn            # built-in failing CNN (also resnet, rnn,
+                                             # transformer, mlp), as plain-PyTorch factories
   steadygrad doctor run.toml --steps 300 --seeds 3 --out doctor/run
   steadygrad doctor run.toml --reference healthy.toml --json > doctor.json
 
@@ -67,6 +74,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--data", default=None, metavar="NAME",
                         help="dataset of the built-in example: digits (default) or "
                         "fashion_mnist")
+    parser.add_argument("--example", default=None, metavar="NAME",
+                        help="a built-in failing model per architecture family: mlp, cnn, "
+                        "resnet, rnn, transformer (plain-PyTorch factories on digits)")
     parser.add_argument("--reference", default=None, metavar="FILE",
                         help="a healthy config to compare with (built-in example: ELU + He)")
     parser.add_argument("--steps", type=int_at_least(1), default=None, metavar="N",
@@ -117,7 +127,21 @@ def run(args: argparse.Namespace) -> int:
     from steadygrad.experiments.loader import load_config
 
     reference = load_config(args.reference) if args.reference else None
-    if args.config is None:
+    if args.example is not None:
+        from steadygrad.doctor.examples import example
+
+        if args.config is not None or args.data is not None:
+            raise ConfigError("--example", args.example, "no CONFIG and no --data with "
+                              "--example", hint="the example brings its model, data and setup")
+        chosen = example(args.example)
+        config = chosen.config()
+        if args.overrides:
+            from steadygrad.experiments.config import config_from_dict, config_to_dict
+            from steadygrad.experiments.loader import apply_overrides
+
+            config = config_from_dict(apply_overrides(config_to_dict(config), args.overrides))
+        reference = chosen.config(reference=True) if reference is None else reference
+    elif args.config is None:
         config = example_config(args.data or "digits")
         if args.overrides:
             from steadygrad.experiments.config import config_from_dict, config_to_dict

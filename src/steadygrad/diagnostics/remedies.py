@@ -131,9 +131,10 @@ REMEDIES: dict[str, tuple[Remedy, ...]] = {
                condition="standardized_inputs"),
         Remedy("lecun_init", {"model.kernel_initializer": "lecun_normal"},
                "self-normalization needs Var(w) = 1/fan_in", _SELU, condition="lecun_init"),
-        Remedy("sequential", {"model.batch_norm": "none", "model.residual": False},
-               "the fixed-point argument holds for plain sequential dense stacks", _SELU,
-               condition="sequential"),
+        Remedy("sequential", {"model.batch_norm": "none"},
+               "the fixed-point argument holds for plain sequential dense stacks: no batch "
+               "norm between the SELU layers (the MLP builder has no residual connections)",
+               _SELU, condition="sequential"),
         Remedy("alpha_dropout", {"model.dropout_kind": "alpha"},
                "plain dropout breaks mean/variance; AlphaDropout preserves them", _SELU,
                condition="alpha_dropout"),

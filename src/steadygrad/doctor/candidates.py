@@ -20,6 +20,8 @@ Example:
     'relu'
     >>> merge_patches({"a.b": 1}, {"a.c": 2}), merge_patches({"a.b": 1}, {"a.b": 2})
     ({'a.b': 1, 'a.c': 2}, None)
+    >>> apply_patch({"model": {"rewrites": ["pre_ln"]}}, {"model.rewrites+": ["reinit"]})
+    {'model': {'rewrites': ['pre_ln', 'reinit']}}
 """
 
 from __future__ import annotations
@@ -70,6 +72,32 @@ class Candidate:
         """The candidate's name (used as its run label)."""
         return self.name
 
+    def as_toml(self) -> str:
+        """The remedy as a config patch (TOML).
+
+        >>> print(Candidate("clip", {"train.optimizer.global_clipnorm": 1.0}).as_toml())
+        [train]
+        <BLANKLINE>
+        [train.optimizer]
+        global_clipnorm = 1.0
+        """
+        from steadygrad.doctor.remedy_code import as_toml
+
+        return as_toml(self.patch)
+
+    def as_pytorch(self) -> str:
+        """The remedy as the PyTorch code a plain-PyTorch user would write.
+
+        >>> print(Candidate("pre_ln", {"model.rewrites+": ["pre_ln"]}).as_pytorch())
+        # pre-LN: ...
+        for m in model.modules():
+            if isinstance(m, nn.TransformerEncoderLayer):
+                m.norm_first = True
+        """
+        from steadygrad.doctor.remedy_code import as_pytorch
+
+        return as_pytorch(self.patch)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict.
 
@@ -117,11 +145,14 @@ def _key(patch: Mapping[str, Any]) -> str:
     return json.dumps(patch, sort_keys=True, default=str)
 
 
-def propose(kinds: Sequence[str]) -> list[Candidate]:
+def propose(kinds: Sequence[str], any_model: bool = False) -> list[Candidate]:
     """Candidates for the finding ``kinds``: remedy table then toolbox, round-robin, deduplicated.
 
     Args:
         kinds: finding kinds in order of importance.
+        any_model: the model is not the built-in MLP (a factory or another architecture):
+            the remedies are :data:`steadygrad.doctor.any_model.MODEL_TOOLBOX`'s rewrites and
+            training changes instead of MLP config keys.
 
     Returns:
         Candidates in the order to try them; ``targets`` lists the kinds each one addresses.
@@ -131,7 +162,11 @@ def propose(kinds: Sequence[str]) -> list[Candidate]:
      'learning_rate_div10', 'adam']
     """
     lists: list[list[Candidate]] = []
-    for kind in kinds:
+    if any_model:
+        from steadygrad.doctor.any_model import MODEL_TOOLBOX
+
+        lists = [list(MODEL_TOOLBOX.get(kind, ())) for kind in kinds]
+    for kind in kinds if not any_model else ():
         from_table = [Candidate(r.name, dict(r.patch), r.why, r.source)
                       for r in REMEDIES.get(kind, ())]
         lists.append(from_table + list(TOOLBOX.get(kind, ())))
@@ -160,7 +195,12 @@ def apply_patch(raw: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, A
     """
     out = copy.deepcopy(dict(raw))
     for key, value in patch.items():
-        set_key(out, key, copy.deepcopy(value))
+        if key.endswith("+"):  # append to a list (model.rewrites+)
+            current = _get(out, key[:-1])
+            current = [] if current is inspect.Parameter.empty or current is None else current
+            set_key(out, key[:-1], list(current) + copy.deepcopy(list(value)))
+        else:
+            set_key(out, key, copy.deepcopy(value))
     return out
 
 
@@ -172,6 +212,9 @@ def merge_patches(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[s
     """
     out = dict(first)
     for key, value in second.items():
+        if key.endswith("+") and key in out:  # two appends: one after the other
+            out[key] = list(out[key]) + list(value)
+            continue
         if key in out and _key({"v": out[key]}) != _key({"v": value}):
             return None
         out[key] = value
@@ -233,7 +276,7 @@ def patch_effect(raw: Mapping[str, Any], patch: Mapping[str, Any]) -> tuple[dict
         patch[lr_key] = float(f"{current / 10:.6g}")
     same = []
     for key, value in patch.items():
-        if value == "lr_find":
+        if value == "lr_find" or key.endswith("+"):  # appended rewrites: see the doctor
             continue
         old = _get(base, key)
         if old is inspect.Parameter.empty and key.startswith("data."):

@@ -12,8 +12,15 @@ experiments", instead of AUTOTRAINER's first-quiet-detector-wins search):
 4. combine the two best compatible single remedies in a second round;
 5. rank: candidates whose problems disappeared in every seed first, then by the validation
    metric's mean; success = problems gone and mean metric no worse than the baseline's;
-6. write ``repaired.toml`` (the best successful candidate's config), ``doctor.json``,
-   ``doctor.md``, ``doctor.html`` and the sweep report of every run under ``report/``.
+6. write ``repaired.toml`` (the best successful candidate's config), ``repaired.py`` (the same
+   remedy as PyTorch code), ``doctor.json``, ``doctor.md``, ``doctor.html`` and the sweep
+   report of every run under ``report/``.
+
+The same loop runs for any model: a config whose ``[model] factory`` names the user's function
+(or ``doctor(model_fn, data)`` from Python) gets :data:`steadygrad.doctor.any_model
+.MODEL_TOOLBOX`'s remedies, model rewrites and training changes, instead of the MLP's config
+keys. Any builder that plugs into :func:`steadygrad.experiments.execute.build_model` (another
+``[model] arch``) is treated the same way (:func:`steadygrad.doctor.any_model.is_any_model`).
 
 Example:
     >>> import tempfile
@@ -31,10 +38,11 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from steadygrad.doctor.any_model import APPEND, is_any_model, rewrites_change_nothing
 from steadygrad.doctor.candidates import Candidate, merge_patches, patch_effect, propose
 from steadygrad.doctor.result import DoctorResult, rank
 from steadygrad.doctor.trials import DataCache, Trial, run_trial
@@ -42,7 +50,7 @@ from steadygrad.errors import ConfigError
 from steadygrad.experiments.config import RunConfig, config_from_dict, config_to_dict
 from steadygrad.experiments.loader import set_key
 
-__all__ = ["doctor", "example_config", "reference_config"]
+__all__ = ["doctor", "example_config", "reference_config", "runnable_candidates"]
 
 _N01 = {"name": "variance_scaling", "scale": 64.0, "mode": "fan_in",
         "distribution": "untruncated_normal"}
@@ -140,6 +148,49 @@ def _resolve_lr(table: dict[str, Any], key: str, seed: int, cache: DataCache
                 f"smoothed loss / 10 = {lr:g}")
 
 
+def runnable_candidates(table: dict[str, Any], kinds: Sequence[str], cache: DataCache,
+                        seed: int, limit: int | None = None,
+                        candidates: Sequence[Candidate] | None = None,
+                        ) -> tuple[list[tuple[Candidate, dict[str, Any], dict[str, Any], str]],
+                                   list[tuple[str, str]]]:
+    """The candidates the doctor would run for ``kinds``, in its order, ready to run.
+
+    Each is ``(candidate, config table, resolved patch, note)``; the patch's ``"lr_find"`` and
+    ``"div10"`` placeholders are resolved (LR range test on the ``seed`` model, one tenth of
+    the rate). Candidates that change nothing or do not apply are returned as
+    ``(name, why)``; at most ``limit`` are made ready (the rest are neither). ``candidates``
+    replaces the doctor's proposal (the benchmark's random baseline draws from the toolbox).
+    """
+    ready: list[tuple[Candidate, dict[str, Any], dict[str, Any], str]] = []
+    skipped: list[tuple[str, str]] = []
+    pool = propose(kinds, any_model=is_any_model(table)) if candidates is None else candidates
+    for cand in pool:
+        if limit is not None and len(ready) >= limit:
+            break
+        new, why = patch_effect(table, cand.patch)
+        if new is not None and APPEND in cand.patch:
+            why = rewrites_change_nothing(new, len(cand.patch[APPEND]), cache)
+            new = None if why else new
+        if new is None:
+            skipped.append((cand.name, why or "skipped"))
+            continue
+        patch, note = dict(cand.patch), ""
+        for key, value in cand.patch.items():
+            if value == "lr_find":
+                lr, note = _resolve_lr(new, key, seed, cache)
+                if lr is None:
+                    break
+                set_key(new, key, lr)
+                patch[key] = lr
+            elif value == "div10":
+                patch[key] = new["train"]["optimizer"]["learning_rate"]
+        else:
+            ready.append((cand, new, patch, note))
+            continue
+        skipped.append((cand.name, note))
+    return ready, skipped
+
+
 def _budget(table: dict[str, Any], steps: int | None, n_train: int) -> tuple[int, int]:
     """(epochs, steps) for a step budget (rounded up to whole epochs)."""
     per_epoch = math.ceil(n_train / int(table["train"]["batch_size"]))
@@ -150,15 +201,26 @@ def _budget(table: dict[str, Any], steps: int | None, n_train: int) -> tuple[int
     return epochs, epochs * per_epoch
 
 
-def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: int = 3,
-           max_trials: int = 10, out_dir: str | Path | None = None,
+def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any = None, *,
+           steps: int | None = None, seeds: int = 3, max_trials: int = 10,
+           out_dir: str | Path | None = None,
            progress: Callable[[str], None] | bool | None = None,
-           reference: RunConfig | None = None, threads: int | None = 1) -> DoctorResult:
+           reference: RunConfig | Callable[..., Any] | str | None = None,
+           threads: int | None = 1, train: dict[str, Any] | None = None,
+           model_kwargs: dict[str, Any] | None = None) -> DoctorResult:
     """Diagnose ``config`` and run the controlled trials that show which remedy works.
 
     Args:
         config: the training setup; None runs the built-in failing network
             (:func:`example_config`) with its healthy reference (:func:`reference_config`).
+            A callable (or a ``"package.module:function"`` string) is a model factory:
+            ``config(**model_kwargs)`` must build a fresh ``nn.Module``; it is trained on
+            ``data`` with ``train`` and its remedies are model rewrites
+            (:mod:`steadygrad.nn.rewrite`) and training changes
+            (:data:`steadygrad.doctor.any_model.MODEL_TOOLBOX`).
+        data: with a factory: a :class:`~steadygrad.data.Dataset` (saved as ``data.npz`` in
+            ``out_dir`` so every trial uses its exact split), a dataset name or a ``[data]``
+            table. Not used with a config.
         steps: optimizer-step budget of every trial (rounded up to whole epochs); None keeps
             the config's ``train.epochs``.
         seeds: seeds per trial (``train.seed`` = 0, 1, ...); mean ± std over them.
@@ -169,10 +231,14 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
         progress: None/False (silent), True (one line per run on stderr) or a callable that
             receives each progress line.
         reference: a healthy configuration run with the same budget to compare with (skipped
-            when the baseline is healthy).
+            when the baseline is healthy); with a factory, also another factory (trained
+            with the same data and ``train``).
         threads: torch intra-op threads while the doctor runs (restored afterwards); the
             default 1 is fastest for the small nets of short trials on a shared CPU (several
             threads on tiny matrices mostly wait on each other). None leaves torch's setting.
+        train: with a factory: the ``[train]`` table (``fit``'s settings: ``epochs``,
+            ``batch_size``, ``optimizer = {name, learning_rate, ...}``, ``schedule``...).
+        model_kwargs: with a factory: its keyword arguments (``[model] factory_kwargs``).
 
     Returns:
         The :class:`DoctorResult` (also written as ``doctor.json``).
@@ -207,9 +273,9 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            return doctor(config, steps=steps, seeds=seeds, max_trials=max_trials,
+            return doctor(config, data, steps=steps, seeds=seeds, max_trials=max_trials,
                           out_dir=out_dir, progress=progress, reference=reference,
-                          threads=None)
+                          threads=None, train=train, model_kwargs=model_kwargs)
         finally:
             torch.set_num_threads(before)
     started = time.time()
@@ -217,11 +283,24 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
     if config is None:
         config = example_config()
         reference = reference_config(config) if reference is None else reference
-    if not isinstance(config, RunConfig):
-        raise ConfigError("config", type(config).__name__, "a RunConfig or None",
+    from steadygrad.doctor.user_model import factory_config, is_factory
+
+    factory = is_factory(config)
+    if not factory and not isinstance(config, RunConfig):
+        raise ConfigError("config", type(config).__name__,
+                          "a RunConfig, a model factory (callable or 'module:function') or None",
                           hint="use steadygrad.experiments.loader.load_config(path)")
-    if reference is not None and not isinstance(reference, RunConfig):
-        raise ConfigError("reference", type(reference).__name__, "a RunConfig or None")
+    if not factory and (data is not None or train is not None or model_kwargs is not None):
+        raise ConfigError("data", type(data).__name__ if data is not None else "train=...",
+                          "data/train/model_kwargs only with a model factory",
+                          hint="a config sets them in its [data], [train] and [model] tables")
+    if factory and data is None:
+        raise ConfigError("data", None, "the data to train the factory's model on",
+                          hint="e.g. doctor(make_model, sg.data.load('digits'))")
+    if reference is not None and not isinstance(reference, RunConfig) and not (
+            factory and is_factory(reference)):
+        raise ConfigError("reference", type(reference).__name__,
+                          "a RunConfig or None" + (" or a model factory" if factory else ""))
     _check_int("seeds", seeds, 1)
     _check_int("max_trials", max_trials, 0)
     if steps is not None:
@@ -235,9 +314,22 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ConfigError("out_dir", str(out), "a missing or empty folder",
                               hint="choose a new folder; the doctor never overwrites results")
+    if factory:
+        assert config is not None and not isinstance(config, RunConfig)
+        config = factory_config(config, data, out, train, model_kwargs)
+        if reference is not None and not isinstance(reference, RunConfig):
+            reference = factory_config(reference, data, out, train, name="reference")
+    assert isinstance(config, RunConfig)
+    assert reference is None or isinstance(reference, RunConfig)
     say = _printer(progress)
     cache = DataCache()
     data = cache.get(config)  # fails before any work on bad data
+    if _custom_model(config):
+        from steadygrad.experiments.execute import build_model
+
+        build_model(config, data)  # a bad factory or rewrite fails here, not in every run
+        if reference is not None and _custom_model(reference):
+            build_model(reference, cache.get(reference))
     task = getattr(data, "task", "multiclass")
     metric = "val_loss" if task == "regression" else "val_accuracy"
     table = config_to_dict(config)
@@ -267,30 +359,14 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
             ref_table["train"]["epochs"] = epochs
             ref_trial = trial("reference", "reference", ref_table, {})
         singles_budget = max_trials - 1 if max_trials >= 3 else max_trials
-        chosen: list[tuple[Candidate, dict[str, Any]]] = []
-        for cand in propose(kinds):
-            new, why = patch_effect(table, cand.patch)
-            if new is None:
-                skipped.append((cand.name, why or "skipped"))
-            elif len(chosen) < singles_budget:
-                chosen.append((cand, new))
-            else:
-                skipped.append((cand.name, f"over the --max-trials budget ({max_trials})"))
-        for cand, new in chosen:
-            patch, note = dict(cand.patch), ""
-            for key, value in cand.patch.items():
-                if value == "lr_find":
-                    lr, note = _resolve_lr(new, key, seed_list[0], cache)
-                    if lr is None:
-                        break
-                    set_key(new, key, lr)
-                    patch[key] = lr
-                elif value == "div10":
-                    patch[key] = new["train"]["optimizer"]["learning_rate"]
-            else:
-                trials.append(trial(cand.name, "candidate", new, patch, note))
-                continue
-            skipped.append((cand.name, note))
+        ready, not_run = runnable_candidates(table, kinds, cache, seed_list[0],
+                                             limit=singles_budget)
+        skipped += not_run
+        for cand, new, patch, note in ready:
+            trials.append(trial(cand.name, "candidate", new, patch, note))
+        skipped += [(c.name, f"over the --max-trials budget ({max_trials})")
+                    for c in propose(kinds, any_model=is_any_model(table))
+                    if c.name not in {t.label for t in trials} | {n for n, _ in skipped}]
         ranked = rank(trials, baseline, metric)
         if max_trials >= 3 and len(ranked) >= 2:
             first = ranked[0]
@@ -300,11 +376,11 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
                     skipped.append((f"{first.label}+{other.label}",
                                     "the two patches set the same key to different values"))
                     continue
-                new, why = patch_effect(table, merged)
-                if new is None:
+                combined, why = patch_effect(table, merged)
+                if combined is None:
                     skipped.append((f"{first.label}+{other.label}", why or "skipped"))
                     continue
-                trials.append(trial(f"{first.label}+{other.label}", "combination", new,
+                trials.append(trial(f"{first.label}+{other.label}", "combination", combined,
                                     merged))
                 break
     result = DoctorResult(
@@ -316,3 +392,9 @@ def doctor(config: RunConfig | None = None, *, steps: int | None = None, seeds: 
     from steadygrad.doctor.write import write_outputs
 
     return write_outputs(result)
+
+
+def _custom_model(config: RunConfig) -> bool:
+    """Whether the model comes from a user factory or has rewrites (checked before trials)."""
+    return (getattr(config.model, "factory", None) is not None
+            or bool(getattr(config.model, "rewrites", ())))

@@ -63,9 +63,17 @@ def describe_patch(patch: dict[str, Any]) -> str:
 
     >>> describe_patch({"model.activation": "selu", "train.optimizer.learning_rate": 0.01})
     'activation=selu, learning_rate=0.01'
+    >>> describe_patch({"model.rewrites+": ["pre_ln", {"name": "reinit"}]})
+    'rewrites: pre_ln + reinit'
     """
     if not patch:
         return "no change"
+    if any(k.endswith("+") for k in patch):
+        from steadygrad.doctor.any_model import rewrite_text
+
+        parts = [("rewrites: " + " + ".join(rewrite_text(s) for s in v)) if k.endswith("+")
+                 else describe_patch({k: v}) for k, v in patch.items()]
+        return ", ".join(parts)
     return ", ".join(f"{k.rsplit('.', 1)[-1]}={v:g}" if isinstance(v, float)
                      else f"{k.rsplit('.', 1)[-1]}={v}" for k, v in patch.items())
 
@@ -155,7 +163,10 @@ def sentences(r: DoctorResult) -> list[str]:
         else:
             out.append(f"Healthy reference: {m} {fmt(ref.mean, ref.std)}.")
     if best is not None:
-        out.append(f"repaired.toml holds the config of {best.label}.")
+        out.append(f"repaired.toml holds the config of {best.label}"
+                   + (" (the factory with its list of rewrites and training changes)"
+                      if r.baseline.table.get("model", {}).get("factory") else "")
+                   + "; repaired.py the same remedy as PyTorch code.")
     else:
         out.append("No repaired.toml was written because no candidate succeeded.")
     out.append(f"Total time {r.seconds:.1f} s.")
@@ -167,5 +178,13 @@ def _ref_patch(r: DoctorResult) -> dict[str, Any]:
     if r.reference is None:
         return {}
     base, ref = r.baseline.table.get("model", {}), r.reference.table.get("model", {})
-    return {f"model.{k}": (v.get("name") if isinstance(v, dict) else v)
-            for k, v in ref.items() if base.get(k) != v}
+    out: dict[str, Any] = {}
+    for k, v in ref.items():
+        if base.get(k) == v:
+            continue
+        if k == "factory_kwargs" and isinstance(v, dict):
+            old = base.get(k) or {}
+            out.update({f"model.{a}": b for a, b in v.items() if old.get(a) != b})
+        else:
+            out[f"model.{k}"] = v.get("name") if isinstance(v, dict) else v
+    return out

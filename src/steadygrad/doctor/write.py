@@ -92,6 +92,13 @@ def render_text(r: DoctorResult, width: int = 100) -> str:
     if r.skipped:
         out += ["", "skipped:"] + [f"  {c}: {w}" for c, w in r.skipped]
     out += ["", "verdict:"] + [f"  - {s}" for s in r.verdict()]
+    if r.best is not None:
+        from steadygrad.doctor.remedy_code import as_pytorch, as_toml
+
+        out += ["", f"remedy {r.best.label} as a config patch:"]
+        out += ["  " + line for line in as_toml(r.best.patch).splitlines()]
+        out += ["", "as PyTorch code:"] + ["  " + line for line in
+                                           as_pytorch(r.best.patch).splitlines()]
     if r.files:
         out += ["", f"report: {r.files.get('html', '')}"]
     return "\n".join(out)
@@ -112,6 +119,7 @@ def render_markdown(r: DoctorResult) -> str:
               "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
               for row in table_rows(r)]
+    lines += _remedy_section(r)
     if r.skipped:
         lines += ["", "## Skipped candidates", ""] + [f"- {c}: {w}" for c, w in r.skipped]
     lines += ["", "Every run's history and health report: [report/report.html]"
@@ -160,6 +168,31 @@ def _sweep_json(r: DoctorResult) -> dict[str, Any]:
     return {"spec": {"name": f"doctor-{r.config_name}"}, "runs": runs}
 
 
+def _code(r: DoctorResult, best: Trial) -> str:
+    """``repaired.py``: the best remedy as PyTorch code, with its config patch as a comment."""
+    from steadygrad.doctor.remedy_code import as_pytorch, as_toml
+
+    patch = "\n".join("# " + line for line in as_toml(best.patch).splitlines())
+    return (f'"""steadygrad doctor: the remedy {best.label} for {r.config_name}, as PyTorch '
+            'code.\n\nApply it to your model / training loop (model, optimizer, LR and STEPS '
+            'are yours).\n"""\n# The same remedy as a config patch:\n' + patch + "\n\n"
+            "import steadygrad  # noqa: F401\nimport torch  # noqa: F401\nfrom torch import nn"
+            "  # noqa: F401\n\n\ndef apply(model, optimizer=None):\n"
+            + "\n".join("    " + line if line else "" for line in
+                        as_pytorch(best.patch).splitlines()) + "\n    return model\n")
+
+
+def _remedy_section(r: DoctorResult) -> list[str]:
+    best = r.best
+    if best is None:
+        return []
+    from steadygrad.doctor.remedy_code import as_pytorch, as_toml
+
+    return ["", f"## The remedy: {best.label}", "", "As a config patch:", "", "```toml",
+            as_toml(best.patch), "```", "", "As PyTorch code:", "", "```python",
+            as_pytorch(best.patch), "```"]
+
+
 def write_outputs(r: DoctorResult) -> DoctorResult:
     """Write every output file of ``r`` into ``r.out_dir``; returns ``r`` with ``files`` set.
 
@@ -167,7 +200,7 @@ def write_outputs(r: DoctorResult) -> DoctorResult:
     >>> from steadygrad.doctor.result import demo_result
     >>> r = write_outputs(demo_result(tempfile.mkdtemp()))
     >>> sorted(p.name for p in pathlib.Path(r.out_dir).iterdir() if p.suffix != "")
-    ['doctor.html', 'doctor.json', 'doctor.md', 'repaired.toml', 'sweep.json']
+    ['doctor.html', 'doctor.json', 'doctor.md', 'repaired.py', 'repaired.toml', 'sweep.json']
     """
     out = Path(r.out_dir)
     files: dict[str, str] = {}
@@ -180,6 +213,7 @@ def write_outputs(r: DoctorResult) -> DoctorResult:
         text = (f"# repaired by steadygrad doctor: {best.label} "
                 f"({describe_patch(best.patch)})\n" + dump_toml(config_to_dict(config)))
         files["repaired"] = str(atomic_write_text(out / "repaired.toml", text))
+        files["repaired_code"] = str(atomic_write_text(out / "repaired.py", _code(r, best)))
     atomic_write_json(out / "sweep.json", _sweep_json(r))
     try:
         from steadygrad.experiments.report import build_report

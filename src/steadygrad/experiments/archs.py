@@ -237,6 +237,10 @@ def _check_vocab(vocab: int | None, x: torch.Tensor | None) -> None:
                           hint=f"set model.vocab = {top + 1} (or the data's vocab)")
 
 
+_NOT_BUILDER_KEYS = frozenset({"arch", "factory", "factory_kwargs", "rewrites"})
+"""Fields of a ``[model]`` section that are not keyword arguments of its builder."""
+
+
 def model_from_config(
     model: AnyModelConfig,
     input_shape: Sequence[int],
@@ -283,7 +287,7 @@ def model_from_config(
     arch = model.arch
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(model):
-        if f.name == "arch":
+        if f.name in _NOT_BUILDER_KEYS:
             continue
         value = getattr(model, f.name)
         kwargs[f.name] = value.to_value() if isinstance(value, Component) else value

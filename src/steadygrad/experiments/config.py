@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from steadygrad.errors import ConfigError
 from steadygrad.experiments import _checks as ck
+from steadygrad.experiments import _model_source as _src
 from steadygrad.experiments import _names
 from steadygrad.optim.settings import OptimizerConfig
 
@@ -115,7 +116,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``[model]`` of ``arch = "mlp"`` (the default): keyword arguments of ``nn.build.mlp``.
+    """``[model]`` of ``arch = "mlp"`` (the default): an MLP (keyword arguments of
+    ``steadygrad.nn.build.mlp``) or a factory.
+
+    ``factory = "package.module:function"`` builds the model with the user's own function,
+    called with ``factory_kwargs`` (:func:`steadygrad.nn.factory.call_factory`); the MLP keys
+    are then not allowed. ``rewrites`` lists :mod:`steadygrad.nn.rewrite` steps applied, in
+    order, to the built model (either kind).
 
     ``depth = 3`` with ``units = 100`` is accepted in files as a shorthand for
     ``hidden = [100, 100, 100]`` (the resolved config stores ``hidden``). The other
@@ -147,11 +154,24 @@ class ModelConfig:
     bn_momentum: float = field(default=0.1, metadata=_m(_names.momentum))
     bn_eps: float = field(default=1e-5, metadata=_m(ck.positive_float))
     seed: int | None = field(default=None, metadata=_m(ck.optional(ck.integer(0))))
+    factory: str | None = field(default=None, metadata=_m(_src.factory))
+    factory_kwargs: tuple[tuple[str, Any], ...] = field(default=(),
+                                                        metadata=_m(_src.factory_kwargs))
+    rewrites: tuple[Component, ...] = field(default=(), metadata=_m(_src.rewrites))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The factory's keyword arguments as a plain dict (lists restored)."""
+        return {k: ck.thaw(v) for k, v in self.factory_kwargs}
 
     @property
     def arch(self) -> str:
         """Always ``"mlp"`` (not stored: an MLP section needs no ``arch`` key)."""
         return "mlp"
+
+
+_MODEL_SOURCE = ("factory", "factory_kwargs", "rewrites", "seed")
+"""``[model]`` keys that apply to any model; the others are the MLP's."""
 
 
 @dataclass(frozen=True)
@@ -290,6 +310,19 @@ def _model(raw: Any) -> AnyModelConfig:
         units = ck.positive_int(raw.pop("units"), "model.units")
         raw["hidden"] = [units] * depth
     model: ModelConfig = _build(ModelConfig, raw, "model")
+    if model.factory is not None:
+        default = ModelConfig()
+        for f in dataclasses.fields(ModelConfig):
+            if f.name not in _MODEL_SOURCE and getattr(model, f.name) != getattr(default,
+                                                                                  f.name):
+                raise ConfigError(
+                    f"model.{f.name}", raw.get(f.name, getattr(model, f.name)),
+                    "no MLP key together with model.factory (the factory builds the model)",
+                    hint=f"remove model.{f.name}, or pass it to the factory under "
+                    "[model.factory_kwargs]")
+    elif model.factory_kwargs:
+        raise ConfigError("model.factory_kwargs", model.kwargs, "no factory_kwargs without "
+                          "model.factory", hint="set model.factory = 'package.module:function'")
     return model
 
 
@@ -334,6 +367,18 @@ def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, ModelConfig):
+        out = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if value.factory is not None:  # a factory's model: only the keys that apply to it
+            out = {k: v for k, v in out.items() if k in _MODEL_SOURCE}
+            out["factory_kwargs"] = value.kwargs
+        else:
+            del out["factory"], out["factory_kwargs"]
+        if value.rewrites:
+            out["rewrites"] = [c.to_value() for c in value.rewrites]
+        else:
+            del out["rewrites"]
+        return out
     if isinstance(value, Component):
         return value.to_value()
     if isinstance(value, DataConfig):

@@ -128,12 +128,21 @@ def load_data(config: RunConfig) -> Any:
     return datasets.load(config.data.name, **config.data.kwargs)
 
 
-def build_model(config: RunConfig, data: Any) -> Any:
-    """The ``[model]`` section's model (any ``arch``), sized for ``data``.
+def build_model(config: RunConfig, data: Any, records: list[Any] | None = None) -> Any:
+    """The model of the ``[model]`` section (any ``arch``), sized for ``data``, rewrites applied.
 
-    Delegates to :func:`steadygrad.experiments.archs.model_from_config`: the output head
-    follows the dataset's task; the init seed is ``model.seed`` or, when that is unset,
-    ``train.seed``.
+    ``model.factory`` set: the user's function called with ``model.factory_kwargs``
+    (:func:`steadygrad.nn.factory.call_factory`, torch's RNG seeded while it runs); else
+    :func:`steadygrad.experiments.archs.model_from_config` (the output head follows the
+    dataset's task). Then each of ``model.rewrites`` (:func:`steadygrad.nn.rewrite.apply_rewrites`,
+    with a batch of ``data`` as the example input). The seed is ``model.seed`` or, when that is
+    unset, ``train.seed``.
+
+    Args:
+        config: the run config.
+        data: its dataset.
+        records: when a list, receives one :class:`steadygrad.nn.rewrite.Rewritten` per
+            rewrite (what each changed).
 
     >>> from steadygrad.experiments.config import config_from_dict
     >>> cfg = config_from_dict({"model": {"hidden": [16], "batch_norm": "before"}})
@@ -144,7 +153,36 @@ def build_model(config: RunConfig, data: Any) -> Any:
     ...     "model": {"arch": "cnn", "filters": [8]}})
     >>> [name for name, _ in build_model(cfg, load_data(cfg)).named_children()]
     ['conv1', 'act1', 'pool1', 'global_pool', 'flatten', 'output']
+    >>> cfg = config_from_dict({"model": {"factory": "steadygrad.nn.factory:example_factory",
+    ...     "factory_kwargs": {"hidden": 8}, "rewrites": [{"name": "insert_norm"}]}})
+    >>> build_model(cfg, load_data(cfg))[0]
+    Sequential(
+      (0): Linear(in_features=64, out_features=8, bias=False)
+      (1): BatchNorm1d(8, ...)
+    )
     """
+    m = config.model
+    seed = m.seed if m.seed is not None else config.train.seed
+    factory = getattr(m, "factory", None)
+    if factory is not None:
+        from steadygrad.nn.factory import call_factory
+
+        model = call_factory(factory, getattr(m, "kwargs", {}), seed=seed)
+    else:
+        model = _architecture(config, data)
+    rewrites = getattr(m, "rewrites", ())
+    if rewrites:
+        from steadygrad.nn.rewrite import apply_rewrites
+
+        steps = apply_rewrites(model, [c.to_value() for c in rewrites], seed=seed,
+                               example_input=data.x_train[:8])
+        if records is not None:
+            records.extend(steps)
+        model = steps[-1].module
+    return model
+
+
+def _architecture(config: RunConfig, data: Any) -> Any:
     from steadygrad.experiments.archs import model_from_config
 
     m = config.model
