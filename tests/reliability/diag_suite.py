@@ -454,6 +454,16 @@ def evaluate(seeds: tuple[int, ...], setups: list[Setup] | None = None,
     the rows so far are pickled there after each one)."""
     import pickle
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the published figures were measured single-threaded
+    try:
+        return _evaluate(seeds, setups, everies, save, pickle)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _evaluate(seeds: tuple[int, ...], setups: list[Setup] | None, everies: tuple[int, ...],
+              save: Path | None, pickle: Any) -> list[dict[str, Any]]:
     rows = []
     for seed in seeds:
         for s in setups if setups is not None else SETUPS:
