@@ -6,8 +6,10 @@ to the eager step: the flat rules compute the step-dependent coefficients on the
 float64 and Inductor fuses the elementwise update, so weights differ by float32 rounding
 (measured: at most 6e-8 after 4 steps of ``nn.Linear(4, 3)``). The tests assert
 ``rtol=1e-5, atol=1e-6`` on losses, weights and optimizer state. Each compiled test compiles
-one tiny graph (measured on the shared 2-core machine under load: 13-27 s each with a cold
-Inductor cache, well under a second with a warm one).
+one tiny graph. Measured on the shared 2-core machine at load average 11-18 (so several times
+slower than on a quiet one): with an empty Inductor cache the file took 301 s (the first
+compiled test 102 s, most of it Inductor's one-time start-up in the process, then 22-35 s per
+optimizer); with a warm cache 7-10 s per optimizer at load ~7.
 """
 
 from __future__ import annotations

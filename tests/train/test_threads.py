@@ -166,3 +166,11 @@ def test_a_model_the_probe_cannot_copy_still_trains(fresh: None) -> None:
     h = fit(Uncopyable(6, 3), _data(), epochs=1, batch_size=16, verbose=0)
     assert h.params["threads"] == 4
     assert h.params["threads_source"] == "probe failed: TypeError: cannot copy me"
+
+
+def test_a_pinned_count_is_kept_even_when_it_equals_the_default(fresh: None) -> None:
+    from steadygrad.train.threads import pinned_threads
+
+    with pinned_threads(4):  # the default here: only the pin says a caller chose it
+        assert thread_choice(None, _net(), None, *_data()) == (4, "user")
+    assert thread_choice(None, _net(), nn.functional.cross_entropy, *_data())[1] == "probe"

@@ -268,16 +268,12 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
     """
     if threads is not None:
         _check_int("threads", threads, 1)
-        import torch
+        from steadygrad.train.threads import pinned_threads
 
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
+        with pinned_threads(threads):  # fit keeps it (no thread probe)
             return doctor(config, data, steps=steps, seeds=seeds, max_trials=max_trials,
                           out_dir=out_dir, progress=progress, reference=reference,
                           threads=None, train=train, model_kwargs=model_kwargs)
-        finally:
-            torch.set_num_threads(before)
     started = time.time()
     builtin = config is None
     if config is None:

@@ -109,7 +109,8 @@ def fit(
             of one row is dropped when the model has batch norm, which cannot train on it).
         optimizer: a name (``"sgd"``, ``"adam"``, ...), a Keras-style dict
             ``{"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "clipnorm": 1.0}``
-            (``clipvalue``/``clipnorm``/``global_clipnorm`` clip before each step) or a
+            (``clipvalue``/``clipnorm``/``global_clipnorm`` clip before each step), an
+            :class:`~steadygrad.optim.settings.OptimizerConfig` (what a run config holds) or a
             ``torch.optim.Optimizer``.
         learning_rate: the learning rate (None: the optimizer's Keras default).
         loss: a loss name or callable; None infers it from the task (cross-entropy for

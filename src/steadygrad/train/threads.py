@@ -29,18 +29,19 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["PROBE_STEPS", "TORCH_DEFAULT", "candidates", "choose_threads", "shape_key",
-           "thread_choice", "user_set_threads"]
+__all__ = ["PROBE_STEPS", "TORCH_DEFAULT", "candidates", "choose_threads", "pinned_threads",
+           "shape_key", "thread_choice", "user_set_threads"]
 
 TORCH_DEFAULT = torch.get_num_threads()
 """torch's intra-op thread count when steadygrad was imported (its default, unless the user
@@ -49,6 +50,7 @@ PROBE_STEPS = 6
 """Timed steps per candidate (after one untimed warm-up step); the median counts."""
 _ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _CACHE: dict[tuple[Any, ...], int] = {}
+_PINNED: list[int] = []
 
 
 def candidates(default: int | None = None) -> tuple[int, ...]:
@@ -77,12 +79,36 @@ def shape_key(model: nn.Module, x: torch.Tensor) -> tuple[Any, ...]:
 
 
 def user_set_threads() -> bool:
-    """Whether the user chose the thread count (see the module docstring).
+    """Whether the user chose the thread count (see the module docstring), or a caller
+    pinned it with :func:`pinned_threads`.
 
     >>> isinstance(user_set_threads(), bool)
     True
     """
-    return torch.get_num_threads() != TORCH_DEFAULT or any(k in os.environ for k in _ENV)
+    return (bool(_PINNED) or torch.get_num_threads() != TORCH_DEFAULT
+            or any(k in os.environ for k in _ENV))
+
+
+@contextlib.contextmanager
+def pinned_threads(threads: int) -> Iterator[None]:
+    """Train at ``threads`` inside the block, whatever ``fit`` would choose (the doctor's
+    ``threads=`` uses this); torch's previous count is restored afterwards.
+
+    >>> before = torch.get_num_threads()
+    >>> with pinned_threads(1):
+    ...     torch.get_num_threads(), user_set_threads()
+    (1, True)
+    >>> torch.get_num_threads() == before
+    True
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    _PINNED.append(threads)
+    try:
+        yield
+    finally:
+        _PINNED.pop()
+        torch.set_num_threads(before)
 
 
 def _probe_copy(model: nn.Module) -> nn.Module:
