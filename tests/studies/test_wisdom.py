@@ -130,3 +130,28 @@ def test_a_gap_within_seed_noise_is_not_called_a_contradiction() -> None:
     text = check("schedules", rows)
     assert "power 0.870 ± 0.014 (within seed noise)" in text
     assert text.endswith("not established here.")
+
+
+def test_one_noise_rule_for_every_verdict() -> None:
+    """Issue 19: ties and gaps within seed noise are 'not established' in the four checks
+    that used their own rules (any margin, exact order, strict < on ties, a 0.25 spread)."""
+    # unstable gradients: sigmoid 0.69/0.71 vs healthy 0.70/0.72: within noise
+    rows = _rows("study.setup", {"sigmoid_normal": [0.69, 0.73], "relu_he": [0.70, 0.72]},
+                 **{"model.depth": 50})
+    assert check("unstable_gradients", rows).endswith("not established here.")
+    # activations: the measured order differs from the claim only within noise
+    rows = _rows("model.activation", {"selu": [0.80, 0.84], "elu": [0.81, 0.85]})
+    assert check("activations", rows).endswith("not established here.")
+    rows = _rows("model.activation", {"selu": [0.90, 0.91], "elu": [0.80, 0.81]})
+    assert check("activations", rows).endswith("holds here.")
+    # batch norm: a tie in epochs to target is not a contradiction
+    rows = [{"run": f"{m}-{s}", "model.batch_norm": m, "model.depth": "5", "status": "done",
+             "val_accuracy": "0.9"} for m in ("none", "before") for s in (0, 1)]
+    curves = {f"{m}-{s}": [0.7, 0.86] for m in ("none", "before") for s in (0, 1)}
+    assert check("batch_norm", rows, curves=curves, target=0.85).endswith(
+        "not established here.")
+    # transfer: two pairs that both gain, with gains apart by less than their noise
+    rows = [{"pair": p, "method": m, "test_error": str(e)} for p, m, es in (
+        ("a", "scratch", (0.20, 0.30)), ("a", "transfer", (0.15, 0.25)),
+        ("b", "scratch", (0.20, 0.30)), ("b", "transfer", (0.10, 0.20))) for e in es]
+    assert check("transfer", rows).endswith("not established here.")

@@ -5,6 +5,15 @@ sentence: the claim as practitioners state it, what was measured, and whether th
 *held* or was *contradicted* here. The claim is fixed text; the verdict and every number are
 computed from the rows, so a study that measures the opposite says so plainly.
 
+One noise rule decides every verdict (:func:`beats`): "A is better than B" *holds* when
+mean(A) - mean(B) exceeds sd(A) + sd(B) (sample standard deviations over seeds; 0 for a single
+seed), is *contradicted* when mean(B) - mean(A) exceeds it, and is *not established* otherwise
+(a gap within seed noise, or a missing arm). A claim about several comparisons holds when every
+one holds, is contradicted when any one is contradicted, and is otherwise not established
+(:func:`combine`). Orders (activations) are checked as their adjacent pairs; "lower is better"
+quantities (epochs to a target, test error) are compared negated; a std over two seeds is a
+spread, not a confidence interval, and no interval is claimed.
+
 Example:
     >>> rows = [{"study.setup": "none", "status": "diverged", "val_accuracy": ""},
     ...         {"study.setup": "clipnorm", "status": "done", "val_accuracy": "0.8"}]
@@ -16,6 +25,7 @@ Verdict: holds here.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -139,8 +149,10 @@ def _unstable(rows: Sequence[Row]) -> str:
     bad, bad_std, _ = mean_of(rows, setup="sigmoid_normal", depth=depth)
     good = {s: mean_of(rows, setup=s, depth=depth) for s in healthy}
     parts = ", ".join(f"{s} {_fmt(m, sd)}" for s, (m, sd, _) in good.items())
-    finished = [m for m, _, _ in good.values() if m is not None]
-    held = None if bad is None or not finished else bad < min(finished)
+    finished = [stat for stat in good.values() if stat[0] is not None]
+    bad_stat = mean_of(rows, setup="sigmoid_normal", depth=depth)
+    held = None if bad is None or not finished else combine(
+        [beats(stat, bad_stat) for stat in finished])
     return (f"Common wisdom: with sigmoid and a large N(0,1)-style initialization a deep MLP "
             f"stops learning, while ReLU + He, ELU + He + batch norm and SELU + LeCun keep "
             f"training. Measured at depth {depth}: sigmoid_normal {_fmt(bad, bad_std)}; "
@@ -176,10 +188,13 @@ def _initializers(rows: Sequence[Row]) -> str:
 
 def _activations(rows: Sequence[Row]) -> str:
     order = ["selu", "elu", "leaky_relu", "relu", "tanh", "sigmoid"]
-    means = {a: mean_of(rows, activation=a)[0] for a in order}
+    stats = {a: mean_of(rows, activation=a) for a in order}
+    means = {a: stats[a][0] for a in order}
     measured = sorted((a for a in order if means[a] is not None),
                       key=lambda a: -(means[a] or 0.0))
-    held = measured == [a for a in order if means[a] is not None] if measured else None
+    claimed = [a for a in order if means[a] is not None]  # the wisdom's order, measured arms
+    held = combine([beats(stats[a], stats[b]) for a, b in itertools.pairwise(claimed)]) \
+        if len(claimed) > 1 else None
     text = " > ".join(f"{a} ({means[a]:.3f})" for a in measured)
     return ("Common wisdom: SELU > ELU > leaky ReLU > ReLU > tanh > logistic for deep nets. "
             f"Measured ranking by mean val_accuracy: {text}. {verdict(held)}")
@@ -193,7 +208,8 @@ def _mean_epochs(epochs: Sequence[int | None]) -> float | None:
 
 def _batch_norm(rows: Sequence[Row], curves: Mapping[str, Sequence[float]],
                 target: float) -> str:
-    parts, held_all, decided = [], True, False
+    parts: list[str] = []
+    outcomes: list[bool | None] = []
     for depth in sorted({int(d) for d in _values(rows, "depth")}):
         per: dict[str, list[int | None]] = {}
         for row in rows:
@@ -202,18 +218,29 @@ def _batch_norm(rows: Sequence[Row], curves: Mapping[str, Sequence[float]],
             curve = curves.get(str(row.get("run")), [])
             per.setdefault(str(_get(row, "batch_norm")), []).append(first_reaching(curve, target))
         means = {mode: _mean_epochs(per.get(mode, [])) for mode in ("none", "before", "after")}
-        none = means["none"]
-        bn = [m for m in (means["before"], means["after"]) if m is not None]
         text = ", ".join(f"{mode} {m:.1f}" if m is not None else f"{mode} not every seed"
                          for mode, m in means.items())
         parts.append(f"depth {depth}: {text}")
-        if bn:
-            decided = True
-            held_all = held_all and (none is None or min(bn) < none)
+        bn = [mode for mode in ("before", "after") if means[mode] is not None]
+        if not bn:
+            continue
+        best = min(bn, key=lambda mode: means[mode] or 0.0)
+        if means["none"] is None:  # batch norm got there on every seed, no-BN did not
+            outcomes.append(True if per.get("none") else None)
+            continue
+        # fewer epochs is better: compare negated means under the one noise rule
+        outcomes.append(beats(_neg_stat(per[best]), _neg_stat(per["none"])))
     return (f"Common wisdom: batch normalization reaches a target accuracy in fewer epochs. "
             f"Measured (epochs to val_accuracy {target:g}, mean over seeds; 'not every seed' "
             f"= some seed never got there): {'; '.join(parts)}. "
-            f"{verdict(held_all if decided else None)}")
+            f"{verdict(combine(outcomes))}")
+
+
+def _neg_stat(epochs: Sequence[int | None]) -> Stat:
+    """(-mean, std, n) of epochs to target (every seed reached it), for :func:`beats`."""
+    got = [float(e) for e in epochs if e is not None]
+    mean, std = mean_std(got)
+    return (None if mean is None else -mean, std, len(got))
 
 
 def check_clipping(rows: Sequence[Row]) -> str:
@@ -303,16 +330,26 @@ def _depth(rows: Sequence[Row], target: float) -> str:
 
 
 def _transfer(rows: Sequence[Row]) -> str:
-    parts, gains = [], []
+    parts: list[str] = []
+    gains: list[Stat] = []  # error reduction per pair: scratch - transfer, noise summed
     for pair in _values(rows, "pair"):
-        scratch, _, _ = mean_of(rows, "test_error", pair=pair, method="scratch")
-        moved, _, _ = mean_of(rows, "test_error", pair=pair, method="transfer")
+        scratch, s_std, n_s = mean_of(rows, "test_error", pair=pair, method="scratch")
+        moved, m_std, n_m = mean_of(rows, "test_error", pair=pair, method="transfer")
         if scratch is None or moved is None or scratch == 0:
             continue
-        gain = 1 - moved / scratch
-        gains.append(gain)
-        parts.append(f"{pair}: error {scratch:.2%} → {moved:.2%} ({gain:+.0%} reduction)")
-    held = None if len(gains) < 2 else (max(gains) - min(gains) > 0.25 or min(gains) <= 0)
+        noise = None if s_std is None and m_std is None else (s_std or 0.0) + (m_std or 0.0)
+        gains.append((scratch - moved, noise, min(n_s, n_m)))
+        parts.append(f"{pair}: error {scratch:.2%} → {moved:.2%} "
+                     f"({1 - moved / scratch:+.0%} reduction)")
+    # "depends strongly on the pair": two pairs' gains differ beyond noise, or some pair
+    # gains nothing beyond noise; contradicted when every pair gains beyond noise and no two
+    # gains differ beyond noise.
+    zero: Stat = (0.0, None, 1)
+    differ = any(beats(a, b) for a in gains for b in gains if a is not b)
+    helps = [beats(g, zero) for g in gains]
+    held = None if len(gains) < 2 else (
+        True if differ or any(h is False for h in helps)
+        else False if all(h is True for h in helps) else None)
     return ("Common wisdom: transfer learning between small dense networks is unreliable; "
             "the gain depends strongly on the task pair. Measured: "
             f"{'; '.join(parts)}. {verdict(held)}")
