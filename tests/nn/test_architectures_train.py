@@ -89,6 +89,7 @@ def test_trains_compiled_like_eager(name: str) -> None:
     _, eager = _fit(name, compile=False, monitor=4)
     _, compiled = _fit(name, compile=True, monitor=4)
     assert compiled.compile_seconds > 0  # the compiled engine ran
+    assert compiled.params["engine"] == "flat" and not compiled.params.get("fallback")
     assert compiled.stopped_reason is None
     assert compiled.health.series.checks == eager.health.series.checks > 0
     torch.testing.assert_close(
