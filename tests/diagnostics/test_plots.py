@@ -27,3 +27,21 @@ def test_plot_report_writes_three_pngs(tmp_path: Path) -> None:
                                        "unit_health.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 2000
+
+
+def test_unit_health_has_legend_thresholds_and_says_why_a_panel_is_empty() -> None:
+    """Regression (issue 18): the monitor's PNGs drew up to 21 unlabeled lines with no
+    legend and no thresholds."""
+    from steadygrad.diagnostics.plots import unit_health_figure
+    from steadygrad.diagnostics.rules import Thresholds
+
+    torch.manual_seed(0)
+    rep = train(mlp(4, 16, nn.ReLU, init=he), steps=6, lr=0.01)
+    rep.thresholds = Thresholds(dead_fraction=0.3)
+    rep.series.values["dead_frac"][:, 0] = 0.4  # something to draw
+    fig = unit_health_figure(rep)
+    dead, sat = fig.axes[0], fig.axes[1]
+    labels = [t.get_text() for t in dead.get_legend().get_texts()]
+    assert rep.series.layers[0] in labels and "threshold dead_fraction = 0.3" in labels
+    assert any(line.get_ydata()[0] == 0.3 for line in dead.get_lines())  # the report's value
+    assert sat.get_legend() is None and sat.texts  # ReLU net: the empty panel says why

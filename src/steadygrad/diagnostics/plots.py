@@ -4,7 +4,8 @@
   points in training (log scale): the classic vanishing/exploding picture.
 - :func:`plot_activation_histograms`: per-layer activation distributions at the recorded
   checks (Glorot & Bengio 2010, Fig. 3-5 style).
-- :func:`plot_unit_health`: dead and saturated fraction per layer over time.
+- :func:`plot_unit_health`: dead and saturated fraction per layer over time, with a legend
+  (a color bar above 12 layers) and the rule thresholds drawn.
 
 Example:
     >>> import tempfile, pathlib
@@ -27,7 +28,7 @@ import numpy as np
 from steadygrad.diagnostics.series import HealthSeries
 
 __all__ = ["plot_activation_histograms", "plot_gradient_profile", "plot_report",
-           "plot_unit_health"]
+           "plot_unit_health", "unit_health_figure"]
 
 
 def _plt() -> Any:
@@ -118,8 +119,64 @@ def plot_activation_histograms(series: Any, path: str | os.PathLike[str]) -> Pat
     return _save(fig, path)
 
 
+def unit_health_figure(series: Any) -> Any:
+    """The figure of :func:`plot_unit_health` (not saved): one line per layer with its name
+    in the legend (a color bar from input to output above 12 layers), the rule thresholds
+    (``dead_fraction``, ``saturation_fraction``; from the report, else the defaults) drawn
+    dashed, and an empty panel saying why.
+
+    >>> s = HealthSeries.empty(["a"], steps=[0, 5])
+    >>> s.values["dead_frac"][:, 0] = [0.1, 0.6]
+    >>> fig = unit_health_figure(s)
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['a', 'threshold dead_fraction = 0.5']
+    """
+    from steadygrad.diagnostics.rules import Thresholds
+
+    s = _series(series)
+    th = getattr(series, "thresholds", None) or Thresholds()
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharex=True, layout="constrained")
+    cmap = plt.get_cmap("viridis")
+    n = max(1, len(s.layers) - 1)
+    for ax, key, title, limit, label in (
+            (axes[0], "dead_frac", "dead units", th.dead_fraction, "dead_fraction"),
+            (axes[1], "sat_frac", "saturated outputs", th.saturation_fraction,
+             "saturation_fraction")):
+        drawn = 0
+        for i, name in enumerate(s.layers):
+            col = s.values[key][:, i]
+            if np.any(np.nan_to_num(col) > 0):
+                ax.plot(s.steps, col, label=name, lw=1, color=cmap(0.9 * i / n))
+                drawn += 1
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        if not drawn:
+            why = ("not measured (no layer of that kind)"
+                   if not np.isfinite(s.values[key]).any() else "0 in every layer")
+            ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes,
+                    color="#59636e", fontsize=9)
+            continue
+        ax.axhline(limit, color="tab:red", linestyle="--", lw=1,
+                   label=f"threshold {label} = {limit:g}")
+        if len(s.layers) <= 12:
+            ax.legend(fontsize=7, ncol=2 if drawn > 6 else 1)
+        else:
+            ax.legend(handles=[ax.get_lines()[-1]], fontsize=7)
+    if len(s.layers) > 12:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        fig.colorbar(ScalarMappable(Normalize(0, len(s.layers) - 1), cmap), ax=axes,
+                     label="layer index (input -> output)", shrink=0.8)
+    axes[0].set_ylabel("fraction")
+    return fig
+
+
 def plot_unit_health(series: Any, path: str | os.PathLike[str]) -> Path:
-    """Dead-unit fraction and saturated fraction per layer over training steps.
+    """Dead-unit fraction and saturated fraction per layer over training steps, with a
+    legend and the thresholds (:func:`unit_health_figure`).
 
     Args:
         series: a :class:`HealthSeries` or a ``HealthReport``.
@@ -131,20 +188,7 @@ def plot_unit_health(series: Any, path: str | os.PathLike[str]) -> Path:
     >>> plot_unit_health(s, Path(tempfile.mkdtemp()) / "u.png").name
     'u.png'
     """
-    s = _series(series)
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharex=True)
-    for ax, key, title in ((axes[0], "dead_frac", "dead units"),
-                           (axes[1], "sat_frac", "saturated outputs")):
-        for i, name in enumerate(s.layers):
-            col = s.values[key][:, i]
-            if np.any(np.nan_to_num(col) > 0):
-                ax.plot(s.steps, col, label=name, lw=1)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("step")
-    axes[0].set_ylabel("fraction")
-    return _save(fig, path)
+    return _save(unit_health_figure(series), path)
 
 
 def plot_report(report: Any, folder: str | os.PathLike[str]) -> list[Path]:

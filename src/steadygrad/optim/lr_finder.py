@@ -223,7 +223,7 @@ class LRFinderResult:
             from matplotlib.figure import Figure
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise ImportError("plot needs matplotlib: pip install 'steadygrad[plot]'") from e
-        fig = Figure(figsize=(6, 4))
+        fig = Figure(figsize=(6, 4), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(1, 1, 1)
         curve = centered_average(self.losses, _window(len(self.losses))) if self.losses else []
