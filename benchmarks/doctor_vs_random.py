@@ -221,11 +221,18 @@ def run_setup(setup: Setup, seeds: list[int], root: Path, draws: int) -> dict[st
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Aggregate: share of setups the doctor repaired to 90%, mean trials vs random."""
+    """Aggregate: setups diagnosed, share repaired to 90%, mean trials vs random.
+
+    >>> row = {"doctor_reaches_90": True, "doctor_trials": 2, "random_trials": 4.0,
+    ...        "random_exact": 4.0}
+    >>> s = summarize([row, {"excluded": "healthy"}])
+    >>> s["diagnosed"], s["mean_doctor_trials"], s["mean_random_trials"]
+    (1, 2.0, 4.0)
+    """
     used = [r for r in rows if "excluded" not in r]
     both = [r for r in used if r["doctor_trials"] is not None]
     return {
-        "setups": len(rows), "failing": len(used),
+        "setups": len(rows), "diagnosed": len(used),
         "doctor_reaches_90": sum(r["doctor_reaches_90"] for r in used),
         "mean_doctor_trials": statistics.fmean(r["doctor_trials"] for r in both)
         if both else None,
@@ -262,9 +269,9 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any], command: str) 
         "not counted); success = mean validation accuracy >= 90% of the healthy reference's. "
         "Trial counts do not depend on the machine's speed.", "",
         _common.markdown_table(head, body), "",
-        f"- failing setups: {s['failing']} of {s['setups']}; the doctor's best remedy (within "
-        f"its default 9 single trials) reached 90% of the reference on {s['doctor_reaches_90']}"
-        f" of {s['failing']}.",
+        f"- diagnosed (the baseline showed a problem): {s['diagnosed']} of {s['setups']} "
+        f"labelled failing setups; the doctor's best remedy (within its default 9 single "
+        f"trials) reached 90% of the reference on {s['doctor_reaches_90']} of {s['diagnosed']}.",
         f"- setups where some remedy reached 90%: {s['solvable']}; mean trials until the first "
         f"such remedy: doctor {_fmt(s['mean_doctor_trials'])}, random "
         f"{_fmt(s['mean_random_trials'])} (exact expectation {_fmt(s['mean_random_exact'])}).",
