@@ -18,7 +18,7 @@ def test_json_report_covers_exactly_the_requested_steps(tiny_config, capsys):
     assert code == EXIT_OK and doc["schema"] == SCHEMA
     assert doc["steps"] == [0, 2, 4, 6]  # steps 0..6 sampled every 2, nothing after step 6
     assert [layer["name"] for layer in doc["layers"]] == ["dense1", "output"]
-    assert HealthReport.from_dict(doc).series.checks == 4  # a valid health/1 document
+    assert HealthReport.from_dict(doc).series.checks == 4  # a valid health/2 document
 
 
 def test_steps_beyond_the_configured_epochs_extend_training(tiny_config, capsys):
@@ -51,7 +51,11 @@ def test_fail_on_turns_findings_into_exit_1(vanishing_config, tmp_path, capsys):
 
 def test_divergence_exits_3(diverging_config, capsys):
     assert main(["diagnose", str(diverging_config), "--steps", "8"]) == EXIT_DIVERGED
-    assert "training diverged: non_finite at step" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "training diverged: non_finite at step" in out
+    # the report itself says so (schema 1 printed "gradients look healthy" above this line)
+    assert "training diverged: the loss became NaN/Inf at step" in out
+    assert "look healthy" not in out
 
 
 @pytest.mark.parametrize("steps", ["0", "x"])
