@@ -244,3 +244,38 @@ def test_examples_cover_every_toolbox_technique() -> None:
     assert len({c.model.kernel_initializer.name for c in configs}) >= 3
     assert len({c.model.activation.name for c in configs}) >= 4
     assert (EXAMPLES / "sweep_activations.toml").is_file()
+
+
+@pytest.mark.parametrize("activation", [
+    "prelu", {"name": "prelu", "alpha_init": 0.25}, {"name": "leaky_relu", "alpha": 0.1},
+    {"name": "rrelu", "lower": 0.1, "upper": 0.2}, {"name": "gelu", "approximate": True},
+    {"name": "softmax", "axis": 1}, "selu",
+])
+def test_activation_is_validated_without_building_a_module(
+        activation: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from steadygrad.nn.build import mlp
+
+    built: list[str] = []
+    original = torch.nn.Module.__init__
+
+    def counting(self: torch.nn.Module, *args: object, **kwargs: object) -> None:
+        built.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "__init__", counting)
+    cfg = config_from_dict({"model": {"activation": activation, "hidden": [4, 3]}})
+    assert built == []  # validation built nothing
+    bad = ({**activation, "alpha": -1.0} if isinstance(activation, dict)
+           and activation["name"] == "leaky_relu" else {"name": "elu", "alpha": math.nan})
+    with pytest.raises(ConfigError):
+        config_from_dict({"model": {"activation": bad}})
+    assert built == []  # nor did a rejected value
+    # the builder still makes one activation module per hidden layer, and the counter sees it
+    from steadygrad.nn.activations import activation_name
+
+    c = cfg.model.activation
+    net = mlp(2, (4, 3), activation={"name": c.name, **dict(c.options)}, num_outputs=3, seed=0)
+    acts = [type(m).__name__ for m in net.modules() if activation_name(m) is not None]
+    assert len(acts) == 2 and sorted(n for n in built if n in acts) == sorted(acts)

@@ -250,3 +250,25 @@ def test_saturation_bounds_of_others() -> None:
     assert act.saturation_bounds("logistic") == (0.0, 1.0)
     with pytest.raises(UnknownNameError, match="did you mean 'tanh'"):
         act.saturation_bounds("tanhh")
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [
+    ("leaky_relu", {"alpha": -0.1}), ("leaky_relu", {"alpha": "x"}), ("elu", {"alpha": math.inf}),
+    ("rrelu", {"lower": 0.3, "upper": 0.1}), ("prelu", {"num_units": 0}),
+    ("prelu", {"alpha_init": None}), ("gelu", {"approximate": 1}), ("softmax", {"axis": 1.0}),
+    ("relu", {"alpha": 0.1}), ("elu", {"alhpa": 1.0}), ("rleu", {}),
+])
+def test_check_raises_what_get_raises(name: str, kwargs: dict) -> None:
+    """Oracle: ``get`` (which builds the module) on the same arguments."""
+    with pytest.raises(ConfigError) as built:
+        act.get(name, **kwargs)
+    with pytest.raises(ConfigError) as checked:
+        act.check(name, **kwargs)
+    assert type(checked.value) is type(built.value)
+    assert str(checked.value) == str(built.value)
+
+
+@pytest.mark.parametrize("name", sorted(act.ACTIVATIONS.names()))
+def test_check_accepts_every_name_get_builds(name: str) -> None:
+    act.get(name)  # oracle: builds
+    assert act.check(name) == act.ACTIVATIONS.canonical(name)

@@ -116,7 +116,7 @@ def _signature_check(fn: Callable[..., Any], kwargs: Mapping[str, Any], path: st
 
 
 def _component(value: Any, path: str, module: str, attr: str, skip: tuple[str, ...],
-               build: Callable[[str, dict[str, Any]], Any] | None = None) -> Any:
+               validate: Callable[[str, dict[str, Any]], Any] | None = None) -> Any:
     from steadygrad.experiments.config import Component
 
     name, kwargs = _split(value, path)
@@ -128,9 +128,9 @@ def _component(value: Any, path: str, module: str, attr: str, skip: tuple[str, .
         except ConfigError as err:
             raise rebase(err, err.path, path) from None
         _signature_check(reg.get(name), kwargs, path, skip)
-        if build is not None:
+        if validate is not None:
             try:
-                build(name, {k: ck.thaw(v) for k, v in kwargs.items()})
+                validate(name, {k: ck.thaw(v) for k, v in kwargs.items()})
             except ConfigError as err:
                 if err.path in kwargs or err.path.rsplit(".", 1)[-1] in kwargs:
                     key = err.path.rsplit(".", 1)[-1]
@@ -146,12 +146,12 @@ def activation(value: Any, path: str) -> Any:
     Component(name='swish', options=())
     """
 
-    def build(name: str, kwargs: dict[str, Any]) -> Any:
-        from steadygrad.nn import activations
+    def check(name: str, kwargs: dict[str, Any]) -> Any:
+        from steadygrad.nn import activations  # validates without building a module
 
-        return activations.get(name, **kwargs)
+        return activations.check(name, **kwargs)
 
-    return _component(value, path, "steadygrad.nn.activations", "ACTIVATIONS", (), build)
+    return _component(value, path, "steadygrad.nn.activations", "ACTIVATIONS", (), check)
 
 
 def initializer(value: Any, path: str) -> Any:

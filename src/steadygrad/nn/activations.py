@@ -61,6 +61,7 @@ __all__ = [
     "RELU_FAMILY",
     "SATURATING",
     "activation_name",
+    "check",
     "get",
     "saturation_bounds",
 ]
@@ -131,7 +132,11 @@ def _relu() -> nn.Module:
 @ACTIVATIONS.register("leaky_relu", "leakyrelu")
 def _leaky_relu(alpha: float = DEFAULT_LEAKY_RELU_ALPHA) -> nn.Module:
     """Leaky ReLU ``max(alpha * x, x)`` (Maas et al., 2013); see DEFAULT_LEAKY_RELU_ALPHA."""
-    return nn.LeakyReLU(negative_slope=_number("leaky_relu.alpha", alpha, minimum=0.0))
+    return nn.LeakyReLU(**_leaky_relu_args(alpha))
+
+
+def _leaky_relu_args(alpha: Any) -> dict[str, Any]:
+    return {"negative_slope": _number("leaky_relu.alpha", alpha, minimum=0.0)}
 
 
 @ACTIVATIONS.register("rrelu")
@@ -142,11 +147,15 @@ def _rrelu(lower: float = 1.0 / 8.0, upper: float = 1.0 / 3.0) -> nn.Module:
     slope is the mean ``(lower + upper) / 2``. Defaults 1/8 and 1/3 are the paper's (and
     PyTorch's); Keras has no RReLU.
     """
+    return nn.RReLU(**_rrelu_args(lower, upper))
+
+
+def _rrelu_args(lower: Any, upper: Any) -> dict[str, Any]:
     lo = _number("rrelu.lower", lower, minimum=0.0)
     hi = _number("rrelu.upper", upper, minimum=0.0)
     if hi < lo:
         raise ConfigError("rrelu.upper", upper, f"a number >= lower ({lower})")
-    return nn.RReLU(lower=lo, upper=hi)
+    return {"lower": lo, "upper": hi}
 
 
 @ACTIVATIONS.register("prelu")
@@ -160,12 +169,15 @@ def _prelu(num_units: int | None = None, alpha_init: float = 0.0) -> nn.Module:
         alpha_init: starting value of alpha. 0.0 as Keras (``alpha_initializer="zeros"``: the
             unit starts as a ReLU); PyTorch and He et al. start at 0.25.
     """
+    return nn.PReLU(**_prelu_args(num_units, alpha_init))
+
+
+def _prelu_args(num_units: Any, alpha_init: Any) -> dict[str, Any]:
     if num_units is not None and (
         isinstance(num_units, bool) or not isinstance(num_units, int) or num_units < 1
     ):
         raise ConfigError("prelu.num_units", num_units, "a positive int or None (one shared alpha)")
-    init = _number("prelu.alpha_init", alpha_init)
-    return nn.PReLU(num_parameters=num_units or 1, init=init)
+    return {"num_parameters": num_units or 1, "init": _number("prelu.alpha_init", alpha_init)}
 
 
 @ACTIVATIONS.register("elu")
@@ -174,7 +186,11 @@ def _elu(alpha: float = 1.0) -> nn.Module:
 
     Clevert et al., 2016 (arXiv:1511.07289); ``alpha=1.0`` as Keras and PyTorch.
     """
-    return nn.ELU(alpha=_number("elu.alpha", alpha))
+    return nn.ELU(**_elu_args(alpha))
+
+
+def _elu_args(alpha: Any) -> dict[str, Any]:
+    return {"alpha": _number("elu.alpha", alpha)}
 
 
 @ACTIVATIONS.register("selu")
@@ -189,9 +205,13 @@ def _gelu(approximate: bool = False) -> nn.Module:
 
     ``approximate=False`` (Keras's default) is the exact erf form; True uses the tanh form.
     """
+    return nn.GELU(**_gelu_args(approximate))
+
+
+def _gelu_args(approximate: Any) -> dict[str, Any]:
     if not isinstance(approximate, bool):
         raise ConfigError("gelu.approximate", approximate, "True or False")
-    return nn.GELU(approximate="tanh" if approximate else "none")
+    return {"approximate": "tanh" if approximate else "none"}
 
 
 @ACTIVATIONS.register("swish", "silu")
@@ -227,9 +247,21 @@ def _hard_sigmoid() -> nn.Module:
 @ACTIVATIONS.register("softmax")
 def _softmax(axis: int = -1) -> nn.Module:
     """Softmax over ``axis`` (Keras default -1, the feature axis of dense outputs)."""
+    return nn.Softmax(**_softmax_args(axis))
+
+
+def _softmax_args(axis: Any) -> dict[str, Any]:
     if isinstance(axis, bool) or not isinstance(axis, int):
         raise ConfigError("softmax.axis", axis, "an int axis, e.g. -1")
-    return nn.Softmax(dim=axis)
+    return {"dim": axis}
+
+
+_ARGS: dict[str, Callable[..., dict[str, Any]]] = {
+    "leaky_relu": _leaky_relu_args, "rrelu": _rrelu_args, "prelu": _prelu_args,
+    "elu": _elu_args, "gelu": _gelu_args, "softmax": _softmax_args,
+}
+"""Argument checks of the activations that take arguments: the factory's keyword arguments
+(defaults applied) -> the torch module's constructor arguments, or a ConfigError."""
 
 
 def _check_kwargs(name: str, factory: ActivationFactory, kwargs: Mapping[str, Any]) -> None:
@@ -303,6 +335,33 @@ def get(
     factory = ACTIVATIONS.get(canonical)
     _check_kwargs(canonical, factory, kwargs)
     return factory(**kwargs)
+
+
+def check(name: str, **kwargs: Any) -> str:
+    """Validate a registered name and its arguments without building a module.
+
+    Raises exactly what :func:`get` would raise for the same name and arguments, so a config
+    can be checked up front and the module built later, once per layer.
+
+    Returns:
+        The canonical name.
+
+    Example:
+        >>> check("LeakyReLU", alpha=0.1)
+        'leaky_relu'
+        >>> check("elu", alpha=float("nan"))
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: elu.alpha: got nan; expected a finite number
+    """
+    canonical = ACTIVATIONS.canonical(name)
+    factory = ACTIVATIONS.get(canonical)
+    _check_kwargs(canonical, factory, kwargs)
+    if canonical in _ARGS:
+        bound = inspect.signature(factory).bind(**kwargs)
+        bound.apply_defaults()
+        _ARGS[canonical](**bound.arguments)
+    return canonical
 
 
 _MODULE_NAMES: tuple[tuple[type[nn.Module], str], ...] = (
