@@ -266,6 +266,10 @@ def run(args: argparse.Namespace) -> int:
           f"-> {run_dir}")
     if result.metrics:
         print("final: " + format_metrics(result.metrics))
+    if (summary.get("step") or {}).get("fallback"):
+        from steadygrad.experiments.run_report import step_text
+
+        print(f"step: {step_text(summary['step'])}")
     if summary.get("diverged"):
         d = summary["diverged"]
         where = f"at step {d['step']}" if d.get("step") is not None else "in the last epoch"
