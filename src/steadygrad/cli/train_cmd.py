@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
             "name": name, "run_dir": str(run_dir), "status": result.status, "exit_code": code,
             "metrics": result.metrics, "epochs_run": summary.get("epochs_run"),
             "seconds_per_epoch": summary.get("seconds_per_epoch"),
-            "stopped_reason": summary.get("stopped_reason"),
+            "stopped_reason": summary.get("stopped_reason"), "step": summary.get("step"),
             "diverged": summary.get("diverged"), "findings": findings,
             "error": result.error,
         })
