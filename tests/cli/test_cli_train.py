@@ -31,6 +31,7 @@ def test_train_writes_the_run_and_reports_its_metrics(tiny_config, tmp_path, cap
     # the printed metrics are the run's own files, not a re-computation
     assert doc["metrics"] == summary["final"]
     assert doc["findings"] == health["findings"]
+    assert doc["step"] == summary["step"] and doc["step"]["engine"] == "eager"
     assert doc["epochs_run"] == 2 == len((run_dir / "history.csv").read_text().splitlines()) - 1
     # --set reached the config that was trained and saved
     assert load_config(run_dir / "config.toml").model.activation.name == "tanh"

@@ -103,3 +103,47 @@ def test_a_diverging_run_records_the_divergence_without_a_warning(tmp_path: Path
         result = run_config(config_from_dict(raw), tmp_path / "boom")
     assert result.status == "diverged"  # the failure happened
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_the_report_names_the_engine_of_an_eager_run(clipped_run: Path, report: Path) -> None:
+    step = json.loads((clipped_run / "summary.json").read_text())["step"]
+    assert step["engine"] == "eager" and step["fallback"] is None
+    assert "Training step: engine: eager;" in report.read_text()
+
+
+def test_a_compiled_run_whose_flat_engine_declines_shows_the_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A real ``fit(compile=True)`` through ``steadygrad train`` with an SGD group key off the flat
+    rule's allow-list; torch.compile runs with dynamo's eager backend (no Inductor build)."""
+    import html
+
+    import torch
+
+    import steadygrad.train.loop as loop
+    from steadygrad.train._flat.rules import decline_reason
+
+    real_fit, real_compile = loop.fit, torch.compile
+    reasons: list[str | None] = []
+
+    def compiled_fit(model: torch.nn.Module, data: object, **kwargs: object) -> object:
+        opt = torch.optim.SGD([{"params": model.parameters(), "tag": "head"}], lr=0.05)
+        reasons.append(decline_reason(opt))  # oracle: the flat rules' own verdict
+        return real_fit(model, data, **{**kwargs, "optimizer": opt, "compile": True})
+
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: real_compile(m, backend="eager"))
+    monkeypatch.setattr(loop, "fit", compiled_fit)
+    config = tmp_path / "declined.toml"
+    config.write_text('name = "declined"\n[data]\nname = "digits"\nn_train = 64\n'
+                      '[model]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 32\n'
+                      '[diagnostics]\nenabled = false\n')
+    assert main(["train", str(config), "--out", str(tmp_path / "runs")]) == 0
+    assert reasons and reasons[0] is not None and "'tag'" in reasons[0]
+    line = f"step: engine: torch.compile of the eager step; flat engine declined: {reasons[0]}"
+    assert any(out.startswith(line) for out in capsys.readouterr().out.splitlines())
+    run_dir = tmp_path / "runs" / "declined"
+    step = json.loads((run_dir / "summary.json").read_text())["step"]
+    assert (step["engine"], step["fallback"]) == ("compiled", reasons[0])
+    text = write_run_report(run_dir).read_text()
+    assert html.escape(f"flat engine declined: {reasons[0]}") in text
+    assert "torch.compile of the eager step" in text

@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
             "name": name, "run_dir": str(run_dir), "status": result.status, "exit_code": code,
             "metrics": result.metrics, "epochs_run": summary.get("epochs_run"),
             "seconds_per_epoch": summary.get("seconds_per_epoch"),
-            "stopped_reason": summary.get("stopped_reason"),
+            "stopped_reason": summary.get("stopped_reason"), "step": summary.get("step"),
             "diverged": summary.get("diverged"), "findings": findings,
             "error": result.error,
         })
@@ -266,6 +266,10 @@ def run(args: argparse.Namespace) -> int:
           f"-> {run_dir}")
     if result.metrics:
         print("final: " + format_metrics(result.metrics))
+    if (summary.get("step") or {}).get("fallback"):
+        from steadygrad.experiments.run_report import step_text
+
+        print(f"step: {step_text(summary['step'])}")
     if summary.get("diverged"):
         d = summary["diverged"]
         where = f"at step {d['step']}" if d.get("step") is not None else "in the last epoch"

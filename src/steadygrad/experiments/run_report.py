@@ -30,7 +30,8 @@ from typing import Any
 from steadygrad.errors import ConfigError
 from steadygrad.experiments.report_io import load_json, read_history_csv
 
-__all__ = ["PAGE_CSS", "is_run_dir", "page", "render_run_report", "write_run_report"]
+__all__ = ["PAGE_CSS", "is_run_dir", "page", "render_run_report", "step_text",
+           "write_run_report"]
 
 PAGE_CSS = """
 *{box-sizing:border-box}
@@ -129,6 +130,37 @@ _LABELS = {"grad_norm": "grad_norm (before clipping, mean over the epoch)",
            "lr": "lr (last step)"}
 
 
+_ENGINES = {"eager": "eager", "flat": "flat compiled step",
+            "compiled": "torch.compile of the eager step"}
+
+
+def step_text(step: dict[str, Any] | None) -> str | None:
+    """One line on the training step of a run (``summary.json["step"]``), None if unrecorded.
+
+    Args:
+        step: ``{"engine": ..., "fallback": ..., "threads": ...}`` as ``fit`` records them in
+            ``History.params``.
+
+    Example:
+        >>> step_text({"engine": "compiled", "fallback": "no flat rule for LBFGS"})
+        'engine: torch.compile of the eager step; flat engine declined: no flat rule for LBFGS'
+        >>> step_text({"engine": "eager", "fallback": None, "threads": 2})
+        'engine: eager; 2 threads'
+        >>> step_text(None) is None
+        True
+    """
+    if not step or not step.get("engine"):
+        return None
+    engine = str(step["engine"])
+    text = f"engine: {_ENGINES.get(engine, engine)}"
+    if step.get("fallback"):
+        text += f"; flat engine declined: {step['fallback']}"
+    if step.get("threads"):
+        n = step["threads"]
+        text += f"; {n} thread{'' if n == 1 else 's'}"
+    return text
+
+
 def _metrics_table(summary: dict[str, Any]) -> str:
     final = summary.get("final") or {}
     rows = "".join(
@@ -169,6 +201,9 @@ def render_run_report(run_dir: str | Path) -> str:
     parts = [f"<h2>Outcome</h2><p>Status <b>{_e(status)}</b> after {_e(epochs)} epochs"
              + (f"; stopped: {_e(summary['stopped_reason'])}"
                 if summary.get("stopped_reason") else "") + ".</p>", _metrics_table(summary)]
+    step = step_text(summary.get("step"))
+    if step is not None:
+        parts.insert(1, f"<p>Training step: {_e(step)}.</p>")
     clipping = _clipping(config)
     sections = (
         ("Learning curves", curves_png(history), "no epoch finished: no history.csv"),
