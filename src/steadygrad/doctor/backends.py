@@ -28,11 +28,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from steadygrad.doctor.trials import (
 from steadygrad.errors import ConfigError
 from steadygrad.experiments.config import RunConfig
 
-__all__ = ["TrialSpec", "check_backend", "check_portable", "run_round"]
+__all__ = ["TrialSpec", "check_backend", "check_portable", "ray_session", "run_round"]
 
 TrialSpec = tuple[str, str, dict[str, Any], dict[str, Any], str]
 """One trial to run: ``(label, role, config table, patch, note)``."""
@@ -98,6 +99,34 @@ def check_portable(config: RunConfig, field: str = "config") -> None:
                           hint="define the factory at the top level of an importable module "
                                "(not a lambda, a nested function or __main__), or use "
                                "backend='local'")
+
+
+@contextlib.contextmanager
+def ray_session(backend: str, address: str | None) -> Iterator[None]:
+    """Connect to Ray once for all the doctor's rounds (``backend="ray"``), not once per round.
+
+    Starts (or joins, with ``address``) Ray as :func:`steadygrad.experiments.ray_backend
+    .run_ray_workers` would, unless it is already initialized; shuts down only what it
+    started. A no-op for the local backend:
+
+    >>> with ray_session("local", None):
+    ...     pass
+    """
+    if backend != "ray":
+        yield
+        return
+    from steadygrad.experiments.ray_backend import import_ray
+
+    ray = import_ray()
+    started_here = False
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        started_here = True
+    try:
+        yield
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def run_round(specs: Sequence[TrialSpec], seeds: Sequence[int], root: Path, *, metric: str,

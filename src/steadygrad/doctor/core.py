@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from steadygrad.doctor.any_model import APPEND, is_any_model, rewrites_change_nothing
-from steadygrad.doctor.backends import TrialSpec, check_backend, check_portable, run_round
+from steadygrad.doctor.backends import (
+    TrialSpec,
+    check_backend,
+    check_portable,
+    ray_session,
+    run_round,
+)
 from steadygrad.doctor.candidates import (
     Candidate,
     _resolve_lr,
@@ -337,47 +343,48 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
                          address=address, workers=workers, threads=worker_threads,
                          round_name=name, on_run=on_run)
 
-    baseline = trials_round("baseline", [("baseline", "baseline", table, {}, "")])[0]
-    kinds = list(baseline.problems)
-    trials: list[Trial] = []
-    skipped: list[tuple[str, str]] = []
-    ref_trial = None
-    if kinds:
-        if reference is not None:
-            ref_table = config_to_dict(reference)
-            ref_table["diagnostics"]["enabled"] = True
-            ref_table["train"]["epochs"] = epochs
-        singles_budget = max_trials - 1 if max_trials >= 3 else max_trials
-        ready, not_run = runnable_candidates(table, kinds, cache, seed_list[0],
-                                             limit=singles_budget)
-        skipped += not_run
-        specs: list[TrialSpec] = [(cand.name, "candidate", new, patch, note)
-                                  for cand, new, patch, note in ready]
-        if reference is not None:
-            specs.insert(0, ("reference", "reference", ref_table, {}, ""))
-        done = trials_round("trials", specs)
-        if reference is not None:
-            ref_trial, done = done[0], done[1:]
-        trials += done
-        skipped += [(c.name, f"over the --max-trials budget ({max_trials})")
-                    for c in propose(kinds, any_model=is_any_model(table))
-                    if c.name not in {t.label for t in trials} | {n for n, _ in skipped}]
-        ranked = rank(trials, baseline, metric)
-        if max_trials >= 3 and len(ranked) >= 2:
-            first = ranked[0]
-            for other in ranked[1:]:
-                merged = merge_patches(first.patch, other.patch)
-                if merged is None:
-                    skipped.append((f"{first.label}+{other.label}",
-                                    "the two patches set the same key to different values"))
-                    continue
-                combined, why = patch_effect(table, merged)
-                if combined is None:
-                    skipped.append((f"{first.label}+{other.label}", why or "skipped"))
-                    continue
-                trials += trials_round("combination", [(f"{first.label}+{other.label}",
-                                                        "combination", combined, merged, "")])
-                break
+    with ray_session(backend, address):  # one Ray connection for every round
+        baseline = trials_round("baseline", [("baseline", "baseline", table, {}, "")])[0]
+        kinds = list(baseline.problems)
+        trials: list[Trial] = []
+        skipped: list[tuple[str, str]] = []
+        ref_trial = None
+        if kinds:
+            if reference is not None:
+                ref_table = config_to_dict(reference)
+                ref_table["diagnostics"]["enabled"] = True
+                ref_table["train"]["epochs"] = epochs
+            singles_budget = max_trials - 1 if max_trials >= 3 else max_trials
+            ready, not_run = runnable_candidates(table, kinds, cache, seed_list[0],
+                                                 limit=singles_budget)
+            skipped += not_run
+            specs: list[TrialSpec] = [(cand.name, "candidate", new, patch, note)
+                                      for cand, new, patch, note in ready]
+            if reference is not None:
+                specs.insert(0, ("reference", "reference", ref_table, {}, ""))
+            done = trials_round("trials", specs)
+            if reference is not None:
+                ref_trial, done = done[0], done[1:]
+            trials += done
+            skipped += [(c.name, f"over the --max-trials budget ({max_trials})")
+                        for c in propose(kinds, any_model=is_any_model(table))
+                        if c.name not in {t.label for t in trials} | {n for n, _ in skipped}]
+            ranked = rank(trials, baseline, metric)
+            if max_trials >= 3 and len(ranked) >= 2:
+                first = ranked[0]
+                for other in ranked[1:]:
+                    merged = merge_patches(first.patch, other.patch)
+                    if merged is None:
+                        skipped.append((f"{first.label}+{other.label}",
+                                        "the two patches set the same key to different values"))
+                        continue
+                    combined, why = patch_effect(table, merged)
+                    if combined is None:
+                        skipped.append((f"{first.label}+{other.label}", why or "skipped"))
+                        continue
+                    trials += trials_round("combination", [(f"{first.label}+{other.label}",
+                                                            "combination", combined, merged, "")])
+                    break
     result = DoctorResult(
         config_name=config.name, builtin=builtin, metric=metric, task=task, seeds=seed_list,
         epochs=epochs, steps=n_steps, baseline=baseline, reference=ref_trial,
