@@ -11,6 +11,13 @@ reference. A CONFIG whose ``[model] factory = "package.module:function"`` runs t
 model; its remedies are model rewrites and training changes. Progress lines go to stderr on a
 terminal only.
 
+``--backend ray`` runs each round of trials as a sweep on Ray, through the execution path of
+``steadygrad sweep --backend ray`` (``--address`` joins a cluster, e.g. ``auto``; without it a
+local Ray instance starts; ``--workers`` Ray tasks at once, each with ``--threads`` torch
+threads); the result is the same as with the local backend for the same seeds. On several
+machines ``--out`` must be on a filesystem every node sees at the same path, and a model
+factory must be importable there.
+
 Exit codes: 0 healthy or repaired, 1 problems found but no candidate succeeded, 2 bad input.
 
 Example:
@@ -42,6 +49,8 @@ _EXAMPLES = """
                                              # transformer, mlp), as plain-PyTorch factories
   steadygrad doctor run.toml --steps 300 --seeds 3 --out doctor/run
   steadygrad doctor run.toml --reference healthy.toml --json > doctor.json
+  steadygrad doctor --backend ray            # the trials on a local Ray instance
+  steadygrad doctor run.toml --backend ray --address auto --workers 16   # on a Ray cluster
 
 exit codes: 0 healthy or repaired, 1 no candidate succeeded, 2 bad input
 """
@@ -90,6 +99,16 @@ def add_parser(sub: Any) -> None:
                         help="output folder, must be new or empty (default doctor/<name>-N)")
     parser.add_argument("--threads", type=int_at_least(1), default=1, metavar="N",
                         help="torch threads (default 1: fastest for short trials of small nets)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="where the trials run: local (this process, default) or ray "
+                        "(each round of trials as a sweep on Ray, like steadygrad sweep "
+                        "--backend ray)")
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="Ray cluster address, e.g. auto (with --backend ray; default: "
+                        "a local Ray instance)")
+    parser.add_argument("--workers", type=int_at_least(1), default=None, metavar="N",
+                        help="Ray tasks at once (with --backend ray; default: one per run of "
+                        "a round, queued by Ray on free CPUs); each uses --threads threads")
     parser.add_argument("--json", action="store_true", help="print doctor.json on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
@@ -106,6 +125,28 @@ def default_out(name: str, root: str | Path = "doctor") -> Path:
     while (Path(root) / f"{name}-{n}").exists():
         n += 1
     return Path(root) / f"{name}-{n}"
+
+
+def _check_backend(args: argparse.Namespace) -> None:
+    """Refuse ``--address``/``--workers`` without ``--backend ray``, or Ray not installed
+    (the messages of ``steadygrad sweep``), before any config is read or any trial runs.
+
+    >>> ns = argparse.Namespace(backend="local", address="auto", workers=None)
+    >>> _check_backend(ns)
+    Traceback (most recent call last):
+    ...
+    steadygrad.errors.ConfigError: --address: got 'auto'; expected an address only with ...ray
+    """
+    import importlib.util
+
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError("--address", args.address, "an address only with --backend ray")
+    if args.workers is not None and args.backend != "ray":
+        raise ConfigError("--workers", args.workers, "--workers only with --backend ray",
+                          hint="the local backend runs the trials one after another")
+    if args.backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("--backend", "ray", "Ray installed",
+                          hint="pip install 'steadygrad[ray]', or use --backend local")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
     from steadygrad.doctor.core import doctor, example_config
     from steadygrad.doctor.write import render_text
     from steadygrad.experiments.loader import load_config
+
+    _check_backend(args)
 
     reference = load_config(args.reference) if args.reference else None
     if args.example is not None:
@@ -166,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
 
     result = doctor(config, steps=args.steps, seeds=args.seeds, max_trials=args.max_trials,
                     out_dir=out, progress=progress if live else None, reference=reference,
-                    threads=args.threads)
+                    threads=args.threads, backend=args.backend, address=args.address,
+                    workers=args.workers)
     if live:
         print("\r" + " " * 100 + "\r", end="", file=sys.stderr, flush=True)
     if args.json:

@@ -29,11 +29,13 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from steadygrad.diagnostics.remedies import REMEDIES
+from steadygrad.doctor.trials import DataCache
 from steadygrad.errors import ConfigError
 from steadygrad.experiments.config import config_from_dict, config_to_dict
 from steadygrad.experiments.loader import set_key
@@ -307,3 +309,35 @@ def unique(candidates: Iterable[Candidate]) -> list[Candidate]:
             seen.add(k)
             out.append(c)
     return out
+
+
+def _resolve_lr(table: dict[str, Any], key: str, seed: int, cache: DataCache
+                ) -> tuple[float | None, str]:
+    """The rate for the ``"lr_find"`` placeholder: the range test's minimum-loss rate / 10.
+
+    The minimum-loss rule (Géron, *Hands-On ML* ch. 11) rather than the steepest slope: on a
+    network that does not learn the loss curve is flat and its steepest point is noise.
+    """
+    from steadygrad.experiments.execute import build_model, fit_arguments
+    from steadygrad.optim.lr_finder import lr_find
+
+    probe = dict(table)
+    probe["train"] = {**table["train"], "optimizer": {**table["train"]["optimizer"],
+                                                      "learning_rate": 1e-3}}
+    config = config_from_dict(probe)
+    data = cache.get(config)
+    model = build_model(config, data)
+    optimizer = fit_arguments(config)["optimizer"]
+    found = lr_find(model, data, optimizer=optimizer, batch_size=config.train.batch_size,
+                    num_steps=100, seed=seed)
+    smoothed = [v if math.isfinite(v) else math.inf for v in found.smoothed]
+    if not smoothed:
+        return None, "LR range test recorded no step"
+    lowest = min(range(len(smoothed)), key=smoothed.__getitem__)
+    if lowest < max(1, len(smoothed) // 10):
+        return None, (f"LR range test inconclusive: the smoothed loss was lowest at step "
+                      f"{lowest} of {len(smoothed)} (rate {found.lrs[lowest]:.3g}), i.e. it "
+                      "never fell as the rate grew")
+    lr = float(f"{found.lrs[lowest] / 10:.3g}")
+    return lr, (f"LR range test (Smith 2017) on the seed-{seed} model: the rate at the lowest "
+                f"smoothed loss / 10 = {lr:g}")

@@ -43,9 +43,22 @@ from pathlib import Path
 from typing import Any
 
 from steadygrad.doctor.any_model import APPEND, is_any_model, rewrites_change_nothing
-from steadygrad.doctor.candidates import Candidate, merge_patches, patch_effect, propose
+from steadygrad.doctor.backends import (
+    TrialSpec,
+    check_backend,
+    check_portable,
+    ray_session,
+    run_round,
+)
+from steadygrad.doctor.candidates import (
+    Candidate,
+    _resolve_lr,
+    merge_patches,
+    patch_effect,
+    propose,
+)
 from steadygrad.doctor.result import DoctorResult, rank
-from steadygrad.doctor.trials import DataCache, Trial, run_trial
+from steadygrad.doctor.trials import DataCache, Trial
 from steadygrad.errors import ConfigError
 from steadygrad.experiments.config import RunConfig, config_from_dict, config_to_dict
 from steadygrad.experiments.loader import set_key
@@ -116,38 +129,6 @@ def _printer(progress: Callable[[str], None] | bool | None) -> Callable[[str], N
     return lambda line: None
 
 
-def _resolve_lr(table: dict[str, Any], key: str, seed: int, cache: DataCache
-                ) -> tuple[float | None, str]:
-    """The rate for the ``"lr_find"`` placeholder: the range test's minimum-loss rate / 10.
-
-    The minimum-loss rule (Géron, *Hands-On ML* ch. 11) rather than the steepest slope: on a
-    network that does not learn the loss curve is flat and its steepest point is noise.
-    """
-    from steadygrad.experiments.execute import build_model, fit_arguments
-    from steadygrad.optim.lr_finder import lr_find
-
-    probe = dict(table)
-    probe["train"] = {**table["train"], "optimizer": {**table["train"]["optimizer"],
-                                                      "learning_rate": 1e-3}}
-    config = config_from_dict(probe)
-    data = cache.get(config)
-    model = build_model(config, data)
-    optimizer = fit_arguments(config)["optimizer"]
-    found = lr_find(model, data, optimizer=optimizer, batch_size=config.train.batch_size,
-                    num_steps=100, seed=seed)
-    smoothed = [v if math.isfinite(v) else math.inf for v in found.smoothed]
-    if not smoothed:
-        return None, "LR range test recorded no step"
-    lowest = min(range(len(smoothed)), key=smoothed.__getitem__)
-    if lowest < max(1, len(smoothed) // 10):
-        return None, (f"LR range test inconclusive: the smoothed loss was lowest at step "
-                      f"{lowest} of {len(smoothed)} (rate {found.lrs[lowest]:.3g}), i.e. it "
-                      "never fell as the rate grew")
-    lr = float(f"{found.lrs[lowest] / 10:.3g}")
-    return lr, (f"LR range test (Smith 2017) on the seed-{seed} model: the rate at the lowest "
-                f"smoothed loss / 10 = {lr:g}")
-
-
 def runnable_candidates(table: dict[str, Any], kinds: Sequence[str], cache: DataCache,
                         seed: int, limit: int | None = None,
                         candidates: Sequence[Candidate] | None = None,
@@ -207,7 +188,8 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
            progress: Callable[[str], None] | bool | None = None,
            reference: RunConfig | Callable[..., Any] | str | None = None,
            threads: int | None = 1, train: dict[str, Any] | None = None,
-           model_kwargs: dict[str, Any] | None = None) -> DoctorResult:
+           model_kwargs: dict[str, Any] | None = None, backend: str = "local",
+           address: str | None = None, workers: int | None = None) -> DoctorResult:
     """Diagnose ``config`` and run the controlled trials that show which remedy works.
 
     Args:
@@ -239,12 +221,20 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
         train: with a factory: the ``[train]`` table (``fit``'s settings: ``epochs``,
             ``batch_size``, ``optimizer = {name, learning_rate, ...}``, ``schedule``...).
         model_kwargs: with a factory: its keyword arguments (``[model] factory_kwargs``).
+        backend: ``"local"`` runs the trials in this process; ``"ray"`` runs each round of
+            trials as a sweep on Ray, the execution path of ``steadygrad sweep --backend ray``
+            (:mod:`steadygrad.doctor.backends`); the result is the same for the same seeds.
+        address: Ray cluster address (``ray.init(address=...)``, e.g. ``"auto"``); None
+            starts or reuses a local Ray instance. Only with ``backend="ray"``.
+        workers: Ray tasks at once (None: one per run of a round, queued by Ray on free
+            CPUs); each uses ``threads`` torch threads. Only with ``backend="ray"``.
 
     Returns:
         The :class:`DoctorResult` (also written as ``doctor.json``).
 
     Raises:
-        ConfigError: a bad argument, or ``out_dir`` is a non-empty folder.
+        ConfigError: a bad argument, ``out_dir`` is a non-empty folder, ``backend="ray"``
+            without Ray installed, or a factory Ray workers cannot import.
         DataError: the dataset cannot be loaded (before any run).
 
     Example (arguments are checked before any data is loaded or any run starts; a real
@@ -266,6 +256,7 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
         >>> sorted(p.name for p in busy.iterdir())  # nothing was written
         ['old.txt']
     """
+    check_backend(backend, address, workers)
     if threads is not None:
         _check_int("threads", threads, 1)
         from steadygrad.train.threads import pinned_threads
@@ -273,7 +264,8 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
         with pinned_threads(threads):  # fit keeps it (no thread probe)
             return doctor(config, data, steps=steps, seeds=seeds, max_trials=max_trials,
                           out_dir=out_dir, progress=progress, reference=reference,
-                          threads=None, train=train, model_kwargs=model_kwargs)
+                          threads=None, train=train, model_kwargs=model_kwargs,
+                          backend=backend, address=address, workers=workers)
     started = time.time()
     builtin = config is None
     if config is None:
@@ -306,7 +298,7 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
 
         out = Path(tempfile.mkdtemp(prefix="steadygrad-doctor-"))
     else:
-        out = Path(out_dir)
+        out = Path(out_dir).resolve() if backend == "ray" else Path(out_dir)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ConfigError("out_dir", str(out), "a missing or empty folder",
                               hint="choose a new folder; the doctor never overwrites results")
@@ -317,6 +309,10 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
             reference = factory_config(reference, data, out, train, name="reference")
     assert isinstance(config, RunConfig)
     assert reference is None or isinstance(reference, RunConfig)
+    if backend == "ray":
+        check_portable(config)
+        if reference is not None:
+            check_portable(reference, "reference")
     say = _printer(progress)
     cache = DataCache()
     data = cache.get(config)  # fails before any work on bad data
@@ -338,47 +334,57 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
     def on_run(label: str, seed: int) -> None:
         say(f"[{time.time() - started:5.1f}s] {label} seed {seed}")
 
-    def trial(label: str, role: str, tbl: dict[str, Any], patch: dict[str, Any],
-              note: str = "") -> Trial:
-        return run_trial(label, role, tbl, patch, seed_list, out, metric=metric, cache=cache,
-                         note=note, on_run=on_run)
+    import torch
 
-    baseline = trial("baseline", "baseline", table, {})
-    kinds = list(baseline.problems)
-    trials: list[Trial] = []
-    skipped: list[tuple[str, str]] = []
-    ref_trial = None
-    if kinds:
-        if reference is not None:
-            ref_table = config_to_dict(reference)
-            ref_table["diagnostics"]["enabled"] = True
-            ref_table["train"]["epochs"] = epochs
-            ref_trial = trial("reference", "reference", ref_table, {})
-        singles_budget = max_trials - 1 if max_trials >= 3 else max_trials
-        ready, not_run = runnable_candidates(table, kinds, cache, seed_list[0],
-                                             limit=singles_budget)
-        skipped += not_run
-        for cand, new, patch, note in ready:
-            trials.append(trial(cand.name, "candidate", new, patch, note))
-        skipped += [(c.name, f"over the --max-trials budget ({max_trials})")
-                    for c in propose(kinds, any_model=is_any_model(table))
-                    if c.name not in {t.label for t in trials} | {n for n, _ in skipped}]
-        ranked = rank(trials, baseline, metric)
-        if max_trials >= 3 and len(ranked) >= 2:
-            first = ranked[0]
-            for other in ranked[1:]:
-                merged = merge_patches(first.patch, other.patch)
-                if merged is None:
-                    skipped.append((f"{first.label}+{other.label}",
-                                    "the two patches set the same key to different values"))
-                    continue
-                combined, why = patch_effect(table, merged)
-                if combined is None:
-                    skipped.append((f"{first.label}+{other.label}", why or "skipped"))
-                    continue
-                trials.append(trial(f"{first.label}+{other.label}", "combination", combined,
-                                    merged))
-                break
+    worker_threads = torch.get_num_threads()  # pinned above to ``threads``
+
+    def trials_round(name: str, specs: list[TrialSpec]) -> list[Trial]:
+        return run_round(specs, seed_list, out, metric=metric, cache=cache, backend=backend,
+                         address=address, workers=workers, threads=worker_threads,
+                         round_name=name, on_run=on_run)
+
+    with ray_session(backend, address):  # one Ray connection for every round
+        baseline = trials_round("baseline", [("baseline", "baseline", table, {}, "")])[0]
+        kinds = list(baseline.problems)
+        trials: list[Trial] = []
+        skipped: list[tuple[str, str]] = []
+        ref_trial = None
+        if kinds:
+            if reference is not None:
+                ref_table = config_to_dict(reference)
+                ref_table["diagnostics"]["enabled"] = True
+                ref_table["train"]["epochs"] = epochs
+            singles_budget = max_trials - 1 if max_trials >= 3 else max_trials
+            ready, not_run = runnable_candidates(table, kinds, cache, seed_list[0],
+                                                 limit=singles_budget)
+            skipped += not_run
+            specs: list[TrialSpec] = [(cand.name, "candidate", new, patch, note)
+                                      for cand, new, patch, note in ready]
+            if reference is not None:
+                specs.insert(0, ("reference", "reference", ref_table, {}, ""))
+            done = trials_round("trials", specs)
+            if reference is not None:
+                ref_trial, done = done[0], done[1:]
+            trials += done
+            skipped += [(c.name, f"over the --max-trials budget ({max_trials})")
+                        for c in propose(kinds, any_model=is_any_model(table))
+                        if c.name not in {t.label for t in trials} | {n for n, _ in skipped}]
+            ranked = rank(trials, baseline, metric)
+            if max_trials >= 3 and len(ranked) >= 2:
+                first = ranked[0]
+                for other in ranked[1:]:
+                    merged = merge_patches(first.patch, other.patch)
+                    if merged is None:
+                        skipped.append((f"{first.label}+{other.label}",
+                                        "the two patches set the same key to different values"))
+                        continue
+                    combined, why = patch_effect(table, merged)
+                    if combined is None:
+                        skipped.append((f"{first.label}+{other.label}", why or "skipped"))
+                        continue
+                    trials += trials_round("combination", [(f"{first.label}+{other.label}",
+                                                            "combination", combined, merged, "")])
+                    break
     result = DoctorResult(
         config_name=config.name, builtin=builtin, metric=metric, task=task, seeds=seed_list,
         epochs=epochs, steps=n_steps, baseline=baseline, reference=ref_trial,

@@ -47,6 +47,9 @@ __all__ = [
     "chance_loss",
     "problem_kinds",
     "run_trial",
+    "seed_config",
+    "seed_run",
+    "seed_run_name",
 ]
 
 IMPAIRED_LOSS_FRACTION = 0.5
@@ -226,6 +229,59 @@ def _finite(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
+def seed_config(label: str, table: Mapping[str, Any], seed: int) -> RunConfig:
+    """The config of one seed of a trial: ``table`` named ``label`` with ``train.seed = seed``.
+
+    >>> cfg = seed_config("x", {"model": {"hidden": [4]}}, 3)
+    >>> cfg.name, cfg.train.seed
+    ('x', 3)
+    """
+    raw = json.loads(json.dumps(dict(table)))
+    raw["name"] = label
+    raw.setdefault("train", {})["seed"] = int(seed)
+    return config_from_dict(raw)
+
+
+def seed_run_name(label: str, seed: int) -> str:
+    """The run directory name of one seed of a trial (under ``<root>/runs/``).
+
+    >>> seed_run_name("elu", 2)
+    'elu-seed=2'
+    """
+    return f"{label}-seed={seed}"
+
+
+def seed_run(seed: int, result: Any, data: Any, metric: str) -> SeedRun:
+    """The :class:`SeedRun` of a finished run (a :class:`~steadygrad.experiments.execute
+    .RunResult`, wherever it executed): metric, validation loss, findings and problems.
+
+    >>> import tempfile
+    >>> from steadygrad.experiments.execute import RunResult
+    >>> r = seed_run(0, RunResult("diverged", Path(tempfile.mkdtemp()), {"final": {}}),
+    ...              None, "val_accuracy")
+    >>> r.status, r.metric, r.problems
+    ('diverged', None, ('non_finite',))
+    """
+    health_path = Path(result.run_dir) / "health.json"
+    findings: list[dict[str, Any]] = []
+    if health_path.is_file():
+        doc = json.loads(health_path.read_text(encoding="utf-8"))
+        findings = [{"kind": f["kind"], "severity": f["severity"],
+                     "layers": list(f.get("layers", []))} for f in doc.get("findings", [])]
+    final = result.metrics or {}
+    val_loss = _finite(final.get("val_loss"))
+    value = _finite(final.get(metric)) if result.status == "done" else None
+    num_classes = (getattr(data, "num_classes", None)
+                   if getattr(data, "task", "") != "regression" else None)
+    problems = problem_kinds(findings, status=result.status, val_loss=val_loss,
+                             num_classes=num_classes)
+    error = None
+    if result.error:
+        error = result.error.strip().splitlines()[-1]
+    return SeedRun(int(seed), result.status, value, val_loss, problems, tuple(findings),
+                   float(result.summary.get("seconds") or 0.0), str(result.run_dir), error)
+
+
 def run_trial(label: str, role: str, table: Mapping[str, Any], patch: Mapping[str, Any],
               seeds: Sequence[int], root: str | Path, *, metric: str, cache: DataCache,
               note: str = "", on_run: Callable[[str, int], None] | None = None) -> Trial:
@@ -259,32 +315,11 @@ def run_trial(label: str, role: str, table: Mapping[str, Any], patch: Mapping[st
 
     runs = []
     for seed in seeds:
-        raw = json.loads(json.dumps(dict(table)))
-        raw["name"] = label
-        raw.setdefault("train", {})["seed"] = int(seed)
-        config = config_from_dict(raw)
+        config = seed_config(label, table, seed)
         data = cache.get(config)
         if on_run is not None:
             on_run(label, seed)
-        run_dir = Path(root) / "runs" / f"{label}-seed={seed}"
-        result = run_config(config, run_dir, data=data)
-        health_path = result.run_dir / "health.json"
-        findings: list[dict[str, Any]] = []
-        if health_path.is_file():
-            doc = json.loads(health_path.read_text(encoding="utf-8"))
-            findings = [{"kind": f["kind"], "severity": f["severity"],
-                         "layers": list(f.get("layers", []))} for f in doc.get("findings", [])]
-        final = result.metrics or {}
-        val_loss = _finite(final.get("val_loss"))
-        value = _finite(final.get(metric)) if result.status == "done" else None
-        num_classes = data.num_classes if getattr(data, "task", "") != "regression" else None
-        problems = problem_kinds(findings, status=result.status, val_loss=val_loss,
-                                 num_classes=num_classes)
-        error = None
-        if result.error:
-            error = result.error.strip().splitlines()[-1]
-        runs.append(SeedRun(int(seed), result.status, value, val_loss, problems,
-                            tuple(findings), float(result.summary.get("seconds") or 0.0),
-                            str(result.run_dir), error))
+        result = run_config(config, Path(root) / "runs" / seed_run_name(label, seed), data=data)
+        runs.append(seed_run(int(seed), result, data, metric))
     return Trial(label, role, dict(patch), json.loads(json.dumps(dict(table))), tuple(runs),
                  note)
