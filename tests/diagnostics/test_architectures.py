@@ -189,7 +189,7 @@ def test_attention_probe_matches_the_modules_own_weights() -> None:
     torch.testing.assert_close(p, w, rtol=1e-5, atol=1e-6)
     w = w.detach()
     ent = float(-(w * w.log()).sum(-1).mean() / math.log(5))
-    top = float(attention_logits(net.attn, h, h).abs().max())
+    top = float(attention_logits(net.attn, h, h).detach().abs().max())
     mon = _train(net, x, y, steps=1)
     s = mon.series()
     assert s.probes["attn:attn_entropy"][0] == pytest.approx(ent, rel=1e-5)
