@@ -212,9 +212,10 @@ def test_clipvalue_combines_with_a_norm_clip(grads, value, bound, option) -> Non
     torch.nn.utils.clip_grad_value_(reference, value)
     if option == "global_clipnorm":
         torch.nn.utils.clip_grad_norm_(reference, bound)
-    else:
+    else:  # Keras clipnorm per tensor: g * c / max(||g||, c) (torch's adds 1e-6 to ||g||)
         for p in reference:
-            torch.nn.utils.clip_grad_norm_([p], bound)
+            g = _g(p)
+            g.mul_(bound / max(float(torch.linalg.vector_norm(g)), bound))
     norm = clipper(params)
     torch.testing.assert_close(norm, torch.linalg.vector_norm(_flat(list(grads))))  # pre-clip
     for p, r in zip(params, reference, strict=True):
