@@ -15,6 +15,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -248,3 +249,51 @@ def test_sweep_disk_full_on_a_real_tmpfs(tmp_path: Path, tiny_disk: Path) -> Non
         assert (run / "summary.json").is_file() and (run / "weights.safetensors").is_file()
     assert len(finished) < 4  # the disk really filled up before the end
     assert _leftovers(runs) == []
+
+
+def train_kill_resume(tmp_path: Path, kills: int, seed: int = 0) -> dict[str, int]:
+    """``kills`` SIGKILLs of ``steadygrad train`` at random moments after its first epoch
+    checkpoint (each verified mid-run, redrawn otherwise), each followed by ``--resume``;
+    counts the runs whose weights equal an uninterrupted run's bit for bit."""
+    import random
+
+    rng = random.Random(seed)
+    cfg = _config(tmp_path, RESUMABLE.replace("epochs = 40", "epochs = 12"), "k.toml")
+    ref = tmp_path / "ref"
+    subprocess.run(_cli("train", str(cfg), "--out", str(ref), "--quiet"), env=_env(),
+                   check=True)
+    want = _sha(ref / "k" / "weights.safetensors")
+    stats = {"kills": 0, "landed_mid_run": 0, "redrawn": 0, "bit_equal": 0, "exactly_once": 0}
+    for trial in range(kills):
+        out = tmp_path / f"t{trial}"
+
+        def ready(out: Path = out) -> bool:
+            return any((p / "checkpoints" / "latest").is_file()
+                       for p in (out / ".staging").glob("k.*"))
+
+        def done(out: Path = out) -> bool:
+            return (out / "k").exists() or any(
+                (p / "summary.json").is_file() for p in (out / ".staging").glob("k.*"))
+
+        while not kill_mid_run(_cli("train", str(cfg), "--out", str(out), "--quiet"), ready,
+                               done, rng.uniform(0.0, 1.5)):
+            stats["redrawn"] += 1
+            RunStore(out).clean_staging("k")
+            shutil.rmtree(out / "k", ignore_errors=True)
+            assert stats["redrawn"] <= 3 * kills
+        stats["kills"] += 1
+        stats["landed_mid_run"] += 1
+        code = subprocess.run(_cli("train", "--resume", "k", "--out", str(out), "--quiet"),
+                              env=_env(), check=False).returncode
+        runs = RunStore(out).runs()
+        stats["exactly_once"] += code == 0 and runs == ["k"] and _leftovers(out) == []
+        stats["bit_equal"] += code == 0 and _sha(out / "k" / "weights.safetensors") == want
+        shutil.rmtree(out, ignore_errors=True)
+    return stats
+
+
+@pytest.mark.slow  # ~10 min on 2 shared cores
+def test_twenty_train_kills_resume_bit_exact(tmp_path: Path) -> None:
+    stats = train_kill_resume(tmp_path, 20)
+    print("TRAIN_KILL_RESUME", json.dumps(stats))
+    assert stats["landed_mid_run"] == stats["bit_equal"] == stats["exactly_once"] == 20, stats

@@ -197,10 +197,11 @@ class RunStore:
     def staging(self, name: str) -> Path:
         """A fresh private folder ``root/.staging/<name>.<pid>`` to build a run in.
 
-        Leftovers of processes that died are cleaned first (see :meth:`clean_staging`).
+        Leftovers of dead processes are not touched here (a sweep's workers may run on other
+        hosts, whose PIDs mean nothing here; the sweep driver recovers those): ``steadygrad
+        train`` calls :meth:`clean_staging` first.
         """
         validate_run_name(name)
-        self.clean_staging()
         folder = self.root / ".staging" / f"{name[:200]}.{os.getpid()}"
         if folder.exists():
             shutil.rmtree(folder)
