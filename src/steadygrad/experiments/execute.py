@@ -26,8 +26,8 @@ Example:
     ...     "diagnostics": {"every": 2}})
     >>> result = run_config(cfg, tempfile.mkdtemp())
     >>> result.status, sorted(p.name for p in result.run_dir.iterdir())
-    ('done', ['config.json', 'config.toml', 'health.json', 'history.csv', 'plots',
-     'summary.json', 'weights.safetensors'])
+    ('done', ['config.json', 'config.toml', 'health.json', 'history.csv', 'summary.json',
+     'weights.safetensors'])
     >>> result.summary["epochs_run"], 0.0 <= result.metrics["val_accuracy"] <= 1.0
     (2, True)
 """
