@@ -148,8 +148,8 @@ def _namespace() -> dict[str, Any]:
     from steadygrad.data.dataset import Dataset
 
     g = torch.Generator().manual_seed(0)
-    images = torch.rand(600, 28, 28, generator=g)  # stand-in 28x28 images, offline
-    ds = Dataset(images[:400], torch.arange(400) % 10, images[400:], torch.arange(200) % 10,
+    images = torch.rand(2200, 28, 28, generator=g)  # stand-in 28x28 images, offline
+    ds = Dataset(images[:2000], torch.arange(2000) % 10, images[2000:], torch.arange(200) % 10,
                  task="multiclass", num_classes=10, input_shape=(28, 28), name="images")
     two = data.y_train < 2  # task B: digits 0 vs 1, one logit
     data_b = Dataset(data.x_train[two], data.y_train[two].float()[:, None],

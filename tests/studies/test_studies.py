@@ -95,8 +95,11 @@ def test_tiny_study_runs_end_to_end_and_concludes_from_its_numbers(tmp_path: Pat
     assert html.escape(doc["verdict"]) in page and "Checked against common wisdom" in page
     assert "data:image/png;base64," in page and "report/report.html" not in page
     assert all(html.escape(c) in page for c in result.conclusions)
-    box = layout(result.sweep_dir / "study.html", 1280)  # headless Chromium
-    assert box["scroll_width"] <= 1280 and box["right"] <= 1280 and box["broken"] == 0, box
+    for page_path in (result.sweep_dir / "study.html", result.sweep_dir / "report" /
+                      "report.html"):  # the study page and the sweep page, headless Chromium
+        box = layout(page_path, 1280)
+        assert box["scroll_width"] <= 1280 and box["right"] <= 1280, (page_path, box)
+        assert box["broken"] == 0 and box["images"] > 0
     # regression (issue 18): the figure showed only the clipped norm (a flat 1.0); both are
     # drawn now, and they differ where clipping acted
     report = build_report(result.sweep_dir, "val_accuracy")

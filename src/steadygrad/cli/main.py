@@ -9,7 +9,8 @@ Exit codes: 0 success, 1 a finding at or above ``--fail-on`` (diagnose) or a fai
 Example:
     >>> from steadygrad.cli.main import build_parser
     >>> sorted(build_parser()._subparsers._group_actions[0].choices)
-    ['diagnose', 'doctor', 'lr-find', 'report', 'study', 'summary', 'sweep', 'train']
+    ['diagnose', 'doctor', 'figures', 'lr-find', 'report', 'study', 'summary', 'sweep',
+     'train']
 """
 
 from __future__ import annotations
