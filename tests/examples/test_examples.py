@@ -4,6 +4,7 @@ its schedule fits the run it describes, and ``summary`` prints its model without
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -27,12 +28,16 @@ def test_there_are_examples() -> None:
 def test_example_trains_one_epoch_offline(path: Path, tmp_path: Path) -> None:
     """Regression (issue 18): every example needed Fashion-MNIST (n_train=10000)."""
     config = load_config(path, ["train.epochs=1"])
-    assert config.data.name == "digits"
+    assert config.data.name in ("digits", "first_token")  # bundled or generated: offline
     result = run_config(config, tmp_path / path.stem)
     assert result.status == "done", result.error
     assert result.summary["epochs_run"] == 1
     accuracy = result.summary["final"]["val_accuracy"]
-    assert accuracy is not None and accuracy > 0.15  # above chance (0.1 +- 0.018 on 288 rows)
+    if config.data.name == "digits":
+        assert accuracy is not None and accuracy > 0.15  # chance 0.1 +- 0.018 on 288 rows
+    else:  # one epoch of a long-range memory task: not learned yet, but not diverging either
+        vocab = config.data.kwargs["vocab"]
+        assert result.summary["final"]["val_loss"] <= 1.05 * math.log(vocab)  # chance: ln(V)
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
