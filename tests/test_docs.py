@@ -163,12 +163,58 @@ def _namespace() -> dict[str, Any]:
             "y": data.y_train, "x_test": data.x_test, "y_test": data.y_test}
 
 
+def _host_namespace(model: Any, loader: Any) -> dict[str, Any]:
+    """``module`` (a LightningModule), ``hf_model``/``args``/``hf_ds`` (a Hugging Face
+    ``Trainer``'s model, arguments and dataset): what the integration examples leave free."""
+    import lightning.pytorch as pl
+    import torch
+    import transformers
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    class HFModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model
+
+        def forward(self, x: Any, labels: Any = None) -> dict[str, Any]:
+            logits = self.net(x)
+            return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+    rows = [{"x": x, "labels": y} for xb, yb in loader for x, y in zip(xb, yb, strict=True)]
+    args = transformers.TrainingArguments(output_dir="hf", max_steps=4, report_to=[],
+                                          save_strategy="no", use_cpu=True,
+                                          disable_tqdm=True)
+    xs = torch.cat([xb for xb, _ in loader])
+    ys = torch.cat([yb for _, yb in loader])
+    batches = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xs, ys),
+                                          batch_size=32)  # Lightning reads a list as loaders
+    return {"module": Module(), "loader": batches, "hf_model": HFModel(), "args": args,
+            "hf_ds": rows}
+
+
+_SLOW_EXAMPLES = ("label_budget_table(", "sg.doctor(")  # minutes on 2 cores: the slow set
+
+
 @pytest.mark.parametrize(
     ("doc", "line", "code"),
-    [pytest.param(f, n, c, marks=[pytest.mark.slow] if "label_budget_table(" in c else [],
-                  id=f"{f}:{n}") for f, n, c in PYTHON])
+    [pytest.param(f, n, c, marks=[pytest.mark.slow] if any(k in c for k in _SLOW_EXAMPLES)
+                  else [], id=f"{f}:{n}") for f, n, c in PYTHON])
 def test_every_python_example_runs(doc: str, line: int, code: str, tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")  # examples/user_models/...
     monkeypatch.chdir(tmp_path)
     namespace = _namespace()
+    if "trainer.fit(module" in code or "hf_model" in code:
+        namespace.update(_host_namespace(namespace["model"], namespace["loader"]))
     exec(compile(code, f"{doc}:{line}", "exec"), namespace)
