@@ -17,10 +17,12 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["growth_over_min", "relative_rise", "step_loss_spikes"]
+__all__ = ["growth_over_min", "relative_rise", "step_loss_spikes", "trailing_median"]
 
 
 def growth_over_min(x: np.ndarray) -> np.ndarray:
@@ -70,15 +72,39 @@ def step_loss_spikes(losses: np.ndarray, factor: float, reference: float | None,
     """
     v = np.asarray(losses, dtype=float)
     out = np.zeros(v.shape, dtype=bool)
-    hist: list[float] = []
-    ref = reference if reference is not None and math.isfinite(reference) else None
-    for k, val in enumerate(v):
-        if not math.isfinite(val):
-            continue
-        if hist:
-            base = float(np.median(hist[-window:]))
-            if ref is None:
-                ref = hist[0]
-            out[k] = val > (1 + factor) * base and val > ref
-        hist.append(val)
+    idx = np.flatnonzero(np.isfinite(v))
+    if idx.size < 2:
+        return out
+    f = v[idx]
+    ref = reference if reference is not None and math.isfinite(reference) else float(f[0])
+    base = trailing_median(f, window)[:-1]  # the previous ``window`` finite losses
+    out[idx[1:]] = (f[1:] > (1 + factor) * base) & (f[1:] > ref)
+    return out
+
+
+_CHUNK = 1 << 15  # rows per vectorized block: bounded memory (rows x width floats)
+
+
+def trailing_median(x: np.ndarray, width: int) -> np.ndarray:
+    """Median of the finite values among ``x[max(0, i - width + 1) : i + 1]`` for each ``i``
+    (NaN where there are none); vectorized in blocks, so a long run's loss history costs
+    ``O(n * width)`` numpy work with bounded memory, not a Python loop per step.
+
+    >>> trailing_median(np.array([1.0, 3.0, np.nan, 5.0, 100.0]), 3).tolist()
+    [1.0, 2.0, 2.0, 4.0, 52.5]
+    >>> trailing_median(np.array([np.nan, 1.0]), 2).tolist()
+    [nan, 1.0]
+    """
+    v = np.asarray(x, dtype=float)
+    n = v.shape[0]
+    out = np.full(n, math.nan)
+    if n == 0:
+        return out
+    v = np.where(np.isfinite(v), v, math.nan)  # +-inf are skipped like NaN
+    padded = np.concatenate([np.full(width - 1, math.nan), v])
+    windows = sliding_window_view(padded, width)  # a view: row i is x[i - width + 1 : i + 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window gives NaN
+        for start in range(0, n, _CHUNK):
+            out[start:start + _CHUNK] = np.nanmedian(windows[start:start + _CHUNK], axis=1)
     return out

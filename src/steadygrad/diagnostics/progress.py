@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from steadygrad.diagnostics.early import trailing_median
+
 __all__ = ["baseline_loss", "confirmed_onset", "first_nonfinite", "learning_progress",
            "loss_spikes"]
 
@@ -83,13 +85,7 @@ def first_nonfinite(values: np.ndarray, steps: Sequence[int] | None = None) -> i
 
 def _smooth(x: np.ndarray, width: int) -> np.ndarray:
     """Running median over ``width`` values (trailing), NaNs skipped."""
-    out = np.full(x.shape, math.nan)
-    for i in range(len(x)):
-        w = x[max(0, i - width + 1): i + 1]
-        w = w[np.isfinite(w)]
-        if w.size:
-            out[i] = float(np.median(w))
-    return out
+    return trailing_median(x, width)
 
 
 def learning_progress(
