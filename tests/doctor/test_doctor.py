@@ -159,3 +159,27 @@ def test_verdict_words_follow_the_numbers() -> None:
     joined = " ".join(worse.verdict())
     assert "No candidate succeeded" in joined and "worse than the baseline's 0.950" in joined
     assert "No repaired.toml was written" in joined
+
+
+def test_doctor_page_fits_1280_px_with_long_patches(tmp_path) -> None:
+    """Regression (issue 18): the doctor's HTML table was cut off at 1280 px (a real run's
+    patches and problem lists made the table 1,301 px wide)."""
+    import dataclasses
+
+    from steadygrad.doctor.result import demo_result
+    from steadygrad.doctor.write import write_outputs
+    from tests.browser import layout
+
+    r = demo_result(tmp_path)
+    patch = {"model.activation": "selu", "model.kernel_initializer": "lecun_normal",
+             "data.standardize": True, "train.optimizer.name": "adam",
+             "train.optimizer.learning_rate": 0.001}
+    long_problems = ("vanishing_gradients", "learning_rate", "saturation", "dead_units")
+    runs = tuple(dataclasses.replace(run, problems=long_problems) for run in r.baseline.runs)
+    trials = tuple(dataclasses.replace(t, label="selu_lecun_standardized+adam_and_more",
+                                       patch=patch) for t in r.trials)
+    r = dataclasses.replace(r, trials=trials, baseline=dataclasses.replace(r.baseline, runs=runs))
+    page = Path(write_outputs(r).files["html"])
+    assert "selu_lecun_standardized+adam_and_more" in page.read_text(encoding="utf-8")
+    box = layout(page, 1280)
+    assert box["scroll_width"] <= 1280 and box["right"] <= 1280, box

@@ -127,10 +127,11 @@ def render_markdown(r: DoctorResult) -> str:
     return "\n".join(lines)
 
 
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "text-align:left}th{background:#f3f3f3}.yes{color:#070;font-weight:bold}"
-        ".no{color:#a00}li{margin:.3em 0}")
+        "text-align:left}td:nth-child(3),td:nth-child(6){overflow-wrap:anywhere}"
+        "th{background:#f3f3f3}"
+        ".yes{color:#070;font-weight:bold}.no{color:#a00}li{margin:.3em 0}")
 
 
 def render_html(r: DoctorResult) -> str:
