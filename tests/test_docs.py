@@ -48,6 +48,10 @@ def _commands(block: str) -> tuple[dict[str, str], list[str]]:
             continue
         for part in line.split("&&"):
             part = part.strip()
+            while re.match(r"[A-Z_]+=\S+ ", part):  # ``VAR=value steadygrad ...``
+                key, _, rest = part.partition("=")
+                value, _, part = rest.partition(" ")
+                env[key] = value
             if part.startswith("steadygrad"):
                 commands.append(part)
     return env, commands
@@ -65,7 +69,8 @@ def test_the_docs_show_commands_and_examples() -> None:
 
 def _run(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     args = shlex.split(command.split(" #", 1)[0])
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **env}
+    full_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(
+        [*([env["PYTHONPATH"]] if "PYTHONPATH" in env else []), str(ROOT / "src")])}
     if "STEADYGRAD_DATA" in env and not Path(env["STEADYGRAD_DATA"]).exists():
         full_env["STEADYGRAD_DATA"] = str(DATA)
     return subprocess.run([sys.executable, "-m", "steadygrad.cli.main", *args[1:]], cwd=cwd,
