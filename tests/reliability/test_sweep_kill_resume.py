@@ -57,13 +57,14 @@ def _claimed(root: Path) -> bool:
 
 def _drive(spec: dict[str, Any], root: Path, kill_after: float | None) -> tuple[bool, float]:
     """Run the driver; SIGKILL it ``kill_after`` s after the first run was claimed (None: let
-    it finish). Returns (finished, wall seconds)."""
-    start = time.perf_counter()
+    it finish). Returns (finished, seconds from the first claim to the end): the window in
+    which a kill lands mid-sweep, measured rather than assumed (a fast machine finishes
+    the sweep long before a fixed guess)."""
     proc = subprocess.Popen([sys.executable, "-c", _DRIVER, json.dumps(spec), str(root)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if kill_after is not None:
-        while proc.poll() is None and not _claimed(root):
-            time.sleep(0.05)
+    while proc.poll() is None and not _claimed(root):
+        time.sleep(0.05)
+    start = time.perf_counter()
     try:
         proc.wait(timeout=kill_after)
     except subprocess.TimeoutExpired:
@@ -179,7 +180,7 @@ def _kill_resume(tmp: Path, n_runs: int, trials: int, seed: int,
 
 
 def test_kill_resume_fast(tmp_path: Path) -> None:
-    stats = _kill_resume(tmp_path, 4, 1, seed=0, reference_time=8.0)
+    stats = _kill_resume(tmp_path, 4, 1, seed=0)  # the kill window measured on this machine
     assert stats["passed"] == stats["landed_mid_run"] == 1, stats
 
 
