@@ -154,3 +154,32 @@ def test_study_cli_shows_progress_on_a_terminal_and_no_warnings(
     assert err.startswith("study clipping (quick mode): 4 runs x 1 epochs")
     assert "[4/4]" in err  # the live progress line reached the end
     assert "Warning" not in err and ".py:" not in err
+
+
+def test_list_gives_every_study_a_measured_duration(tmp_path, capsys) -> None:
+    """Regression (issue 18): ``--list`` gave no duration. A study not run under ``--out``
+    shows the quick-mode time measured by ``benchmarks/study_durations.py``; one run there
+    shows its own time."""
+    import json
+    from importlib import resources
+
+    from steadygrad.cli.main import main
+    from steadygrad.studies.registry import STUDIES
+
+    doc = json.loads(resources.files("steadygrad.studies").joinpath("durations.json")
+                     .read_text(encoding="utf-8"))
+    names = [n.replace("_", "-") for n in STUDIES.names()]
+    assert sorted(doc["studies"]) == sorted(names)  # every study measured, no stale entry
+    assert main(["study", "--list", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name in names:
+        line = next(x for x in lines if x.startswith(name + " "))
+        seconds = doc["studies"][name]["seconds"]
+        assert f"took {seconds:.0f} s on {doc['threads']} thread(s)" in line, line
+    done = tmp_path / "clipping-quick"
+    done.mkdir()
+    (done / "study.json").write_text(json.dumps({"seconds": 54.4}))
+    assert main(["study", "--list", "--out", str(tmp_path)]) == 0
+    clipping = next(x for x in capsys.readouterr().out.splitlines()
+                    if x.startswith("clipping "))
+    assert "last run here 54 s" in clipping

@@ -86,7 +86,7 @@ def _size(name: str, args: argparse.Namespace) -> str:
     exists under ``--out``, the time it took there (measured, not estimated).
 
     >>> _size("clipping", argparse.Namespace(full=False, seeds=None, out="/nonexistent"))
-    '8 runs x 4 epochs, not run here yet'
+    '8 runs x 4 epochs, not run here yet...'
     """
     from steadygrad.studies.registry import STUDIES, load_spec
     from steadygrad.studies.runner import expand
@@ -104,8 +104,30 @@ def _size(name: str, args: argparse.Namespace) -> str:
     try:
         seconds = float(json.loads(done.read_text())["seconds"])
     except (OSError, ValueError, KeyError, TypeError):
-        return f"{size}, not run here yet"
+        return f"{size}, {_shipped_duration(name, mode)}"
     return f"{size}, last run here {seconds:.0f} s"
+
+
+def _shipped_duration(name: str, mode: str) -> str:
+    """The quick-mode wall time measured on the reference machine
+    (``studies/durations.json``, written by ``benchmarks/study_durations.py``), else that the
+    study was not run here yet.
+
+    >>> _shipped_duration("clipping", "full")
+    'not run here yet'
+    """
+    from importlib import resources
+
+    try:
+        doc = json.loads(resources.files("steadygrad.studies").joinpath("durations.json")
+                         .read_text(encoding="utf-8"))
+        row = doc["studies"][name.replace("_", "-")] if mode == doc["mode"] else None
+        if row is None:
+            return "not run here yet"
+        return (f"not run here yet; took {float(row['seconds']):.0f} s on "
+                f"{int(doc['threads'])} thread(s) of a {doc['machine']} ({doc['date']})")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "not run here yet"
 
 
 def run(args: argparse.Namespace) -> int:
