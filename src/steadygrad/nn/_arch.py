@@ -8,7 +8,8 @@ normalization layers, dropout, activations, initialization, ℓ1/ℓ2 and max-no
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "Options",
     "TokenEmbedding",
     "check_options",
+    "dense_head",
     "finish",
     "init_head",
     "init_layer",
@@ -211,6 +213,39 @@ def finish(model: nn.Module, opts: Options) -> None:
             regularizers.attach(m, l1=opts.l1, l2=opts.l2)
         if opts.max_norm is not None:
             constraints.attach(m, max_norm=opts.max_norm)
+
+
+def dense_head(
+    mods: OrderedDict[str, nn.Module],
+    weighted: list[tuple[nn.Module, nn.Module | None]],
+    fan: int,
+    units: Sequence[int],
+    activation: Activation,
+    opts: Options,
+) -> nn.Sequential:
+    """Append ``(dense{j} [dense_act{j}] [dense_dropout{j}])* output`` to ``mods`` (``fan``
+    inputs), initialize every layer of ``weighted`` and the new ones matched to the activation
+    that follows, the output as Keras' ``Dense``, attach ℓ1/ℓ2/max-norm: the finished model.
+    The head shared by :func:`~steadygrad.nn.cnn.cnn` and :func:`~steadygrad.nn.rnn.rnn`.
+    """
+    for j, u in enumerate(units, start=1):
+        lin = torch.nn.utils.skip_init(nn.Linear, fan, u)
+        act = make_activation(activation, u)
+        mods[f"dense{j}"] = lin
+        if act is not None:
+            mods[f"dense_act{j}"] = act
+        if opts.dropout > 0:
+            mods[f"dense_dropout{j}"] = opts.dropout_layer()
+        weighted.append((lin, act))
+        fan = u
+    out = torch.nn.utils.skip_init(nn.Linear, fan, opts.n_out)
+    mods["output"] = out
+    for layer, act in weighted:
+        init_layer(layer, act, opts)
+    init_head(out, opts)
+    model = nn.Sequential(mods)
+    finish(model, opts)
+    return model
 
 
 class TokenEmbedding(nn.Embedding):

@@ -32,9 +32,7 @@ from steadygrad.errors import ConfigError
 from steadygrad.nn._arch import (
     NORMS,
     check_options,
-    finish,
-    init_head,
-    init_layer,
+    dense_head,
     make_activation,
     norm_layer,
 )
@@ -200,22 +198,4 @@ def cnn(
     else:
         fan = c_in * h * w
     mods["flatten"] = nn.Flatten()
-    for j, u in enumerate(units, start=1):
-        lin = torch.nn.utils.skip_init(nn.Linear, fan, u)
-        act = make_activation(activation, u)
-        mods[f"dense{j}"] = lin
-        if act is not None:
-            mods[f"dense_act{j}"] = act
-        if opts.dropout > 0:
-            mods[f"dense_dropout{j}"] = opts.dropout_layer()
-        weighted.append((lin, act))
-        fan = u
-    out = torch.nn.utils.skip_init(nn.Linear, fan, opts.n_out)
-    mods["output"] = out
-
-    for layer, act in weighted:
-        init_layer(layer, act, opts)
-    init_head(out, opts)
-    model = nn.Sequential(mods)
-    finish(model, opts)
-    return model
+    return dense_head(mods, weighted, fan, units, activation, opts)
