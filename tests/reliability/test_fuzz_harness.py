@@ -75,6 +75,23 @@ def test_detectors_have_positive_controls(tmp_path: Path) -> None:
     assert summary["distinct"]["config"] == 3 and summary["tried"]["config"] == 4
 
 
+def test_peak_memory_is_the_harness_own(tmp_path: Path) -> None:
+    """A parent's memory peak does not count: ``ru_maxrss`` carries it across fork+exec (the
+    CI failure this guards: a harness started from a 1.8 GiB pytest read 1.8 GiB), the
+    harness's ``peak_rss_mib`` does not."""
+    ballast = bytearray(600 << 20)
+    ballast[:: 4096] = b"\1" * len(ballast[:: 4096])  # touch every page: resident
+    probe = ("import resource, sys; sys.path.insert(0, sys.argv[1]); import fuzz_harness as f;"
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, f.peak_rss_mib())")
+    out = subprocess.run([sys.executable, "-c", probe, str(HARNESS.parent)], check=True,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC},
+                         timeout=300).stdout.split()
+    del ballast
+    inherited, own = float(out[0]), float(out[1])
+    assert inherited >= 600  # the failure mode is real on this kernel
+    assert own < 500  # torch + numpy + hypothesis imported, no ballast
+
+
 def test_fuzz_fast_budget(tmp_path: Path) -> None:
     _check(_run(20, tmp_path), min_distinct=70)
 
