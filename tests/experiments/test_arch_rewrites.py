@@ -128,3 +128,27 @@ def test_a_run_with_rewrites_writes_them_to_its_config(tmp_path: Path) -> None:
     result = run_config(cfg, tmp_path)
     assert result.status == "done", result.error
     assert load_config(result.run_dir / "config.toml") == cfg
+
+
+@pytest.mark.slow  # two short trainings: 13.5 s measured on the busy 2-core machine
+def test_the_doctor_tries_rewrites_on_an_architecture_config(tmp_path: Path) -> None:
+    """A deep sigmoid CNN config: the doctor's first remedy is a rewrite patch
+    (``model.rewrites+``), which a CNN section now accepts, so it is trained, not skipped, and
+    the repaired config is a valid CNN section with the rewrites."""
+    from steadygrad.doctor.core import doctor
+
+    cfg = config_from_dict({
+        "data": {"name": "digits", "shape": "image", "n_train": 200},
+        "model": {"arch": "cnn", "filters": [8] * 6, "pool": "none",
+                  "activation": "sigmoid", "kernel_initializer": "glorot_uniform"},
+        "train": {"epochs": 2, "optimizer": {"name": "sgd", "learning_rate": 0.01}},
+        "diagnostics": {"every": 5}})
+    result = doctor(cfg, seeds=1, max_trials=1, out_dir=tmp_path / "d")
+    assert result.baseline.mean is not None and result.baseline.mean < 0.2  # it fails
+    assert [t.label for t in result.trials] == ["elu_he"]
+    assert "model.rewrites+" in result.trials[0].patch
+    repaired = load_config(tmp_path / "d" / "repaired.toml")
+    assert repaired.model.arch == "cnn" and [c.name for c in repaired.model.rewrites] == [
+        "swap_activation", "reinit"]
+    model = build_model(repaired, load_data(repaired))
+    assert _count(model, nn.Sigmoid) == 0 and _count(model, nn.ELU) == 6
