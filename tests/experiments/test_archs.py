@@ -57,7 +57,7 @@ def test_every_key_is_a_keyword_of_the_builder(arch: str) -> None:
      "model.filter: got unknown key 'filter'; expected one of activation, arch, "
      "bias_initializer, bn_eps, bn_momentum, dense, dropout, dropout_kind, filters, head, "
      "kernel_initializer, kernel_size, l1, l2, max_norm, norm, normalization, pool, pool_every, "
-     "seed; did you mean 'filters'?"),
+     "rewrites, seed; did you mean 'filters'?"),
     ({"arch": "cnnn"}, "model.arch: got 'cnnn'; expected one of 'mlp', 'cnn', 'resnet', 'rnn', "
      "'transformer'; did you mean 'cnn'?"),
     ({"arch": "resnet", "normalization": "after"},
@@ -70,6 +70,17 @@ def test_every_key_is_a_keyword_of_the_builder(arch: str) -> None:
      "model.hidden: got unknown key 'hidden'; expected one of activation, arch, "),
     ({"arch": "mlp", "filters": [8]}, "model.filters: got unknown key 'filters'"),
     ({"arch": "cnn", "activation": "rleu"}, "model.activation: got 'rleu'"),
+    # rewrites: the MLP section's checker, the same messages on every architecture
+    ({"arch": "resnet", "rewrites": "pre_ln"},
+     "model.rewrites: got 'pre_ln'; expected a list of rewrites; e.g. rewrites = "),
+    ({"arch": "transformer", "rewrites": ["pre_lm"]},
+     "model.rewrites[0]: got 'pre_lm'; expected one of alpha_dropout, insert_norm, pre_ln, "
+     "reinit, swap_activation; did you mean 'pre_ln'?"),
+    ({"arch": "rnn", "rewrites": [{"name": "insert_norm", "knd": "layer"}]},
+     "model.rewrites[0].knd: got unknown key 'knd'; expected one of "),
+    ({"arch": "cnn", "factory": "pkg.nets:make"},
+     "model.factory: got 'pkg.nets:make'; expected no model.factory together with "
+     "model.arch = 'cnn'"),
 ])
 def test_bad_sections_name_the_field(table: dict, message: str) -> None:
     with pytest.raises(ConfigError) as err:

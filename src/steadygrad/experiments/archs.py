@@ -1,12 +1,17 @@
 """``[model]`` sections of the architectures besides the MLP, and the one model factory.
 
 ``[model] arch = "mlp" | "cnn" | "resnet" | "rnn" | "transformer"`` picks the builder
-(``mlp`` when absent); every other key of the section is a keyword argument of that builder
+(``mlp`` when absent); every other key of the section but ``rewrites`` is a keyword argument
+of that builder
 (:func:`steadygrad.nn.cnn`, :func:`steadygrad.nn.resnet`, :func:`steadygrad.nn.rnn`,
 :func:`steadygrad.nn.transformer`; the MLP's keys are :class:`~steadygrad.experiments.config.
 ModelConfig`'s), validated like the MLP's: an unknown key fails naming the field, listing the
 allowed keys and a close match. The input shape, the output kind and the number of outputs
-come from the data; the init seed is ``model.seed`` or else ``train.seed``.
+come from the data; the init seed is ``model.seed`` or else ``train.seed``. The keys all
+architectures share are declared once, on :class:`ArchOptions`; ``rewrites`` (a list of
+:mod:`steadygrad.nn.rewrite` steps applied to the built model, as on the MLP's section) is one
+of them, so the doctor's remedies for any architecture are config patches. ``factory`` is the
+MLP section's only: a factory builds its own model, so ``arch`` and ``factory`` together fail.
 
 :func:`model_from_config` is the single place a model section becomes a model (``train``,
 ``sweep``, ``summary``, ``diagnose``, ``lr-find`` and ``doctor`` all reach it through
@@ -17,6 +22,10 @@ Example:
     >>> cfg = config_from_dict({"model": {"arch": "cnn", "filters": [8, 16]}})
     >>> cfg.model.arch, cfg.model.filters, cfg.model.pool
     ('cnn', (8, 16), 'max')
+    >>> cfg = config_from_dict({"model": {"arch": "transformer", "norm_first": False,
+    ...                                   "rewrites": ["pre_ln"]}})
+    >>> cfg.model.rewrites
+    (Component(name='pre_ln', options=()),)
     >>> config_from_dict({"model": {"arch": "rnn", "cel": "gru"}})
     Traceback (most recent call last):
     ...
@@ -36,12 +45,14 @@ from torch import nn
 
 from steadygrad.errors import ConfigError
 from steadygrad.experiments import _checks as ck
+from steadygrad.experiments import _model_source as _src
 from steadygrad.experiments import _names
 from steadygrad.experiments.config import Component, ModelConfig, _m
 
 __all__ = [
     "ARCHS",
     "AnyModelConfig",
+    "ArchOptions",
     "CNNConfig",
     "RNNConfig",
     "ResNetConfig",
@@ -64,26 +75,48 @@ def _int_or_int_list(value: Any, path: str) -> int | tuple[int, ...]:
     return ck.int_list(value, path)
 
 
-_DROPOUT_KINDS = ck.choice("dropout", "alpha", "mc", "mc_alpha")
+@dataclass(frozen=True)
+class ArchOptions:
+    """The keys every architecture's ``[model]`` section shares (``mlp``'s names, defaults
+    and checks), declared once; each architecture's section extends it.
 
+    ``arch`` is redefined by each subclass (its one allowed value); ``rewrites`` lists
+    :mod:`steadygrad.nn.rewrite` steps applied, in order, to the built model, exactly as on
+    the MLP's section (:func:`steadygrad.experiments.execute.build_model`); it is not a
+    keyword of the builder.
 
-def _shared(*, activation: str = "relu", kernel: str = "auto") -> dict[str, Any]:
-    """Fields every architecture shares (``mlp``'s names and defaults)."""
-    return {
-        "activation": field(default=Component(activation), metadata=_m(_names.activation)),
-        "kernel_initializer": field(default=Component(kernel), metadata=_m(_names.initializer)),
-        "bias_initializer": field(default=Component("zeros"), metadata=_m(_names.initializer)),
-        "dropout": field(default=0.0, metadata=_m(_names.dropout_rate)),
-        "dropout_kind": field(default="dropout", metadata=_m(_DROPOUT_KINDS)),
-        "l1": field(default=0.0, metadata=_m(ck.non_negative_float)),
-        "l2": field(default=0.0, metadata=_m(ck.non_negative_float)),
-        "max_norm": field(default=None, metadata=_m(ck.optional(ck.positive_float))),
-        "seed": field(default=None, metadata=_m(ck.optional(ck.integer(0)))),
-    }
+    Example:
+        >>> sorted(f.name for f in dataclasses.fields(ArchOptions))[:4]
+        ['activation', 'arch', 'bias_initializer', 'bn_eps']
+        >>> TransformerConfig().rewrites, CNNConfig().dropout_kind
+        ((), 'dropout')
+    """
+
+    arch: str = field(default="", metadata=_m(ck.string))
+    activation: Component = field(default=Component("relu"), metadata=_m(_names.activation))
+    kernel_initializer: Component = field(default=Component("auto"),
+                                          metadata=_m(_names.initializer))
+    bias_initializer: Component = field(default=Component("zeros"),
+                                        metadata=_m(_names.initializer))
+    dropout: float = field(default=0.0, metadata=_m(_names.dropout_rate))
+    dropout_kind: str = field(default="dropout", metadata=_m(_names.dropout_kind))
+    l1: float = field(default=0.0, metadata=_m(ck.non_negative_float))
+    l2: float = field(default=0.0, metadata=_m(ck.non_negative_float))
+    max_norm: float | None = field(default=None, metadata=_m(ck.optional(ck.positive_float)))
+    bn_eps: float = field(default=1e-5, metadata=_m(ck.positive_float))
+    seed: int | None = field(default=None, metadata=_m(ck.optional(ck.integer(0))))
+    rewrites: tuple[Component, ...] = field(default=(), metadata=_m(_src.rewrites))
 
 
 @dataclass(frozen=True)
-class CNNConfig:
+class _BatchNormOptions(ArchOptions):
+    """:class:`ArchOptions` plus ``bn_momentum`` (architectures that can use batch norm)."""
+
+    bn_momentum: float = field(default=0.1, metadata=_m(_names.momentum))
+
+
+@dataclass(frozen=True)
+class CNNConfig(_BatchNormOptions):
     """``[model] arch = "cnn"``: keyword arguments of :func:`steadygrad.nn.cnn`.
 
     Example:
@@ -100,21 +133,10 @@ class CNNConfig:
     dense: tuple[int, ...] = field(default=(), metadata=_m(_int_list_or_empty))
     normalization: str = field(default="none", metadata=_m(ck.choice("none", "before", "after")))
     norm: str = field(default="batch", metadata=_m(ck.choice("batch", "layer")))
-    activation: Component = _shared()["activation"]
-    kernel_initializer: Component = _shared()["kernel_initializer"]
-    bias_initializer: Component = _shared()["bias_initializer"]
-    dropout: float = _shared()["dropout"]
-    dropout_kind: str = _shared()["dropout_kind"]
-    l1: float = _shared()["l1"]
-    l2: float = _shared()["l2"]
-    max_norm: float | None = _shared()["max_norm"]
-    bn_momentum: float = field(default=0.1, metadata=_m(_names.momentum))
-    bn_eps: float = field(default=1e-5, metadata=_m(ck.positive_float))
-    seed: int | None = _shared()["seed"]
 
 
 @dataclass(frozen=True)
-class ResNetConfig:
+class ResNetConfig(_BatchNormOptions):
     """``[model] arch = "resnet"``: keyword arguments of :func:`steadygrad.nn.resnet`.
 
     Example:
@@ -128,21 +150,10 @@ class ResNetConfig:
     normalization: str = field(default="before", metadata=_m(ck.choice("before", "none")))
     norm: str = field(default="batch", metadata=_m(ck.choice("batch", "layer")))
     zero_init_residual: bool = field(default=False, metadata=_m(ck.boolean))
-    activation: Component = _shared()["activation"]
-    kernel_initializer: Component = _shared()["kernel_initializer"]
-    bias_initializer: Component = _shared()["bias_initializer"]
-    dropout: float = _shared()["dropout"]
-    dropout_kind: str = _shared()["dropout_kind"]
-    l1: float = _shared()["l1"]
-    l2: float = _shared()["l2"]
-    max_norm: float | None = _shared()["max_norm"]
-    bn_momentum: float = field(default=0.1, metadata=_m(_names.momentum))
-    bn_eps: float = field(default=1e-5, metadata=_m(ck.positive_float))
-    seed: int | None = _shared()["seed"]
 
 
 @dataclass(frozen=True)
-class RNNConfig:
+class RNNConfig(_BatchNormOptions):
     """``[model] arch = "rnn"``: keyword arguments of :func:`steadygrad.nn.rnn`.
 
     ``vocab`` (token inputs through an embedding) must exceed the data's largest token id.
@@ -166,21 +177,10 @@ class RNNConfig:
     unit_forget_bias: bool = field(default=True, metadata=_m(ck.boolean))
     normalization: str = field(default="none", metadata=_m(ck.choice("none", "after")))
     norm: str = field(default="layer", metadata=_m(ck.choice("batch", "layer")))
-    activation: Component = _shared()["activation"]
-    kernel_initializer: Component = _shared()["kernel_initializer"]
-    bias_initializer: Component = _shared()["bias_initializer"]
-    dropout: float = _shared()["dropout"]
-    dropout_kind: str = _shared()["dropout_kind"]
-    l1: float = _shared()["l1"]
-    l2: float = _shared()["l2"]
-    max_norm: float | None = _shared()["max_norm"]
-    bn_momentum: float = field(default=0.1, metadata=_m(_names.momentum))
-    bn_eps: float = field(default=1e-5, metadata=_m(ck.positive_float))
-    seed: int | None = _shared()["seed"]
 
 
 @dataclass(frozen=True)
-class TransformerConfig:
+class TransformerConfig(ArchOptions):
     """``[model] arch = "transformer"``: keyword arguments of :func:`steadygrad.nn.transformer`.
 
     Example:
@@ -196,16 +196,6 @@ class TransformerConfig:
     ff: int = field(default=64, metadata=_m(ck.positive_int))
     norm_first: bool = field(default=True, metadata=_m(ck.boolean))
     positions: str = field(default="learned", metadata=_m(ck.choice("learned", "sinusoidal")))
-    activation: Component = _shared()["activation"]
-    kernel_initializer: Component = _shared()["kernel_initializer"]
-    bias_initializer: Component = _shared()["bias_initializer"]
-    dropout: float = _shared()["dropout"]
-    dropout_kind: str = _shared()["dropout_kind"]
-    l1: float = _shared()["l1"]
-    l2: float = _shared()["l2"]
-    max_norm: float | None = _shared()["max_norm"]
-    bn_eps: float = field(default=1e-5, metadata=_m(ck.positive_float))
-    seed: int | None = _shared()["seed"]
 
 
 AnyModelConfig = Union[ModelConfig, CNNConfig, ResNetConfig, RNNConfig, TransformerConfig]  # noqa: UP007

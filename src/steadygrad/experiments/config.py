@@ -292,6 +292,13 @@ def _model(raw: Any) -> AnyModelConfig:
     if arch != "mlp":
         from steadygrad.experiments.archs import ARCHS
 
+        for key in ("factory", "factory_kwargs"):
+            if key in raw:
+                raise ConfigError(
+                    f"model.{key}", raw[key], f"no model.{key} together with model.arch = "
+                    f"{arch!r} (a factory builds its own model; arch picks a built-in builder)",
+                    hint="remove model.arch to use the factory (its rewrites still apply), "
+                    f"or remove model.{key}")
         section: AnyModelConfig = _build(ARCHS[arch], {**raw, "arch": arch}, "model")
         return section
     raw.pop("arch", None)
@@ -381,6 +388,12 @@ def _plain(value: Any) -> Any:
         return out
     if isinstance(value, Component):
         return value.to_value()
+    if dataclasses.is_dataclass(value) and hasattr(value, "rewrites"):  # another arch
+        out = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+               if f.name != "rewrites"}
+        if value.rewrites:  # last, after the builder's keys; absent rather than empty
+            out["rewrites"] = [c.to_value() for c in value.rewrites]
+        return out
     if isinstance(value, DataConfig):
         return {"name": value.name, **value.kwargs}
     if isinstance(value, OptimizerConfig):

@@ -1,16 +1,15 @@
 """Options shared by the architecture builders (cnn, resnet, rnn, transformer), private.
 
-The builders take :func:`steadygrad.nn.build.mlp`'s options where they apply; this module
-validates them once (:func:`check_options`) and builds the small pieces they share:
-normalization layers, dropout, activations, initialization, ℓ1/ℓ2 and max-norm.
+The builders take :func:`steadygrad.nn.build.mlp`'s options where they apply, validated by
+the one checker ``mlp`` uses too (:func:`steadygrad.nn._options.check_options`, re-exported
+here); this module builds the small pieces they share: normalization layers, dropout,
+activations, initialization, ℓ1/ℓ2 and max-norm.
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,15 +17,9 @@ from torch import nn
 
 from steadygrad.errors import ConfigError
 from steadygrad.nn import constraints, init, regularizers
-from steadygrad.nn._build_checks import (
-    Activation,
-    InitSpec,
-    check_choice,
-    check_float,
-    check_int,
-    check_max_norm,
-)
-from steadygrad.nn.build import DROPOUT_KINDS, OUTPUTS, _initializer, _make_activation
+from steadygrad.nn._build_checks import Activation, InitSpec, check_int
+from steadygrad.nn._options import Options, check_options
+from steadygrad.nn.build import _initializer, _make_activation
 
 __all__ = [
     "NORMS",
@@ -46,94 +39,6 @@ NORMS: tuple[str, ...] = ("batch", "layer")
 """Kinds of normalization layer: batch norm, or layer norm (``GroupNorm(1, C)`` on images)."""
 
 _HEAD_INITIALIZER = "glorot_uniform"  # Keras Dense default, as mlp's head
-
-
-@dataclass(frozen=True)
-class Options:
-    """The validated shared options of one builder call."""
-
-    activation: Activation
-    kernel_initializer: InitSpec
-    bias_initializer: InitSpec
-    dropout: float
-    dropout_kind: str
-    l1: float
-    l2: float
-    max_norm: float | None
-    n_out: int
-    bn_momentum: float
-    bn_eps: float
-    generator: torch.Generator | None
-
-    def dropout_layer(self) -> nn.Module:
-        """A fresh dropout module of ``dropout_kind`` with rate ``dropout``."""
-        return DROPOUT_KINDS[self.dropout_kind](self.dropout)
-
-
-def check_options(
-    *,
-    activation: Activation,
-    kernel_initializer: InitSpec,
-    bias_initializer: InitSpec,
-    dropout: float,
-    dropout_kind: str,
-    l1: float,
-    l2: float,
-    max_norm: float | None,
-    output: str,
-    num_outputs: int | None,
-    bn_momentum: float = 0.1,
-    bn_eps: float = 1e-5,
-    seed: int | None,
-    generator: torch.Generator | None,
-) -> Options:
-    """Validate the options every builder shares (same rules and messages as ``mlp``).
-
-    Example:
-        >>> o = check_options(activation="relu", kernel_initializer="auto",
-        ...     bias_initializer="zeros", dropout=0.1, dropout_kind="dropout", l1=0.0, l2=0.0,
-        ...     max_norm=None, output="binary", num_outputs=None, seed=0, generator=None)
-        >>> o.n_out, o.dropout_layer()
-        (1, Dropout(p=0.1, inplace=False))
-        >>> check_options(activation="relu", kernel_initializer="auto",
-        ...     bias_initializer="zeros", dropout=0.0, dropout_kind="dropuot", l1=0.0, l2=0.0,
-        ...     max_norm=None, output="binary", num_outputs=None, seed=0, generator=None)
-        Traceback (most recent call last):
-        ...
-        steadygrad.errors.ConfigError: dropout_kind: got 'dropuot'; expected one of dropout, ...
-    """
-    check_float("dropout", dropout, 0.0, 1.0, hi_open=True)
-    check_choice("dropout_kind", dropout_kind, tuple(DROPOUT_KINDS))
-    check_float("l1", l1, 0.0, math.inf)
-    check_float("l2", l2, 0.0, math.inf)
-    check_max_norm("max_norm", max_norm)
-    check_choice("output", output, OUTPUTS)
-    if output == "multiclass":
-        if num_outputs is None:
-            raise ConfigError(
-                "num_outputs", None, "the number of classes (an int >= 2) for output='multiclass'",
-                hint="use output='binary' for two classes with one logit",
-            )
-        n_out = check_int("num_outputs", num_outputs, 2)
-    else:
-        n_out = 1 if num_outputs is None else check_int("num_outputs", num_outputs)
-    momentum = check_float("bn_momentum", bn_momentum, 0.0, 1.0)
-    if momentum == 0:
-        raise ConfigError("bn_momentum", bn_momentum, "a float in (0, 1] (PyTorch convention)")
-    if not check_float("bn_eps", bn_eps, 0.0, math.inf) > 0:
-        raise ConfigError("bn_eps", bn_eps, "a positive float, e.g. 1e-5 (PyTorch) or 1e-3 (Keras)")
-    if seed is not None and generator is not None:
-        raise ConfigError("seed", seed, "None when a generator is given", hint="pass only one")
-    if seed is not None:
-        check_int("seed", seed, 0)
-        generator = torch.Generator().manual_seed(seed)
-    elif generator is not None and not isinstance(generator, torch.Generator):
-        raise ConfigError("generator", generator, "a torch.Generator or None")
-    return Options(
-        activation, kernel_initializer, bias_initializer, float(dropout), dropout_kind,
-        float(l1), float(l2), None if max_norm is None else float(max_norm), n_out,
-        momentum, float(bn_eps), generator,
-    )
 
 
 def make_activation(spec: Activation, units: int) -> nn.Module | None:

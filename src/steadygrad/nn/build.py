@@ -44,26 +44,14 @@ from steadygrad.nn._build_checks import (
     LayerSpec,
     check_choice,
     check_float,
-    check_int,
     check_max_norm,
     input_features,
     resolve_layers,
     selu_problems,
 )
-from steadygrad.nn.layers import MCAlphaDropout, MCDropout
+from steadygrad.nn._options import DROPOUT_KINDS, OUTPUTS, check_options
 
 __all__ = ["BATCH_NORM_PLACEMENTS", "DROPOUT_KINDS", "OUTPUTS", "mlp"]
-
-DROPOUT_KINDS: dict[str, type[nn.Module]] = {
-    "dropout": nn.Dropout,
-    "alpha": nn.AlphaDropout,
-    "mc": MCDropout,
-    "mc_alpha": MCAlphaDropout,
-}
-"""Dropout layers by name (``mc*`` keep sampling in eval mode, for MC dropout)."""
-
-OUTPUTS: tuple[str, ...] = ("multiclass", "binary", "regression")
-"""Kinds of output head (all produce raw logits / values, no final activation)."""
 
 _HEAD_INITIALIZER = "glorot_uniform"  # Keras Dense default
 
@@ -205,35 +193,14 @@ def mlp(
     check_choice("batch_norm", batch_norm, BATCH_NORM_PLACEMENTS)
     if not isinstance(input_batch_norm, bool):
         raise ConfigError("input_batch_norm", input_batch_norm, "True or False")
-    check_float("dropout", dropout, 0.0, 1.0, hi_open=True)
+    opts = check_options(
+        activation=activation, kernel_initializer=kernel_initializer,
+        bias_initializer=bias_initializer, dropout=dropout, dropout_kind=dropout_kind, l1=l1,
+        l2=l2, max_norm=max_norm, output=output, num_outputs=num_outputs,
+        bn_momentum=bn_momentum, bn_eps=bn_eps, seed=seed, generator=generator,
+    )
     check_float("input_dropout", input_dropout, 0.0, 1.0, hi_open=True)
-    check_choice("dropout_kind", dropout_kind, tuple(DROPOUT_KINDS))
-    check_float("l1", l1, 0.0, math.inf)
-    check_float("l2", l2, 0.0, math.inf)
-    check_max_norm("max_norm", max_norm)
-    check_choice("output", output, OUTPUTS)
-    if output == "multiclass":
-        if num_outputs is None:
-            raise ConfigError(
-                "num_outputs", None, "the number of classes (an int >= 2) for output='multiclass'",
-                hint="use output='binary' for two classes with one logit",
-            )
-        n_out = check_int("num_outputs", num_outputs, 2)
-    else:
-        n_out = 1 if num_outputs is None else check_int("num_outputs", num_outputs)
-    momentum = check_float("bn_momentum", bn_momentum, 0.0, 1.0)
-    if momentum == 0:
-        raise ConfigError("bn_momentum", bn_momentum, "a float in (0, 1] (PyTorch convention)")
-    check_float("bn_eps", bn_eps, 0.0, math.inf)
-    if not bn_eps > 0:
-        raise ConfigError("bn_eps", bn_eps, "a positive float, e.g. 1e-5 (PyTorch) or 1e-3 (Keras)")
-    if seed is not None and generator is not None:
-        raise ConfigError("seed", seed, "None when a generator is given", hint="pass only one")
-    if seed is not None:
-        check_int("seed", seed, 0)
-        generator = torch.Generator().manual_seed(seed)
-    elif generator is not None and not isinstance(generator, torch.Generator):
-        raise ConfigError("generator", generator, "a torch.Generator or None")
+    n_out, momentum, bn_eps, generator = opts.n_out, opts.bn_momentum, opts.bn_eps, opts.generator
 
     defaults = LayerSpec(0, activation, kernel_initializer, batch_norm, dropout, l1, l2, max_norm)
     layers, head = resolve_layers(hidden, defaults, layer_overrides or {})
@@ -252,14 +219,7 @@ def mlp(
     head_l1 = check_float("layer_overrides['output'].l1", head.get("l1", l1), 0.0, math.inf)
     head_l2 = check_float("layer_overrides['output'].l2", head.get("l2", l2), 0.0, math.inf)
     head_mn = check_max_norm("layer_overrides['output'].max_norm", head.get("max_norm", max_norm))
-    messages = []
-    if momentum > 0.5:
-        messages.append(
-            f"bn_momentum={bn_momentum} is in PyTorch's convention (weight of the new batch): "
-            "the running statistics will track only the last few batches. Keras's "
-            f"momentum={bn_momentum} corresponds to bn_momentum={1 - bn_momentum:.3g}"
-        )
-    messages += selu_problems(
+    messages = selu_problems(
         layers, acts,
         [_initializer_name(layer.kernel_initializer, a) for layer, a in pairs],
         dropout_kind=dropout_kind, input_dropout=input_dropout, input_batch_norm=input_batch_norm,

@@ -194,7 +194,11 @@ def pre_ln(model: nn.Module) -> Rewritten:
     layers without a final ``norm`` gets a ``LayerNorm(d_model)``, since a pre-LN stack's output
     is no longer normalized. A user-written block (a module holding an ``nn.MultiheadAttention``
     and ``nn.LayerNorm`` that is not a torch transformer layer) cannot be rewritten, its order
-    lives in its ``forward``, and is reported.
+    lives in its ``forward``, and is reported. steadygrad's own
+    :class:`~steadygrad.nn.transformer.EncoderBlock` (``[model] arch = "transformer"``) is
+    switched the same way; an ``nn.Sequential`` of such blocks without a ``norm`` child gets
+    ``norm = LayerNorm(d_model)`` right after its last block, which is what
+    :func:`steadygrad.nn.transformer` builds for ``norm_first=True``.
 
     Example:
         >>> enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 2,
@@ -203,8 +207,10 @@ def pre_ln(model: nn.Module) -> Rewritten:
         >>> [layer.norm_first for layer in r.module.layers], r.module.norm, enc.norm
         ([True, True], LayerNorm((8,), eps=1e-05, ...), None)
     """
+    from steadygrad.nn.transformer import EncoderBlock
+
     out = copy_model(model)
-    layer_types = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+    layer_types = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, EncoderBlock)
     changes: list[Change] = []
     skipped: list[str] = []
     switched: set[int] = set()
@@ -213,6 +219,11 @@ def pre_ln(model: nn.Module) -> Rewritten:
             sub.norm_first = True
             switched.add(id(sub))
             changes.append(Change(name, "norm_first=False (post-LN)", "norm_first=True (pre-LN)"))
+    for name, sub in list(out.named_modules()):
+        if isinstance(sub, nn.Sequential) and "norm" not in sub._modules:
+            norm = _final_norm(sub, switched)
+            if norm is not None:
+                changes.append(Change(f"{name}.norm" if name else "norm", "None", repr(norm)))
     for name, sub in out.named_modules():
         if isinstance(sub, (nn.TransformerEncoder, nn.TransformerDecoder)) and sub.norm is None \
                 and any(id(layer) in switched for layer in sub.layers):
@@ -228,6 +239,27 @@ def pre_ln(model: nn.Module) -> Rewritten:
                            "attention block; move its norms in front of the sub-layers in "
                            "forward (x = x + attn(ln(x)))")
     return Rewritten(out, {"name": "pre_ln"}, tuple(changes), tuple(skipped))
+
+
+def _final_norm(seq: nn.Sequential, switched: set[int]) -> nn.Module | None:
+    """Insert ``norm = LayerNorm(d_model)`` after the last switched
+    :class:`~steadygrad.nn.transformer.EncoderBlock` child of ``seq`` (in place); the norm,
+    or None when ``seq`` has no such child."""
+    from steadygrad.nn.transformer import EncoderBlock
+
+    items = list(seq._modules.items())
+    last = max((i for i, (_, child) in enumerate(items)
+                if isinstance(child, EncoderBlock) and id(child) in switched), default=None)
+    if last is None:
+        return None
+    block = items[last][1]
+    assert isinstance(block, EncoderBlock)
+    first = block.norm1
+    norm = nn.LayerNorm(first.normalized_shape, eps=first.eps).to(first.weight.device)
+    items.insert(last + 1, ("norm", norm))
+    seq._modules.clear()
+    seq._modules.update(items)
+    return norm
 
 
 def alpha_dropout(model: nn.Module) -> Rewritten:
