@@ -6,7 +6,9 @@ MLP, plain CNN, ResNet, RNN/GRU/LSTM, transformer; plain-PyTorch factories of
 :mod:`steadygrad.doctor.examples` on the embedded digits data), each with a healthy reference.
 Per setup:
 
-1. the baseline runs under the monitor (``--seeds`` seeds); its problem kinds are the diagnosis;
+1. the baseline and the reference run under the monitor (``--seeds`` seeds); the baseline's
+   problem kinds are the diagnosis, and without any, ``impaired_learning`` when it learns
+   badly against the reference (the doctor's rule, :mod:`steadygrad.doctor.impaired`);
 2. the *toolbox* is every remedy of :data:`steadygrad.doctor.any_model.MODEL_TOOLBOX` (all finding
    kinds, deduplicated) that applies to the model (the doctor's own filter: no-op rewrites and
    inapplicable patches are dropped); each runs once as a controlled trial (same split, seeds and
@@ -175,6 +177,7 @@ def run_setup(setup: Setup, seeds: list[int], root: Path, draws: int) -> dict[st
     from steadygrad.doctor.any_model import MODEL_TOOLBOX
     from steadygrad.doctor.candidates import unique
     from steadygrad.doctor.core import runnable_candidates
+    from steadygrad.doctor.impaired import IMPAIRED, impairment
     from steadygrad.doctor.trials import DataCache, run_trial
     from steadygrad.experiments.config import config_to_dict
 
@@ -190,6 +193,8 @@ def run_setup(setup: Setup, seeds: list[int], root: Path, draws: int) -> dict[st
     baseline = trial("baseline", table)
     reference = trial("reference", config_to_dict(_config(setup, True)))
     kinds = list(baseline.problems)
+    if not kinds and impairment(baseline, reference, metric, 10) is not None:
+        kinds = [IMPAIRED]  # the doctor's rule: learns badly without a finding
     out: dict[str, Any] = {"setup": setup.name, "arch": setup.arch, "label": setup.label,
                            "problems": kinds, "baseline": baseline.mean,
                            "reference": reference.mean}
@@ -279,6 +284,33 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any], command: str) 
     return "\n".join(lines) + "\n"
 
 
+def _report(rows: list[dict[str, Any]], command: str, json_path: str | None,
+            write: bool) -> None:
+    summary = summarize(rows)
+    print(json.dumps(summary))
+    text = markdown(rows, summary, command.strip())
+    print(f"## {TITLE}\n\n{text}")
+    if json_path:
+        Path(json_path).write_text(json.dumps({"rows": rows, "summary": summary}, indent=2,
+                                              default=str))
+    if write:
+        _common.write_section(TITLE, text)
+
+
+def _merge(paths: list[str], command: str | None, json_path: str | None, write: bool) -> int:
+    """Rows of several ``--json`` files, in :data:`SETUPS` order; a setup twice is an error."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        for row in json.loads(Path(path).read_text())["rows"]:
+            if row["setup"] in found:
+                raise SystemExit(f"--merge: setup {row['setup']} is in two files")
+            found[row["setup"]] = row
+    rows = [found[s.name] for s in SETUPS if s.name in found]
+    _report(rows, command or "python benchmarks/doctor_vs_random.py --merge "
+            + " ".join(paths), json_path, write)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -290,7 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write every number to this file")
     parser.add_argument("--write", action="store_true",
                         help="replace this benchmark's section of docs/benchmarks.md")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="run nothing: combine the rows of --json files written by runs "
+                             "of disjoint --only sets (e.g. two processes on two cores)")
+    parser.add_argument("--command", default=None,
+                        help="with --merge: the command line to state in the docs")
     args = parser.parse_args(argv)
+    if args.merge:
+        return _merge(args.merge, args.command, args.json, args.write)
     import torch
 
     torch.set_num_threads(1)
@@ -305,16 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({k: row.get(k) for k in (
                 "setup", "problems", "baseline", "reference", "succeeded", "doctor_trials",
                 "random_trials", "doctor_best_ratio", "excluded")}, default=str), flush=True)
-    summary = summarize(rows)
-    print(json.dumps(summary))
     command = "python benchmarks/doctor_vs_random.py " + " ".join(argv or sys.argv[1:])
-    text = markdown(rows, summary, command.strip())
-    print(f"## {TITLE}\n\n{text}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=2,
-                                              default=str))
-    if args.write:
-        _common.write_section(TITLE, text)
+    _report(rows, command, args.json, args.write)
     return 0
 
 

@@ -87,17 +87,41 @@ ONE_CYCLE = _tr("one_cycle", {"train.schedule": "one_cycle"},
 STANDARDIZE = _tr("standardize_inputs", {"data.standardize": True},
                   "unscaled inputs push the first layer into saturation or overflow", _LECUN)
 
+_ADAM_STEP = {"train.optimizer.name": "adam", "train.optimizer.learning_rate": 1e-3}
+_DEFAULT_DNN = ("Géron, Hands-On ML (2nd ed.) table 11-3, the default DNN: ELU, He init, "
+                "Adam")
+ELU_HE_ADAM = _tr("elu_he_adam", {**ELU_HE.patch, **_ADAM_STEP},
+                  "ELU + He init with Adam's per-parameter steps: the default deep-net recipe; "
+                  "a fixed SGD rate tuned for saturated units is wrong for the new ones",
+                  _DEFAULT_DNN)
+BATCH_NORM_ADAM = _tr("batch_norm_adam", {**BATCH_NORM.patch, **_ADAM_STEP},
+                      "batch norm bounds every pre-activation and Adam rescales the steps, "
+                      "so neither the init's scale nor the rate's blows up the run",
+                      f"{_BN}; {_ADAM}")
+MATCHED_ADAM = _tr("matched_init_adam", {**MATCHED.patch, **_ADAM_STEP},
+                   "a variance-preserving init removes the blow-up at its source and Adam's "
+                   "normalized steps stay bounded", f"{_INIT}; {_ADAM}")
+
 MODEL_TOOLBOX: dict[str, tuple[Candidate, ...]] = {
-    "vanishing_gradients": (ELU_HE, BATCH_NORM, PRE_LN, LR_FIND, RELU_HE, MATCHED, LAYER_NORM,
-                            ADAM),
-    "saturation": (ELU_HE, BATCH_NORM, RELU_HE, MATCHED, LAYER_NORM, ADAM, STANDARDIZE),
-    "exploding_gradients": (CLIP, LR_FIND, PRE_LN, DIV10, MATCHED, BATCH_NORM, ONE_CYCLE, ADAM),
-    "non_finite": (DIV10, CLIP, MATCHED, LR_FIND, PRE_LN, BATCH_NORM, ONE_CYCLE, STANDARDIZE),
+    "vanishing_gradients": (ELU_HE, ELU_HE_ADAM, BATCH_NORM, PRE_LN, LR_FIND, BATCH_NORM_ADAM,
+                            RELU_HE, MATCHED, LAYER_NORM, ADAM),
+    "saturation": (ELU_HE, ELU_HE_ADAM, BATCH_NORM, RELU_HE, MATCHED, BATCH_NORM_ADAM,
+                   LAYER_NORM, ADAM, STANDARDIZE),
+    "exploding_gradients": (CLIP, LR_FIND, PRE_LN, DIV10, MATCHED, MATCHED_ADAM, BATCH_NORM,
+                            BATCH_NORM_ADAM, ONE_CYCLE, ADAM),
+    "non_finite": (DIV10, CLIP, MATCHED, LR_FIND, BATCH_NORM_ADAM, MATCHED_ADAM, PRE_LN,
+                   BATCH_NORM, ONE_CYCLE, STANDARDIZE),
     "dead_units": (LEAKY, ELU_DEAD, BATCH_NORM, DIV10, MATCHED),
     "learning_rate": (LR_FIND, ADAM, ONE_CYCLE),
     "self_normalization": (ALPHA, MATCHED, STANDARDIZE),
+    "impaired_learning": (LR_FIND, ADAM, ONE_CYCLE, BATCH_NORM, BATCH_NORM_ADAM, PRE_LN, MATCHED,
+                          DIV10, LAYER_NORM, CLIP),
 }
-"""Remedies per finding kind for any model (rewrites and training changes), in order."""
+"""Remedies per finding kind for any model (rewrites and training changes), in order.
+
+``impaired_learning`` (a run that learns badly without a finding,
+:mod:`steadygrad.doctor.impaired`) names no cause, so its remedies are the ones that act on
+learning itself, in the order learning rate, optimizer, schedule, normalization, init."""
 
 
 def is_any_model(table: Mapping[str, Any]) -> bool:

@@ -132,6 +132,15 @@ _CLIPNORM = _c("clip_norm", {"train.optimizer.clipnorm": 1.0},
 _DIV10 = _c("learning_rate_div10", {"train.optimizer.learning_rate": "div10"},
             "a 10x smaller step stays below the stability edge", _LR)
 
+_LR_FIND = _c("lr_find", {"train.optimizer.learning_rate": "lr_find"},
+              "the rate from a range test instead of a guess",
+              "Smith 2017, Cyclical Learning Rates (arXiv:1506.01186), LR range test")
+_ONE_CYCLE = _c("one_cycle", {"train.schedule": "one_cycle"},
+                "warm-up to the rate, then anneal: no large step on a fresh model",
+                "Smith & Topin 2017, Super-Convergence (arXiv:1708.07120)")
+_BN_BEFORE = _c("batch_norm", {"model.batch_norm": "before"},
+                "batch norm re-standardizes every pre-activation", _BN)
+
 TOOLBOX: dict[str, tuple[Candidate, ...]] = {
     "vanishing_gradients": (_ELU_HE, _SELU_STD, _BN_AFTER, _MATCHED, _ADAM_C),
     "saturation": (_ELU_HE, _SELU_STD, _BN_AFTER, _MATCHED, _ADAM_C),
@@ -140,6 +149,8 @@ TOOLBOX: dict[str, tuple[Candidate, ...]] = {
     "dead_units": (_ELU_HE, _BN_AFTER, _DIV10),
     "learning_rate": (_ADAM_C,),
     "self_normalization": (),
+    "impaired_learning": (_LR_FIND, _ADAM_C, _ONE_CYCLE, _BN_BEFORE, _MATCHED, _DIV10,
+                          _CLIPNORM),
 }
 """Extra toolbox entries per finding kind, tried after the monitor's own remedies."""
 

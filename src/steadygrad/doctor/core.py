@@ -4,8 +4,10 @@ The procedure (``shared/notes/prior_art_diagnosis.md`` §5.3 item 6, "repairs as
 experiments", instead of AUTOTRAINER's first-quiet-detector-wins search):
 
 1. run the baseline config under the gradient-health monitor, once per seed;
-2. if no finding counts as a problem (:func:`steadygrad.doctor.trials.problem_kinds`), stop:
-   nothing needs fixing and no trial runs;
+2. if no finding counts as a problem (:func:`steadygrad.doctor.trials.problem_kinds`), check
+   that the run learns (:mod:`steadygrad.doctor.impaired`: against the healthy reference,
+   which then runs first, or else against the chance loss); a run that learns badly is
+   diagnosed ``impaired_learning``; otherwise stop: nothing needs fixing and no trial runs;
 3. otherwise propose candidate remedies for the findings
    (:func:`steadygrad.doctor.candidates.propose`) and run each as a short controlled trial with
    the same data split, seeds and step budget, each model re-initialized from the seed;
@@ -27,10 +29,10 @@ Example:
     >>> from steadygrad.experiments.config import config_from_dict
     >>> cfg = config_from_dict({"data": {"name": "digits", "n_train": 300},
     ...     "model": {"hidden": [32], "activation": "relu"},
-    ...     "train": {"epochs": 3, "optimizer": {"name": "adam"}}})
+    ...     "train": {"epochs": 5, "optimizer": {"name": "adam", "learning_rate": 0.01}}})
     >>> result = doctor(cfg, seeds=1, out_dir=tempfile.mkdtemp())
-    >>> result.healthy, len(result.trials)
-    (True, 0)
+    >>> result.healthy, len(result.trials), result.baseline.runs[0].val_loss < 0.5 * math.log(10)
+    (True, 0, True)
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from steadygrad.doctor.candidates import (
     patch_effect,
     propose,
 )
+from steadygrad.doctor.impaired import IMPAIRED, impairment, mark_impaired
 from steadygrad.doctor.result import DoctorResult, rank
 from steadygrad.doctor.trials import DataCache, Trial
 from steadygrad.errors import ConfigError
@@ -212,9 +215,10 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
             temporary folder).
         progress: None/False (silent), True (one line per run on stderr) or a callable that
             receives each progress line.
-        reference: a healthy configuration run with the same budget to compare with (skipped
-            when the baseline is healthy); with a factory, also another factory (trained
-            with the same data and ``train``).
+        reference: a healthy configuration run with the same budget to compare with; when
+            the baseline has no finding it decides whether the baseline learns badly
+            (:mod:`steadygrad.doctor.impaired`); with a factory, also another factory
+            (trained with the same data and ``train``).
         threads: torch intra-op threads while the doctor runs (restored afterwards); the
             default 1 is fastest for the small nets of short trials on a shared CPU (several
             threads on tiny matrices mostly wait on each other). None leaves torch's setting.
@@ -349,23 +353,39 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
         trials: list[Trial] = []
         skipped: list[tuple[str, str]] = []
         ref_trial = None
-        if kinds:
+        if reference is not None:
+            ref_table = config_to_dict(reference)
+            ref_table["diagnostics"]["enabled"] = True
+            ref_table["train"]["epochs"] = epochs
+        num_classes = getattr(data, "num_classes", None) if task != "regression" else None
+        if not kinds:  # no finding: does it learn? (against the reference, else chance)
             if reference is not None:
-                ref_table = config_to_dict(reference)
-                ref_table["diagnostics"]["enabled"] = True
-                ref_table["train"]["epochs"] = epochs
+                ref_trial = trials_round("reference", [("reference", "reference", ref_table,
+                                                        {}, "")])[0]
+            why = impairment(baseline, ref_trial, metric, num_classes)
+            baseline = mark_impaired(baseline, why)
+            kinds = list(baseline.problems)
+
+        def judged(done: list[Trial]) -> list[Trial]:
+            """Candidates of an impaired baseline are judged by the same rule."""
+            if IMPAIRED not in kinds:
+                return done
+            return [mark_impaired(t, impairment(t, ref_trial, metric, num_classes))
+                    for t in done]
+
+        if kinds:
             singles_budget = max_trials - 1 if max_trials >= 3 else max_trials
             ready, not_run = runnable_candidates(table, kinds, cache, seed_list[0],
                                                  limit=singles_budget)
             skipped += not_run
             specs: list[TrialSpec] = [(cand.name, "candidate", new, patch, note)
                                       for cand, new, patch, note in ready]
-            if reference is not None:
+            if reference is not None and ref_trial is None:
                 specs.insert(0, ("reference", "reference", ref_table, {}, ""))
             done = trials_round("trials", specs)
-            if reference is not None:
+            if reference is not None and ref_trial is None:
                 ref_trial, done = done[0], done[1:]
-            trials += done
+            trials += judged(done)
             skipped += [(c.name, f"over the --max-trials budget ({max_trials})")
                         for c in propose(kinds, any_model=is_any_model(table))
                         if c.name not in {t.label for t in trials} | {n for n, _ in skipped}]
@@ -382,8 +402,8 @@ def doctor(config: RunConfig | Callable[..., Any] | str | None = None, data: Any
                     if combined is None:
                         skipped.append((f"{first.label}+{other.label}", why or "skipped"))
                         continue
-                    trials += trials_round("combination", [(f"{first.label}+{other.label}",
-                                                            "combination", combined, merged, "")])
+                    trials += judged(trials_round("combination", [(
+                        f"{first.label}+{other.label}", "combination", combined, merged, "")]))
                     break
     result = DoctorResult(
         config_name=config.name, builtin=builtin, metric=metric, task=task, seeds=seed_list,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import statistics
 from typing import TYPE_CHECKING, Any
 
+from steadygrad.doctor.impaired import IMPAIRED, REFERENCE_FRACTION
 from steadygrad.doctor.result import better, fmt, succeeded
 from steadygrad.doctor.trials import IMPAIRED_LOSS_FRACTION, Trial
 
@@ -113,12 +114,23 @@ def sentences(r: DoctorResult) -> list[str]:
     out.append(f"Baseline '{r.config_name}' ({_budget(r)}): {m} {fmt(b.mean, b.std)}"
                f"{loss_text}.")
     if r.healthy:
+        learned = (f"{m} {fmt(b.mean, b.std)} is not below {REFERENCE_FRACTION:.0%} of the "
+                   f"healthy reference's {fmt(r.reference.mean, r.reference.std)} beyond seed "
+                   "noise" if r.reference is not None else
+                   f"the final validation loss is not above {IMPAIRED_LOSS_FRACTION:g} x the "
+                   "chance loss beyond seed noise")
         out.append(f"No finding counted as a problem in any of the {len(b.runs)} seeds "
                    f"(warning/error findings: none; info findings only count when the final "
                    f"validation loss stays above {IMPAIRED_LOSS_FRACTION:g} x the chance "
-                   "loss): nothing needs fixing, so no trial was run.")
+                   f"loss) and the run learned ({learned}): nothing needs fixing, so no "
+                   "trial was run.")
         return out
     out.append(f"Problems found: {_problems(b)}.")
+    if IMPAIRED in b.problems:
+        out.append(f"The run learns badly although the monitor raised no finding: {b.note}; "
+                   "the remedies that act on learning itself (learning rate, optimizer, "
+                   "schedule, normalization, initialization) were tried, and a remedy "
+                   "succeeds only when its run no longer learns badly by the same rule.")
     ran = len(r.trials)
     ok = [t for t in r.ranking if succeeded(t, b, m)]
     gone = [t for t in r.trials if t.problem_seeds == 0]
