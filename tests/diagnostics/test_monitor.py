@@ -71,20 +71,24 @@ def test_saturation_counts_outputs_near_the_asymptotes() -> None:
     assert expected > 0.3
 
 
-def test_hooks_are_attached_only_for_sampled_steps_and_removed_on_exception() -> None:
+@pytest.mark.parametrize(("dense", "steps"), [(0, [0, 3, 6]), (2, [0, 1, 3, 6]),
+                                              (4, [0, 1, 2, 3, 6])])
+def test_hooks_are_attached_only_for_sampled_steps_and_removed_on_exception(
+        dense: int, steps: list[int]) -> None:
     net = _net()
     x = torch.randn(8, 6)
-    mon = GradientMonitor(net, every=3)
+    mon = GradientMonitor(net, every=3, dense_start=dense)
     with pytest.raises(RuntimeError, match="boom"), mon:
         assert mon.armed and _hooks(net) > 0  # step 0 is sampled
-        for i in range(5):
+        for i in range(7):
             net(x).sum().backward()
             mon.step()
-            assert mon.armed == ((i + 1) % 3 == 0)
+            # sampled: the first `dense` steps, then one in `every`
+            assert mon.armed == ((i + 1) % 3 == 0 or i + 1 < dense)
             assert (_hooks(net) > 0) == mon.armed
         raise RuntimeError("boom")
     assert _hooks(net) == 0 and not mon.armed
-    assert mon.series().steps == [0, 3]
+    assert mon.series().steps == steps
 
 
 def test_conv_net_and_functional_activation_fall_back_to_layer_output() -> None:
@@ -130,7 +134,8 @@ def test_execution_order_not_registration_order() -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"every": 0}, {"every": 1.5}, {"bins": 1},
-                                    {"thresholds": {"persistence": 2}}])
+                                    {"thresholds": {"persistence": 2}}, {"dense_start": -1},
+                                    {"dense_start": True}])
 def test_bad_arguments_fail_before_any_work(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         GradientMonitor(_net(), **kwargs)

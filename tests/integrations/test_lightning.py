@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 pl = pytest.importorskip("lightning.pytorch")
 
-from steadygrad.diagnostics.monitor import GradientMonitor  # noqa: E402
+from steadygrad.diagnostics.monitor import DENSE_START, GradientMonitor  # noqa: E402
 from steadygrad.integrations.lightning import GradientHealth, HealthError  # noqa: E402
 from tests.integrations.nets import (  # noqa: E402
     DIVERGING_LR,
@@ -91,7 +92,9 @@ def test_same_findings_as_the_monitor(tmp_path, accumulate):
     assert key(cb.report.findings) == key(expected.findings)
     got = cb.report.series
     assert got.steps == expected.series.steps
-    assert got.steps[-1] == 2 * 16 // accumulate - every  # one monitor step per optimizer step
+    # one monitor step per optimizer step: the first DENSE_START steps, then one in `every`
+    assert got.steps == [i for i in range(2 * 16 // accumulate)
+                         if i < DENSE_START or i % every == 0]
     torch.testing.assert_close(torch.tensor(got.grad_norm), torch.tensor(expected.series.grad_norm))
     torch.testing.assert_close(torch.tensor(got.values["update_ratio"]),
                                torch.tensor(expected.series.values["update_ratio"]),
@@ -203,3 +206,37 @@ def test_ddp_two_processes_see_the_global_batch_gradient(tmp_path):
     assert got["steps"] == expected.steps
     torch.testing.assert_close(torch.tensor(got["grad_norm"], dtype=torch.float64),
                                torch.tensor(expected.grad_norm), rtol=1e-4, atol=1e-6)
+
+
+def test_scalars_reach_the_loggers_at_every_evaluation(tmp_path):
+    """A real Lightning logger (CSVLogger) gets the health scalars of every rule evaluation
+    (every ``evaluate_every``-th sampled step, logged at ``global_step`` = that step + 1, not
+    only at ``log_every_n_steps``), with the report's numbers at that step."""
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    every, evaluate_every = 2, 2
+    cb = GradientHealth(every=every, evaluate_every=evaluate_every, report_dir=False)
+    logger = CSVLogger(str(tmp_path), name="csv", version=0)
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=logger,
+                         log_every_n_steps=50, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=str(tmp_path), callbacks=[cb])
+    trainer.fit(Module(saturating_net(), lr=0.05), _loader())
+    series = cb.report.series
+    evaluated = series.steps[evaluate_every - 1::evaluate_every]
+    assert len(evaluated) >= 4
+    with open(tmp_path / "csv" / "version_0" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("health/grad_norm")]
+    assert [int(r["step"]) for r in rows] == [s + 1 for s in evaluated]
+    for r, s in zip(rows, evaluated, strict=True):
+        i = series.steps.index(s)
+        assert float(r["health/grad_norm"]) == pytest.approx(series.grad_norm[i], rel=1e-6)
+        assert float(r["health/update_ratio_max"]) == pytest.approx(
+            np.nanmax(series.values["update_ratio"][i]), rel=1e-6)
+    # and trainer.callback_metrics holds the last evaluation's values, as tensors
+    last = series.steps.index(evaluated[-1])
+    assert isinstance(trainer.callback_metrics["health/grad_norm"], torch.Tensor)
+    assert float(trainer.callback_metrics["health/grad_norm"]) == pytest.approx(
+        series.grad_norm[last], rel=1e-6)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from steadygrad.diagnostics.monitor import DEFAULT_EVERY, GradientMonitor
+from steadygrad.diagnostics.monitor import DEFAULT_EVERY, DENSE_START, GradientMonitor
 from steadygrad.errors import ConfigError
 from steadygrad.train.loop import fit
 
@@ -15,12 +15,18 @@ def _hooks(model: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) for m in model.modules())
 
 
+def _sampled(steps: int, every: int, dense: int = DENSE_START) -> list[int]:
+    """The first ``dense`` steps, then one in ``every``."""
+    return [i for i in range(steps) if i < dense or i % every == 0]
+
+
 def test_monitor_int_samples_every_n_steps_and_detaches(blobs, make_mlp):
     x, y = blobs
     model = make_mlp()
-    h = fit(model, (x, y), epochs=2, batch_size=8, monitor=4, verbose=0, seed=0)
+    h = fit(model, (x, y), epochs=2, batch_size=8, monitor=4, verbose=0, seed=0)  # 24 steps
     assert h.health is not None
-    assert h.health.series.steps == list(range(0, 24, 4))
+    assert h.health.series.steps == _sampled(24, 4)
+    assert h.health.series.steps == [*range(16), 16, 20]
     assert h.health.series.layers  # per-layer rows
     assert _hooks(model) == 0
 
@@ -29,8 +35,8 @@ def test_monitor_true_and_instance(blobs, make_mlp):
     x, y = blobs
     model = make_mlp()
     h = fit(model, (x, y), epochs=1, batch_size=8, monitor=True, verbose=0)
-    assert h.health.series.steps == list(range(0, 12, DEFAULT_EVERY))
-    mon = GradientMonitor(model, every=5)
+    assert h.health.series.steps == _sampled(12, DEFAULT_EVERY)
+    mon = GradientMonitor(model, every=5, dense_start=0)
     h = fit(model, (x, y), epochs=1, batch_size=8, monitor=mon, verbose=0)
     assert h.health.series.steps == [0, 5, 10]
     assert _hooks(model) == 0
@@ -66,7 +72,7 @@ def test_fit_defaults_attach_the_sampling_monitor(blobs, make_mlp):
     model = make_mlp()
     h = fit(model, (x, y), epochs=3, batch_size=8, verbose=0, seed=0)  # 36 steps
     s = h.health.series
-    assert s.steps == list(range(0, 36, DEFAULT_EVERY))
+    assert s.steps == _sampled(36, DEFAULT_EVERY)
     assert s.layers == ["0", "2"]  # per-layer rows, forward order
     assert s.values["grad_rms"].shape == (len(s.steps), 2)
     assert np.isfinite(s.values["grad_rms"]).all() and np.isfinite(s.values["act_std"]).all()

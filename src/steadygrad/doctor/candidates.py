@@ -10,7 +10,9 @@ first remedies before any gets its last. Patches that change nothing, that name 
 config does not have, or that give an invalid config are skipped with the reason.
 
 The value ``"lr_find"`` is a placeholder resolved by the LR range test (Smith 2017,
-arXiv:1506.01186) and ``"div10"`` means one tenth of the current learning rate.
+arXiv:1506.01186) with the library's one suggestion rule,
+:func:`steadygrad.optim.lr_finder.suggest_lr` (what ``steadygrad lr-find`` prints), and
+``"div10"`` means one tenth of the current learning rate.
 
 Example:
     >>> raw = {"model": {"activation": "sigmoid"}}
@@ -29,7 +31,6 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -311,13 +312,9 @@ def unique(candidates: Iterable[Candidate]) -> list[Candidate]:
     return out
 
 
-def _resolve_lr(table: dict[str, Any], key: str, seed: int, cache: DataCache
-                ) -> tuple[float | None, str]:
-    """The rate for the ``"lr_find"`` placeholder: the range test's minimum-loss rate / 10.
-
-    The minimum-loss rule (Géron, *Hands-On ML* ch. 11) rather than the steepest slope: on a
-    network that does not learn the loss curve is flat and its steepest point is noise.
-    """
+def _range_test(table: dict[str, Any], seed: int, cache: DataCache) -> Any:
+    """The LR range test (:func:`steadygrad.optim.lr_finder.lr_find`, 100 steps) on the
+    ``seed`` model of ``table``, with its optimizer and batch size."""
     from steadygrad.experiments.execute import build_model, fit_arguments
     from steadygrad.optim.lr_finder import lr_find
 
@@ -328,16 +325,24 @@ def _resolve_lr(table: dict[str, Any], key: str, seed: int, cache: DataCache
     data = cache.get(config)
     model = build_model(config, data)
     optimizer = fit_arguments(config)["optimizer"]
-    found = lr_find(model, data, optimizer=optimizer, batch_size=config.train.batch_size,
-                    num_steps=100, seed=seed)
-    smoothed = [v if math.isfinite(v) else math.inf for v in found.smoothed]
-    if not smoothed:
-        return None, "LR range test recorded no step"
-    lowest = min(range(len(smoothed)), key=smoothed.__getitem__)
-    if lowest < max(1, len(smoothed) // 10):
-        return None, (f"LR range test inconclusive: the smoothed loss was lowest at step "
-                      f"{lowest} of {len(smoothed)} (rate {found.lrs[lowest]:.3g}), i.e. it "
-                      "never fell as the rate grew")
-    lr = float(f"{found.lrs[lowest] / 10:.3g}")
-    return lr, (f"LR range test (Smith 2017) on the seed-{seed} model: the rate at the lowest "
-                f"smoothed loss / 10 = {lr:g}")
+    return lr_find(model, data, optimizer=optimizer, batch_size=config.train.batch_size,
+                   num_steps=100, seed=seed)
+
+
+def _resolve_lr(table: dict[str, Any], key: str, seed: int, cache: DataCache
+                ) -> tuple[float | None, str]:
+    """The rate for the ``"lr_find"`` placeholder: the range test's suggestion.
+
+    The one rule of the library (:func:`steadygrad.optim.lr_finder.suggest_lr`, the
+    steepest descent of the centered-average curve, as ``steadygrad lr-find`` prints it); a
+    flat curve gives no rate, and the candidate is skipped with the range test's reason.
+    """
+    from steadygrad.optim.lr_finder import NoSuggestionError
+
+    found = _range_test(table, seed, cache)
+    try:
+        lr = found.suggestion
+    except NoSuggestionError as err:
+        return None, f"LR range test on the seed-{seed} model gave no rate: {err}"
+    return lr, (f"LR range test (Smith 2017) on the seed-{seed} model: the steepest descent "
+                f"of the smoothed loss (steadygrad lr-find's rule) at {lr:.3g}")

@@ -36,6 +36,7 @@ from torch import nn
 
 from steadygrad.diagnostics.monitor import DEFAULT_EVERY, GradientMonitor
 from steadygrad.diagnostics.rules import Finding, Thresholds
+from steadygrad.diagnostics.series import HealthSeries
 from steadygrad.errors import ConfigError, SteadygradError
 from steadygrad.integrations.tensorboard import compact_scalars
 
@@ -63,6 +64,64 @@ class Check:
     step: int
     scalars: dict[str, float]
     errors: list[Finding] = field(default_factory=list)
+
+
+class _HostMonitor(GradientMonitor):
+    """The monitor with the every-step loss read in batches.
+
+    A host hands over one loss per optimizer step. :class:`GradientMonitor` reads each one at
+    once (``.item()`` and bookkeeping, a few microseconds per step); here a detached scalar
+    CPU loss is only appended to a list, and the values are read when the series is built
+    (each evaluation, the report) or every :attr:`FLUSH` steps, with the same result: the
+    same floats at the same steps and the same first non-finite step.
+
+    >>> net = nn.Linear(2, 1)
+    >>> mon = _HostMonitor(net, every=4).attach()
+    >>> for v in (1.0, float("inf"), 0.5):
+    ...     _ = net(torch.randn(3, 2)).sum().backward(); mon.step(torch.tensor(v))
+    >>> len(mon._pending)  # steps 1 and 2 wait (step 0 was sampled: read at once)
+    2
+    >>> mon.series().step_loss.tolist(), mon._first_bad_cpu
+    ([1.0, inf, 0.5], 1)
+    """
+
+    FLUSH = 1024
+    """Pending losses read at the latest after this many steps (bounds the list)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: list[torch.Tensor] = []
+        self._pending_steps: list[int] = []
+
+    def _track(self, loss: torch.Tensor | float) -> None:
+        if (self._armed or not isinstance(loss, torch.Tensor) or not loss.is_cpu
+                or loss.dim() or loss.requires_grad):
+            self._flush_losses()  # keep the order of the steps
+            super()._track(loss)
+            return
+        self._pending.append(loss)
+        self._pending_steps.append(self._step)
+        if len(self._pending) >= self.FLUSH:
+            self._flush_losses()
+
+    def _flush_losses(self) -> None:
+        """Record the pending losses as :meth:`GradientMonitor._track` would have."""
+        if not self._pending:
+            return
+        values = [t.item() for t in self._pending]
+        steps = self._pending_steps
+        self._pending, self._pending_steps = [], []
+        losses = self._losses
+        for step, value in zip(steps, values, strict=True):
+            if len(losses) < step:
+                losses.extend([math.nan] * (step - len(losses)))
+            losses.append(value)
+            if self._first_bad_cpu is None and not math.isfinite(value):
+                self._first_bad_cpu = step
+
+    def series(self) -> HealthSeries:
+        self._flush_losses()
+        return super().series()
 
 
 def _positive(name: str, value: Any) -> int:
@@ -119,8 +178,8 @@ class HealthSession:
         """Attach a fresh :class:`GradientMonitor` to ``module``."""
         if self.monitor is not None:
             self.monitor.detach()
-        self.monitor = GradientMonitor(module, self.every, thresholds=self.thresholds,
-                                       baseline_loss=self.baseline_loss).attach()
+        self.monitor = _HostMonitor(module, self.every, thresholds=self.thresholds,
+                                    baseline_loss=self.baseline_loss).attach()
         self.checks = 0
         self.report = None
 

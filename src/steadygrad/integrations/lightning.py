@@ -29,7 +29,7 @@ import torch
 
 from steadygrad.diagnostics.monitor import DEFAULT_EVERY
 from steadygrad.diagnostics.rules import Thresholds
-from steadygrad.integrations._session import HealthError, HealthSession, write_report
+from steadygrad.integrations._session import Check, HealthError, HealthSession, write_report
 
 _MISSING = ("steadygrad.integrations.lightning needs PyTorch Lightning: "
             "pip install 'steadygrad[lightning]' (or pip install lightning)")
@@ -58,7 +58,10 @@ class GradientHealth(Callback):
         thresholds: rule thresholds.
         evaluate_every: run the rules every this many sampled steps; each run logs
             ``health/grad_norm``, ``health/<series>_max`` and ``health/findings_<severity>``
-            through ``pl_module.log`` and applies ``on_error``.
+            to the module's loggers (``logger.log_metrics`` at ``trainer.global_step``, on
+            every evaluation, not only every ``log_every_n_steps``) and to
+            ``trainer.callback_metrics`` (for ``EarlyStopping``/``ModelCheckpoint``), and
+            applies ``on_error``.
         on_error: None (record only), ``"warn"``, ``"stop"`` (``trainer.should_stop``) or
             ``"raise"`` (:class:`HealthError`) when an ``error`` finding appears.
         report_dir: where ``health.json`` and ``health.txt`` go at the end of fit (default:
@@ -102,23 +105,35 @@ class GradientHealth(Callback):
         if not self._stepped:  # accumulating: no optimizer step in this batch
             return
         self._stepped = False
-        stash, self._stash = self._stash, None
-        applied: list[torch.Tensor | None] = []
-        if stash is not None:  # the monitor reads the gradients as they were before clipping
+        loss = outputs.get("loss") if type(outputs) is dict else _loss_of(outputs)
+        k = trainer.accumulate_grad_batches  # Lightning divided the loss by it
+        if k != 1 and isinstance(loss, torch.Tensor):
+            loss = loss * k
+        stash = self._stash
+        if stash is None:  # the common case: a step that is not sampled
+            check = self.session.step(loss)
+        else:  # the monitor reads the gradients as they were before clipping
+            self._stash = None
+            applied = [p.grad for p, _ in stash]
             for p, g in stash:
-                applied.append(p.grad)
                 p.grad = g
-        try:
-            loss = _loss_of(outputs)  # Lightning divides it by accumulate_grad_batches
-            k = trainer.accumulate_grad_batches
-            check = self.session.step(loss * k if loss is not None and k != 1 else loss)
-        finally:
-            if stash is not None:
+            try:
+                check = self.session.step(loss)
+            finally:
                 for (p, _), g in zip(stash, applied, strict=True):
                     p.grad = g
-        if check is None:
-            return
-        pl_module.log_dict(check.scalars, on_step=True, on_epoch=False)
+        if check is not None:
+            self._log(trainer, pl_module, check)
+
+    def _log(self, trainer: Any, pl_module: Any, check: Check) -> None:
+        """Hand the scalars of a rule evaluation to the module's loggers and to
+        ``trainer.callback_metrics``, and apply ``on_error``."""
+        scalars = check.scalars
+        metrics = trainer.callback_metrics  # the live dict (EarlyStopping, checkpoints read it)
+        for name, value in scalars.items():
+            metrics[name] = torch.tensor(value)
+        for logger in pl_module.loggers:  # each logger writes on rank 0 only
+            logger.log_metrics(scalars, step=trainer.global_step)
         stop = self.session.act(check)
         if self.session.on_error == "stop":
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
