@@ -152,3 +152,25 @@ def test_the_doctor_tries_rewrites_on_an_architecture_config(tmp_path: Path) -> 
         "swap_activation", "reinit"]
     model = build_model(repaired, load_data(repaired))
     assert _count(model, nn.Sigmoid) == 0 and _count(model, nn.ELU) == 6
+
+
+def test_the_shared_keys_are_declared_once() -> None:
+    """Every key of ArchOptions (but ``arch``) is a key of the MLP's section with the same
+    default and the same check function: one spec, not copies that can drift apart."""
+    import dataclasses
+
+    from steadygrad.experiments.archs import ARCHS, ArchOptions
+    from steadygrad.experiments.config import _OPTIONS, ModelConfig
+
+    mlp = {f.name: f for f in dataclasses.fields(ModelConfig)}
+    shared = [f for f in dataclasses.fields(ArchOptions) if f.name != "arch"]
+    assert {f.name for f in shared} <= set(mlp)
+    for f in shared:
+        assert f.default == mlp[f.name].default, f.name
+        assert f.metadata["check"] is mlp[f.name].metadata["check"], f.name
+    for arch, cls in ARCHS.items():
+        if arch != "mlp":
+            assert issubclass(cls, ArchOptions)
+            for f in dataclasses.fields(cls):
+                if f.name in _OPTIONS:  # bn_momentum too, where it exists
+                    assert f.metadata["check"] is mlp[f.name].metadata["check"], (arch, f.name)

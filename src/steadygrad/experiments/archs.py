@@ -45,9 +45,8 @@ from torch import nn
 
 from steadygrad.errors import ConfigError
 from steadygrad.experiments import _checks as ck
-from steadygrad.experiments import _model_source as _src
 from steadygrad.experiments import _names
-from steadygrad.experiments.config import Component, ModelConfig, _m
+from steadygrad.experiments.config import Component, ModelConfig, _m, shared_option
 
 __all__ = [
     "ARCHS",
@@ -77,8 +76,10 @@ def _int_or_int_list(value: Any, path: str) -> int | tuple[int, ...]:
 
 @dataclass(frozen=True)
 class ArchOptions:
-    """The keys every architecture's ``[model]`` section shares (``mlp``'s names, defaults
-    and checks), declared once; each architecture's section extends it.
+    """The keys every architecture's ``[model]`` section shares, with the MLP section's
+    defaults and checks (both declare them with
+    :func:`~steadygrad.experiments.config.shared_option`); each architecture's section extends
+    it.
 
     ``arch`` is redefined by each subclass (its one allowed value); ``rewrites`` lists
     :mod:`steadygrad.nn.rewrite` steps applied, in order, to the built model, exactly as on
@@ -93,26 +94,24 @@ class ArchOptions:
     """
 
     arch: str = field(default="", metadata=_m(ck.string))
-    activation: Component = field(default=Component("relu"), metadata=_m(_names.activation))
-    kernel_initializer: Component = field(default=Component("auto"),
-                                          metadata=_m(_names.initializer))
-    bias_initializer: Component = field(default=Component("zeros"),
-                                        metadata=_m(_names.initializer))
-    dropout: float = field(default=0.0, metadata=_m(_names.dropout_rate))
-    dropout_kind: str = field(default="dropout", metadata=_m(_names.dropout_kind))
-    l1: float = field(default=0.0, metadata=_m(ck.non_negative_float))
-    l2: float = field(default=0.0, metadata=_m(ck.non_negative_float))
-    max_norm: float | None = field(default=None, metadata=_m(ck.optional(ck.positive_float)))
-    bn_eps: float = field(default=1e-5, metadata=_m(ck.positive_float))
-    seed: int | None = field(default=None, metadata=_m(ck.optional(ck.integer(0))))
-    rewrites: tuple[Component, ...] = field(default=(), metadata=_m(_src.rewrites))
+    activation: Component = shared_option("activation")
+    kernel_initializer: Component = shared_option("kernel_initializer")
+    bias_initializer: Component = shared_option("bias_initializer")
+    dropout: float = shared_option("dropout")
+    dropout_kind: str = shared_option("dropout_kind")
+    l1: float = shared_option("l1")
+    l2: float = shared_option("l2")
+    max_norm: float | None = shared_option("max_norm")
+    bn_eps: float = shared_option("bn_eps")
+    seed: int | None = shared_option("seed")
+    rewrites: tuple[Component, ...] = shared_option("rewrites")
 
 
 @dataclass(frozen=True)
 class _BatchNormOptions(ArchOptions):
     """:class:`ArchOptions` plus ``bn_momentum`` (architectures that can use batch norm)."""
 
-    bn_momentum: float = field(default=0.1, metadata=_m(_names.momentum))
+    bn_momentum: float = shared_option("bn_momentum")
 
 
 @dataclass(frozen=True)

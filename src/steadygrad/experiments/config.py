@@ -114,6 +114,37 @@ class DataConfig:
         return {k: ck.thaw(v) for k, v in self.options}
 
 
+_OPTIONS: dict[str, tuple[Any, ck.Check]] = {
+    "activation": (Component("relu"), _names.activation),
+    "kernel_initializer": (Component("auto"), _names.initializer),
+    "bias_initializer": (Component("zeros"), _names.initializer),
+    "dropout": (0.0, _names.dropout_rate),
+    "dropout_kind": ("dropout", _names.dropout_kind),
+    "l1": (0.0, ck.non_negative_float),
+    "l2": (0.0, ck.non_negative_float),
+    "max_norm": (None, ck.optional(ck.positive_float)),
+    "bn_momentum": (0.1, _names.momentum),
+    "bn_eps": (1e-5, ck.positive_float),
+    "seed": (None, ck.optional(ck.integer(0))),
+    "rewrites": ((), _src.rewrites),
+}
+"""Default and check of each ``[model]`` key that every architecture shares (the MLP's
+section and :class:`steadygrad.experiments.archs.ArchOptions` both declare them with
+:func:`shared_option`)."""
+
+
+def shared_option(name: str) -> Any:
+    """The dataclass field of the shared ``[model]`` key ``name``: its default and its check
+    (a fresh ``dataclasses.field`` per use; the default is immutable).
+
+    >>> spec = shared_option("dropout_kind")
+    >>> spec.default, spec.metadata["check"]("mc", "model.dropout_kind")
+    ('dropout', 'mc')
+    """
+    default, check = _OPTIONS[name]
+    return field(default=default, metadata=_m(check))
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """``[model]`` of ``arch = "mlp"`` (the default): an MLP (keyword arguments of
@@ -134,30 +165,24 @@ class ModelConfig:
     """
 
     hidden: tuple[int, ...] = field(default=(300, 100), metadata=_m(ck.int_list))
-    activation: Component = field(default=Component("relu"), metadata=_m(_names.activation))
-    kernel_initializer: Component = field(
-        default=Component("auto"), metadata=_m(_names.initializer)
-    )
-    bias_initializer: Component = field(
-        default=Component("zeros"), metadata=_m(_names.initializer)
-    )
+    activation: Component = shared_option("activation")
+    kernel_initializer: Component = shared_option("kernel_initializer")
+    bias_initializer: Component = shared_option("bias_initializer")
     batch_norm: str = field(default="none", metadata=_m(ck.choice("none", "before", "after")))
     input_batch_norm: bool = field(default=False, metadata=_m(ck.boolean))
-    dropout: float = field(default=0.0, metadata=_m(_names.dropout_rate))
+    dropout: float = shared_option("dropout")
     input_dropout: float = field(default=0.0, metadata=_m(_names.dropout_rate))
-    dropout_kind: str = field(
-        default="dropout", metadata=_m(_names.dropout_kind)
-    )
-    l1: float = field(default=0.0, metadata=_m(ck.non_negative_float))
-    l2: float = field(default=0.0, metadata=_m(ck.non_negative_float))
-    max_norm: float | None = field(default=None, metadata=_m(ck.optional(ck.positive_float)))
-    bn_momentum: float = field(default=0.1, metadata=_m(_names.momentum))
-    bn_eps: float = field(default=1e-5, metadata=_m(ck.positive_float))
-    seed: int | None = field(default=None, metadata=_m(ck.optional(ck.integer(0))))
+    dropout_kind: str = shared_option("dropout_kind")
+    l1: float = shared_option("l1")
+    l2: float = shared_option("l2")
+    max_norm: float | None = shared_option("max_norm")
+    bn_momentum: float = shared_option("bn_momentum")
+    bn_eps: float = shared_option("bn_eps")
+    seed: int | None = shared_option("seed")
     factory: str | None = field(default=None, metadata=_m(_src.factory))
     factory_kwargs: tuple[tuple[str, Any], ...] = field(default=(),
                                                         metadata=_m(_src.factory_kwargs))
-    rewrites: tuple[Component, ...] = field(default=(), metadata=_m(_src.rewrites))
+    rewrites: tuple[Component, ...] = shared_option("rewrites")
 
     @property
     def kwargs(self) -> dict[str, Any]:
