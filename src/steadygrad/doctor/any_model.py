@@ -91,6 +91,7 @@ MODEL_TOOLBOX: dict[str, tuple[Candidate, ...]] = {
     "vanishing_gradients": (ELU_HE, BATCH_NORM, PRE_LN, LR_FIND, RELU_HE, MATCHED, LAYER_NORM,
                             ADAM),
     "saturation": (ELU_HE, BATCH_NORM, RELU_HE, MATCHED, LAYER_NORM, ADAM, STANDARDIZE),
+    "attention_saturation": (PRE_LN, LR_FIND, DIV10, CLIP, ONE_CYCLE),
     "exploding_gradients": (CLIP, LR_FIND, PRE_LN, DIV10, MATCHED, BATCH_NORM, ONE_CYCLE, ADAM),
     "non_finite": (DIV10, CLIP, MATCHED, LR_FIND, PRE_LN, BATCH_NORM, ONE_CYCLE, STANDARDIZE),
     "dead_units": (LEAKY, ELU_DEAD, BATCH_NORM, DIV10, MATCHED),
