@@ -5,7 +5,8 @@ batch 32 (the ``deep`` workload of ``trainer_speed.py``). Contenders, all ``stea
 eager, interleaved repeat by repeat (rotating order), fresh model from the same seed each run:
 
 - ``off``: ``monitor=False``;
-- ``default``: ``monitor=True`` (one step in ``DEFAULT_EVERY`` sampled);
+- ``default``: ``monitor=True`` (the first ``DENSE_START`` steps, then one step in
+  ``DEFAULT_EVERY`` sampled);
 - ``every1``: ``monitor=1`` (statistics on every step);
 - ``naive``: no steadygrad monitor, but a naive per-step monitor written here for context:
   forward hooks on every leaf module that read the output's mean and std with ``.item()``
@@ -181,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = common.configure_threads(args.threads)
     import torch
 
-    from steadygrad.diagnostics.monitor import DEFAULT_EVERY
+    from steadygrad.diagnostics.monitor import DEFAULT_EVERY, DENSE_START
 
     torch.set_num_threads(threads)
     info = common.system_info(threads, keras=False)
@@ -210,8 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "accelerator its per-statistic host syncs cost far more.",
         *[f"- {n}" for n in args.note],
         "",
-        f"Contenders: `off` = `monitor=False`; `default` = `monitor=True` (one step in "
-        f"{DEFAULT_EVERY} sampled); `every1` = `monitor=1` (statistics on every step); `naive` "
+        f"Contenders: `off` = `monitor=False`; `default` = `monitor=True` (the first "
+        f"{DENSE_START} steps, then one step in {DEFAULT_EVERY} sampled); `every1` = "
+        "`monitor=1` (statistics on every step); `naive` "
         "= no steadygrad monitor but per-step hooks written in the benchmark that call "
         "`.item()` on every leaf layer's output mean/std and output-gradient norm (for "
         "context: what a straightforward per-step monitor costs).",

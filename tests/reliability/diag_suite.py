@@ -23,7 +23,12 @@ checked on a plain-torch run of the same model, data order and optimizer (no mon
   the end at least half of some layer's units never fire on 512 samples, 30 points more than
   at init (units die *during* training), and it fails to learn;
 * ``saturation`` (``saturation``): tanh/sigmoid units fed 30x-scaled inputs and weights ->
-  fails to learn.
+  fails to learn;
+* ``attention`` (``attention_saturation``): a transformer whose blocks have no residual path
+  around attention, with the query and key projections scaled 30x (attention logits ~900x):
+  the softmax puts all weight on one key -> the attention entropy of the module's own
+  ``need_weights=True`` output ends at most 0.1 of uniform and it fails to learn, while the
+  same net with the default query/key init learns (checked in the fast test).
 
 A sick setup is detected when the report holds a warning or error of one of its expected
 kinds; a false alarm is any warning or error on a healthy setup.
@@ -54,8 +59,8 @@ from steadygrad.diagnostics.report import HealthReport
 from steadygrad.diagnostics.series import HealthSeries
 from steadygrad.diagnostics.thresholds import Thresholds
 
-__all__ = ["CALIBRATION_SEEDS", "EVALUATION_SEEDS", "SETUPS", "Setup", "run_setup", "score",
-           "table"]
+__all__ = ["CALIBRATION_SEEDS", "EVALUATION_SEEDS", "SETUPS", "Setup", "chance_level",
+           "run_setup", "score", "table"]
 
 CALIBRATION_SEEDS = (0, 1, 2)
 """Seeds the thresholds were tuned on (while the rules were written)."""
@@ -70,6 +75,7 @@ EXPECTED = {
     "dead_bias": ("dead_units",),
     "dying": ("dead_units",),
     "saturation": ("saturation",),
+    "attention": ("attention_saturation",),
 }
 
 
@@ -87,6 +93,16 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
         x = (x - x.mean(0)) / (x.std(0) + 1e-6)
         _DATA["d"] = (x.view(-1, 1, 8, 8), torch.tensor(y_np))
     return _DATA["d"]
+
+
+def chance_level() -> float:
+    """The chance-level loss of digits: the entropy of its class frequencies (what
+    ``diagnose`` passes to the monitor)."""
+    from steadygrad.diagnostics.progress import baseline_loss
+
+    base = baseline_loss(digits()[1], "cross_entropy")
+    assert base is not None
+    return base
 
 
 # ----------------------------------------------------------------------------- models
@@ -173,10 +189,12 @@ class RNNNet(nn.Module):
 
 
 class Block(nn.Module):
-    """Post-norm transformer encoder block: attention and a ReLU feed-forward, residuals."""
+    """Post-norm transformer encoder block: attention and a ReLU feed-forward, residuals
+    (``residual=False``: none around attention, ``x = norm1(attn(x))``)."""
 
-    def __init__(self, d: int, heads: int, act: str) -> None:
+    def __init__(self, d: int, heads: int, act: str, residual: bool = True) -> None:
         super().__init__()
+        self.residual = residual
         self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
         self.norm1 = nn.LayerNorm(d)
         self.ff = nn.Sequential(nn.Linear(d, 2 * d), _act(act), nn.Linear(2 * d, d))
@@ -184,7 +202,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, _ = self.attn(x, x, x, need_weights=False)
-        x = self.norm1(x + a)
+        x = self.norm1(x + a if self.residual else a)
         return self.norm2(x + self.ff(x))
 
 
@@ -192,11 +210,11 @@ class Transformer(nn.Module):
     """The image's 8 rows as 8 tokens -> Linear embedding + learned positions -> blocks ->
     mean pool -> Linear."""
 
-    def __init__(self, blocks: int, d: int, act: str = "relu") -> None:
+    def __init__(self, blocks: int, d: int, act: str = "relu", residual: bool = True) -> None:
         super().__init__()
         self.embed = nn.Linear(8, d)
         self.pos = nn.Parameter(torch.zeros(1, 8, d))
-        self.blocks = nn.Sequential(*(Block(d, 2, act) for _ in range(blocks)))
+        self.blocks = nn.Sequential(*(Block(d, 2, act, residual) for _ in range(blocks)))
         self.head = nn.Linear(d, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -218,6 +236,7 @@ class Setup:
     gain: float = 1.0  # multiplies every weight matrix / kernel after the default init
     bias: float | None = None  # sets every bias of the hidden layers
     input_scale: float = 1.0
+    qk_gain: float = 1.0  # multiplies the query and key projections of every attention
     steps: int = 100
 
     @property
@@ -347,6 +366,12 @@ def _setups() -> list[Setup]:
         _s("tf2-adam1", "transformer", "diverge", lambda: Transformer(2, 32), lr=1.0),
         _s("tf1-relu-sgd3", "transformer", "diverge", lambda: Transformer(1, 32),
            optimizer="sgd", lr=3.0),
+        _s("tf4-nores-adam", "transformer", "healthy",
+           lambda: Transformer(4, 32, residual=False), lr=3e-3),
+        _s("tf4-nores-qk30", "transformer", "attention",
+           lambda: Transformer(4, 32, residual=False), qk_gain=30.0, lr=3e-3),
+        _s("tf6-nores-qk30", "transformer", "attention",
+           lambda: Transformer(6, 32, residual=False), qk_gain=30.0, lr=3e-3),
     ]
     return out
 
@@ -365,6 +390,9 @@ def _prepare(s: Setup, seed: int) -> nn.Module:
             if s.bias is not None and name.endswith("bias") and "head" not in name \
                     and p.dim() == 1:
                 p.fill_(s.bias)
+        for m in model.modules():
+            if isinstance(m, nn.MultiheadAttention) and s.qk_gain != 1.0:
+                m.in_proj_weight[:2 * m.embed_dim].mul_(s.qk_gain)
     return model
 
 
@@ -394,6 +422,30 @@ def _dead_fraction(model: nn.Module, x: torch.Tensor) -> float:
     return worst
 
 
+def _attention_entropy(model: nn.Module, x: torch.Tensor) -> float:
+    """Smallest, over ``nn.MultiheadAttention`` modules, mean attention entropy / ln S, from
+    the module's own ``need_weights=True`` weights on its inputs in a forward pass on x
+    (NaN without attention)."""
+    worst = math.nan
+    calls: list[tuple[nn.MultiheadAttention, torch.Tensor, torch.Tensor]] = []
+
+    def pre(m: nn.Module, args: Any) -> None:
+        assert isinstance(m, nn.MultiheadAttention)
+        calls.append((m, args[0].detach(), args[1].detach()))
+
+    hs = [m.register_forward_pre_hook(pre) for m in model.modules()
+          if isinstance(m, nn.MultiheadAttention)]
+    with torch.no_grad():
+        model(x)
+        for h in hs:
+            h.remove()
+        for m, q, k in calls:
+            _, w = m(q, k, k, need_weights=True, average_attn_weights=False)
+            ent = -(w * w.clamp_min(1e-30).log()).sum(-1).mean() / math.log(w.shape[-1])
+            worst = float(ent) if math.isnan(worst) else min(worst, float(ent))
+    return worst
+
+
 def plain_run(s: Setup, seed: int) -> dict[str, Any]:
     """The premise, on plain torch: the loss trajectory and dead units, no monitor."""
     x, y = digits()
@@ -414,7 +466,13 @@ def plain_run(s: Setup, seed: int) -> dict[str, Any]:
     with torch.no_grad():
         final = float(nn.functional.cross_entropy(model(x[:1024]), y[:1024]))
     return {"first_nonfinite": bad, "final": final, "dead0": dead0,
-            "dead": _dead_fraction(model, x[:512]) if bad is None else math.nan}
+            "dead": _dead_fraction(model, x[:512]) if bad is None else math.nan,
+            "attn_entropy": _attention_entropy(model, x[:512]) if bad is None else math.nan}
+
+
+ATTENTION_COLLAPSED = 0.1
+"""Premise of the ``attention`` setups: the attention entropy of the module's own weights
+ends at most this fraction of uniform (a label, fixed before the rule's threshold was set)."""
 
 
 def premise_holds(s: Setup, p: dict[str, Any], chance: float) -> bool:
@@ -426,6 +484,8 @@ def premise_holds(s: Setup, p: dict[str, Any], chance: float) -> bool:
     failed = not finite or not learned
     if s.label == "dying":
         return failed and p["dead"] >= 0.5 and p["dead"] - p["dead0"] >= 0.3
+    if s.label == "attention":
+        return failed and p.get("attn_entropy", math.nan) <= ATTENTION_COLLAPSED
     return failed
 
 

@@ -13,6 +13,8 @@ produce (regenerate it with ``python tests/reliability/diag_suite.py --write-doc
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from steadygrad.diagnostics.monitor import DEFAULT_EVERY
@@ -20,7 +22,7 @@ from steadygrad.diagnostics.monitor import DEFAULT_EVERY
 from . import diag_suite as suite
 
 FAST = ["mlp2-relu-adam", "mlp3-relu-sgd30", "mlp4-relu-sgd3", "mlp8-sigmoid",
-        "rnn-relu-sgd30"]
+        "rnn-relu-sgd30", "tf4-nores-qk30"]
 SEED = suite.EVALUATION_SEEDS[0]
 
 
@@ -49,6 +51,23 @@ def test_fast_subset(name: str) -> None:
     if row["premise"]["first_nonfinite"] is not None:  # diverging: warned strictly before
         assert row["every_1"]["first_nonfinite"] == row["premise"]["first_nonfinite"]
         assert suite._warned_before(row, 1) is not None, row["every_1"]
+
+
+def test_attention_setup_fails_because_of_the_saturated_attention() -> None:
+    """The premise of the ``attention`` label on plain torch: the net with 30x query/key
+    projections ends with collapsed attention weights (the module's own need_weights=True
+    output) and does not learn; the same net with the default init (its healthy control,
+    ``tf4-nores-adam``) keeps spread-out attention and learns."""
+    by_name = {s.name: s for s in suite.SETUPS}
+    sick, control = by_name["tf4-nores-qk30"], by_name["tf4-nores-adam"]
+    assert dataclasses.replace(sick, name=control.name, label="healthy", qk_gain=1.0) == control
+    assert str(sick.build()) == str(control.build())  # the same architecture
+    chance = suite.chance_level()
+    p_sick, p_ok = suite.plain_run(sick, SEED), suite.plain_run(control, SEED)
+    assert suite.premise_holds(sick, p_sick, chance) and suite.premise_holds(control, p_ok,
+                                                                            chance)
+    assert p_sick["attn_entropy"] <= suite.ATTENTION_COLLAPSED < 0.5 < p_ok["attn_entropy"]
+    assert p_sick["final"] > (1 - 0.3) * chance > p_ok["final"]
 
 
 @pytest.mark.slow

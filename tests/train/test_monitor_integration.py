@@ -103,3 +103,42 @@ def test_non_finite_stop_is_localized_in_history_health(blobs, make_mlp):
     found = [f for f in h.health.findings if f.kind == "non_finite"]
     assert len(found) == 1 and found[0].layers == ("2",) and found[0].first_step == 5
     assert _hooks(model) == 0
+
+
+def _stalled_net() -> torch.nn.Module:
+    """ReLU biases at -6 (no hidden unit fires) and an output bias far from the class
+    frequencies: the loss drops from ~5.4 to the chance level (ln 4) and stays there."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32),
+                              torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    with torch.no_grad():
+        net[0].bias.fill_(-6.0)
+        net[2].bias.fill_(-6.0)
+        net[4].bias.copy_(torch.tensor([8.0, 0.0, 0.0, 0.0]))
+    return net
+
+
+def test_fit_judges_progress_against_chance_level_like_diagnose():
+    from steadygrad.diagnostics.diagnose import diagnose
+
+    torch.manual_seed(0)
+    x, y = torch.randn(512, 16), torch.randint(0, 4, (512,))
+    freq = np.bincount(y.numpy()) / len(y)
+    chance = float(-(freq * np.log(freq)).sum())  # entropy of the class frequencies
+    h = fit(_stalled_net(), (x, y), epochs=8, batch_size=32, optimizer="sgd",
+            learning_rate=0.1, verbose=0, seed=0)  # default monitor, 128 steps
+    assert h.health.meta["baseline_loss"] == pytest.approx(chance, rel=1e-12)
+    assert h["loss"][0] > 2 * chance and abs(h["loss"][-1] - chance) < 0.05  # stalled
+    net = _stalled_net()
+    rep = diagnose(net, x, y, steps=128, batch_size=32, every=DEFAULT_EVERY, seed=0,
+                   optimizer=torch.optim.SGD(net.parameters(), lr=0.1))
+    got = [(f.kind, f.severity) for f in h.health.findings]
+    assert got == [(f.kind, f.severity) for f in rep.findings]
+    assert ("dead_units", "warning") in got
+    # a monitor passed in keeps its own (here: no) baseline; against the first loss the
+    # stalled run reads as learning and the same symptom is only info
+    net = _stalled_net()
+    h = fit(net, (x, y), epochs=8, batch_size=32, optimizer="sgd", learning_rate=0.1,
+            verbose=0, seed=0, monitor=GradientMonitor(net))
+    assert h.health.meta["baseline_loss"] is None
+    assert ("dead_units", "info") in [(f.kind, f.severity) for f in h.health.findings]

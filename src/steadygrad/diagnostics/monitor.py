@@ -60,23 +60,12 @@ import torch
 from torch import nn
 
 from steadygrad.diagnostics.checks import Records, decode
-from steadygrad.diagnostics.collect import Plan, WeightSamples, make_plan
-from steadygrad.diagnostics.hooks import (
-    LayerRow,
-    is_weighted,
-    leaf_modules,
-    main_weight,
-    plan_rows,
-)
+from steadygrad.diagnostics.collect import Plan, WeightSamples
+from steadygrad.diagnostics.hooks import LayerRow, is_weighted, leaf_modules, main_weight
 from steadygrad.diagnostics.rules import Thresholds, evaluate
+from steadygrad.diagnostics.sampled import SampledStep
 from steadygrad.diagnostics.series import HealthSeries, LayerMeta
-from steadygrad.diagnostics.stats import (
-    histogram_range,
-    saturation_params,
-    stack_stats,
-    unit_view,
-)
-from steadygrad.diagnostics.tracking import LossAndProbes
+from steadygrad.diagnostics.stats import histogram_range
 from steadygrad.errors import ConfigError
 from steadygrad.nn.activations import RELU_FAMILY, saturation_bounds
 
@@ -95,15 +84,13 @@ statistics, and its share of the final report) costs about one plain step of the
 DENSE_START = 16
 """Steps sampled densely at the start of training (every one of steps ``0 .. DENSE_START - 1``)
 before the ``every`` period takes over. An oversized init or a far too high learning rate
-shows at the first steps and may be gone, or drowned by dead units, by step 32: on the
-labelled suite's calibration seeds every such trouble was confirmed by step 7 at ``every=1``.
-It is a one-off cost of ``DENSE_START`` sampled steps (about 16 plain steps; under 1 % of a
-Fashion-MNIST epoch at batch 32), none later."""
+shows at the first steps and may be gone, or drowned by dead units, by step 32. On the
+labelled suite's calibration seeds (``tests/reliability/diag_suite.py``) 110 of the 113
+detected sick runs raised their warning before step 16 at ``every=1``. It is a one-off cost
+of ``DENSE_START`` sampled steps (about 16 plain steps; under 1 % of a Fashion-MNIST epoch at
+batch 32), none later."""
 
-_MAX_HISTOGRAMS = 8
-
-
-class GradientMonitor(LossAndProbes):
+class GradientMonitor(SampledStep):
     """Records per-layer activation, gradient and update statistics on sampled steps.
 
     Args:
@@ -283,172 +270,6 @@ class GradientMonitor(LossAndProbes):
             w = main_weight(module)
         assert isinstance(w, torch.Tensor)
         return w
-
-    def _install_hooks(self) -> None:
-        self._install_probes()
-        if self._rows is not None and self._planned_hooks:  # built once for the plan
-            self._handles.extend(m.register_forward_hook(h) for m, h in self._planned_hooks)
-            return
-        if self._rows is None:
-            wanted = set(range(len(self._leaves)))
-            input_leaves = set(self._weighted)
-        else:
-            wanted = set()
-            for r in self._rows:
-                wanted.update(i for i in (r.weight_leaf, r.act_leaf) if i is not None)
-            first = next((r.weight_leaf for r in self._rows if r.weight_leaf is not None), None)
-            input_leaves = {first} if first is not None else set()
-        hooks = [(self._leaves[i][1], self._make_hook(i, i in self._weighted, i in input_leaves))
-                 for i in sorted(wanted)]
-        if self._rows is not None:
-            self._planned_hooks = hooks
-        self._handles.extend(m.register_forward_hook(h) for m, h in hooks)
-
-    def _make_hook(self, leaf: int, weighted: bool, keep_input: bool) -> Callable[..., None]:
-        outs, inputs = self._outs, self._inputs
-        discovering = self._rows is None
-
-        def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            out = output
-            if not isinstance(out, torch.Tensor):
-                if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-                    out = out[0]
-                else:
-                    return
-            if not out.is_floating_point():
-                return
-            if discovering and leaf not in self._seen:
-                self._seen.add(leaf)
-                self._order.append(leaf)
-            if leaf in outs or not torch.is_grad_enabled():
-                return  # called again in this forward (keep the first call), or not training
-            outs[leaf] = out
-            if weighted:
-                if keep_input and args and isinstance(args[0], torch.Tensor):
-                    inputs[leaf] = args[0]
-                if out.requires_grad:
-                    out.retain_grad()  # C++ hook: cheaper than a Python tensor hook
-
-        return hook
-
-    def _remove_hooks(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-
-    # ------------------------------------------------------------------ collection
-    @staticmethod
-    def _bounds(r: LayerRow) -> tuple[float, float] | None:
-        return saturation_bounds(r.activation) if r.activation else None
-
-    def _collect(self, loss: torch.Tensor | float | None) -> None:
-        if self._rows is None:
-            ordered = [self._leaves[i] for i in self._order]
-            self._rows = plan_rows(ordered, self._order)
-            self._row_bounds = [self._bounds(r) for r in self._rows]
-            margin = self.thresholds.saturation_margin
-            self._relu = {r.index for r in self._rows if r.activation in RELU_FAMILY}
-            self._sat = {r.index: saturation_params(bd, margin)
-                         for r, bd in zip(self._rows, self._row_bounds, strict=True)
-                         if bd is not None}
-            self._remove_hooks()  # discovery hooks on every leaf; re-armed with the plan
-        with torch.no_grad():
-            self._collect_rows(self._rows, loss)
-            self._collect_probes()
-        self._outs.clear()
-        self._inputs.clear()
-
-    def _collect_rows(self, rows: list[LayerRow], loss: torch.Tensor | float | None) -> None:
-        check = len(self._records)
-        sparse = check & (check - 1) == 0 or check % 64 == 0  # histograms, input stats
-        outs = self._outs
-        acts: list[tuple[int, torch.Tensor]] = []
-        grads: list[tuple[int, torch.Tensor]] = []
-        for r in rows:
-            t = outs.get(r.act_leaf) if r.act_leaf is not None else None
-            z = outs.get(r.weight_leaf) if r.weight_leaf is not None else None
-            if t is None:
-                t = z
-            if t is not None:
-                acts.append((r.index, unit_view(t, r.unit_dim)))
-            g = z.grad if z is not None else None
-            if g is not None:
-                grads.append((r.index, unit_view(g, r.unit_dim)))
-        dev = next(iter(outs.values())).device if outs else torch.device("cpu")
-        samples = self._samples
-        wgrads = [w.grad for w in samples.weights]
-        has_delta = samples.taken
-        key = (tuple((i, v.shape, v.dtype) for i, v in acts),
-               tuple((i, v.shape, v.dtype) for i, v in grads),
-               tuple(g is not None for g in wgrads), has_delta, dev)
-        plan = self._plans.get(key)
-        if plan is None:
-            by_leaf = {r.weight_leaf: r.index for r in rows}
-            weights = [(by_leaf.get(leaf, -1), n, v.numel(), g is not None) for leaf, n, v, g
-                       in zip(self._snap_leaves, samples.numel, samples.views, wgrads,
-                              strict=True)]
-            plan = self._plans[key] = make_plan(acts, grads, sat=self._sat, relu=self._relu,
-                                                weights=weights, dev=dev,
-                                                has_delta=has_delta)
-        rec = self._records.row(self._step, plan.layout, dev)
-        hists: dict[int, torch.Tensor] = {}
-        for group, (first, dead) in zip(plan.groups, plan.spans, strict=True):
-            x, scratch = group.stack([acts[i][1] for i in group.act]
-                                     + [grads[i][1] for i in group.grad])
-            stack_stats(x, len(group.act), group.saturation, scratch, out=rec[first:dead],
-                        shapes=group.ragged)
-            d = dead
-            for a, b, n, u in group.relu:  # rectifier units silent over the last checks
-                ring = self._ring(tuple(acts[i][0] for i in group.act[a:b]), u, x)
-                torch.amax(group.unit_rows(x, a, b, n, u), 1,
-                           out=ring[0][ring[1] % ring[0].shape[0]])
-                ring[1] += 1
-                torch.sum(ring[0].amax(0).le(0), 1, dtype=rec.dtype, out=rec[d:d + b - a])
-                d += b - a
-            if sparse:
-                for i in group.act:
-                    row, v = acts[i]
-                    lo, hi = histogram_range(self._row_bounds[row])
-                    hists[row] = torch.histc(v.float().clamp(lo, hi), self.bins, lo, hi)
-        samples.write(rec, plan.weights_first, wgrads)
-        tail = rec[plan.layout.input_col:]
-        if sparse:
-            tail[:2].copy_(self._input_stats(rows, dev))
-        else:
-            tail[:2].fill_(math.nan)
-        if isinstance(loss, torch.Tensor):
-            tail[2:].copy_(loss.detach().reshape(-1)[:1])
-        else:
-            tail[2:].fill_(math.nan if loss is None else float(loss))
-        if hists and len(hists) == len(rows):
-            self._keep_histogram(check, torch.stack([hists[r.index] for r in rows]))
-
-    def _ring(self, rows: tuple[int, ...], units: int, like: torch.Tensor) -> list[Any]:
-        """``[buffer, count]``: the per-unit maxima of the last checks of these rows (the
-        dead-unit window: ``persistence`` steps' worth of checks, at least 2), in a ring
-        buffer filled with -inf (a window not yet full reduces over the checks seen so far)."""
-        key = (rows, units)  # not the batch size: the last batch may be short
-        ring = self._rings.get(key)
-        if ring is None:
-            window = max(2, math.ceil(self.thresholds.persistence / self.every))
-            ring = self._rings[key] = [like.new_full((window, len(rows), units), -math.inf), 0]
-        return ring
-
-    def _keep_histogram(self, check: int, hist: torch.Tensor) -> None:
-        self._hists[check] = hist
-        if len(self._hists) > 2 * _MAX_HISTOGRAMS:
-            keys = sorted(self._hists)
-            for k in keys[1:-1:2]:
-                del self._hists[k]
-
-    def _input_stats(self, rows: list[LayerRow], dev: torch.device) -> torch.Tensor:
-        first = next((r.weight_leaf for r in rows if r.weight_leaf is not None), None)
-        x = self._inputs.get(first) if first is not None else None
-        if x is None or x.numel() < 2 or x.dim() < 2:
-            return torch.full((2,), math.nan, device=dev)
-        feats = x.detach().float().reshape(x.shape[0], -1)
-        std, mean = torch.std_mean(feats, dim=0, correction=0)
-        return torch.stack([mean.abs().mean(), std.mean()]).to(dev)
 
     # ------------------------------------------------------------------ reporting
     def series(self) -> HealthSeries:

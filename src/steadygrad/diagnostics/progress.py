@@ -47,13 +47,16 @@ def baseline_loss(targets: Any, loss: str) -> float | None:
     """The loss of the best constant predictor on ``targets``.
 
     Cross-entropy: the entropy of the class frequencies (``ln C`` for balanced classes);
-    mean squared error: the targets' variance. None for other losses.
+    binary cross-entropy (0/1 targets): the mean over outputs of the binary entropy of the
+    positive rate; mean squared error: the targets' variance. None for other losses.
 
     >>> import torch
     >>> round(baseline_loss(torch.tensor([0, 1, 2, 3]), "cross_entropy"), 4)  # ln 4
     1.3863
     >>> baseline_loss(torch.tensor([[1.0], [3.0]]), "mse")
     1.0
+    >>> round(baseline_loss(torch.tensor([[0.0], [1.0], [1.0], [0.0]]), "binary_cross_entropy"), 4)
+    0.6931
     >>> baseline_loss(torch.tensor([1.0]), "huber") is None
     True
     """
@@ -64,6 +67,9 @@ def baseline_loss(targets: Any, loss: str) -> float | None:
         p = torch.bincount(t.reshape(-1).long()).double()
         p = p[p > 0] / p.sum()
         return float(-(p * p.log()).sum())
+    if loss == "binary_cross_entropy" and t.numel() and bool(((t == 0) | (t == 1)).all()):
+        q = t.double().reshape(t.shape[0], -1).mean(0).clamp(1e-12, 1 - 1e-12)
+        return float(-(q * q.log() + (1 - q) * (1 - q).log()).mean())
     if loss == "mse" and t.is_floating_point() and t.numel() > 1:
         return float(t.double().var(dim=0, unbiased=False).mean())
     return None

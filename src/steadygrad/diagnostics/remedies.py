@@ -70,6 +70,10 @@ _LRF = "Smith 2017, Cyclical Learning Rates (arXiv:1506.01186), LR range test"
 _LEAKY = "Maas et al. 2013 (leaky ReLU); Xu et al. 2015 (arXiv:1505.00853)"
 _ELU = "Clevert et al. 2015, ELU (arXiv:1511.07289)"
 _LECUN = "LeCun et al. 1998, Efficient BackProp (input standardization)"
+_PRE_LN = "Xiong et al. 2020, On Layer Normalization in the Transformer Architecture " \
+    "(arXiv:2002.04745)"
+_ENTROPY = "Zhai et al. 2023, Stabilizing Transformer Training by Preventing Attention " \
+    "Entropy Collapse (arXiv:2303.06296); Wortsman et al. 2024 (arXiv:2309.14322)"
 
 REMEDIES: dict[str, tuple[Remedy, ...]] = {
     "vanishing_gradients": (
@@ -116,6 +120,17 @@ REMEDIES: dict[str, tuple[Remedy, ...]] = {
                "keeps pre-activations near zero where the derivative is largest", _BN),
         Remedy("standardize_inputs", {"data.standardize": True},
                "unscaled inputs push the first layer into saturation", _LECUN),
+    ),
+    "attention_saturation": (
+        Remedy("pre_ln", {"model.norm_first": True},
+               "pre-LN normalizes each block's input before the query/key projections and "
+               "keeps a clean residual path around attention", _PRE_LN),
+        Remedy("lower_learning_rate", {"train.optimizer.learning_rate": "lr_find"},
+               "attention logits grow with large steps until the softmax saturates "
+               "(QK-LayerNorm or a smaller query/key init scale bound them in your own "
+               "module)", _ENTROPY),
+        Remedy("clip_global_norm", {"train.optimizer.global_clipnorm": 1.0},
+               "bounds the steps that inflate the query/key weights", _CLIP),
     ),
     "non_finite": (
         Remedy("lower_learning_rate", {"train.optimizer.learning_rate": "lr_find"},

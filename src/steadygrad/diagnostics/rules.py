@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from steadygrad.diagnostics.attention_rule import attention_saturation
 from steadygrad.diagnostics.early import growth_over_min, relative_rise, step_loss_spikes
 from steadygrad.diagnostics.progress import confirmed_onset
 from steadygrad.diagnostics.progress import learning_progress as _progress
@@ -46,7 +47,7 @@ SEVERITIES = ("info", "warning", "error")
 """Severities, mildest first."""
 
 KINDS = ("non_finite", "exploding_gradients", "vanishing_gradients", "dead_units", "saturation",
-         "self_normalization", "learning_rate")
+         "attention_saturation", "self_normalization", "learning_rate")
 """Finding kinds, in report order."""
 
 
@@ -410,7 +411,9 @@ def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diver
 
 def _probe_evidence(s: HealthSeries) -> dict[str, Any]:
     """First and last value of each probe (recurrent ``time_orders``, attention logits and
-    entropy): shown as evidence, not yet used as a trigger (not calibrated)."""
+    entropy), attached to the gradient and saturation findings (the attention entropy is
+    itself the trigger of ``attention_saturation``, the through-time orders of the
+    exploding/vanishing rules)."""
     out: dict[str, Any] = {}
     for key, v in s.probes.items():
         fin = np.asarray(v, dtype=float)
@@ -454,6 +457,7 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
                             th.dead_fraction, "dead units", rise=th.dying_rise))
     found.append(_per_layer(series, th, impaired, "saturation", SATURATING, "sat_frac",
                             th.saturation_fraction, "saturated outputs"))
+    found.append(attention_saturation(series, th, impaired))
     found.append(_self_normalization(series, th, impaired))
     # "too low" is never said of a run that diverged, spiked or ended clearly above its
     # reference loss

@@ -50,6 +50,11 @@ class Thresholds:
             the dead-unit window of ``persistence`` checks.
         saturation_fraction: share of a bounded activation's outputs within
             ``saturation_margin`` of an asymptote.
+        attention_entropy: mean attention entropy of an ``nn.MultiheadAttention`` over
+            ``ln S`` (1 = uniform over the S keys, 0 = one key takes all) at or below which
+            its softmax is saturated (:mod:`steadygrad.diagnostics.attention_rule`); set on
+            the labelled suite's calibration seeds (healthy transformers >= 0.52, collapsed
+            ones <= 0.018: 0.1 is about the geometric middle).
         saturation_margin: the margin, as a fraction of the output range (0.01: sigmoid
             outputs < 0.01 or > 0.99, i.e. |z| > 4.6; tanh |a| > 0.98, i.e. |z| > 2.3; both
             where the derivative is below ~4 % of its maximum).
@@ -79,6 +84,7 @@ class Thresholds:
     dying_rise: float = 0.3
     saturation_fraction: float = 0.5
     saturation_margin: float = 0.01
+    attention_entropy: float = 0.1
     selu_mean: float = 0.5
     selu_std: float = 2.0
     lr_low: float = 5e-5
@@ -94,7 +100,8 @@ class Thresholds:
                 raise ConfigError(f"thresholds.{f.name}", v, "a positive number")
         if not isinstance(self.persistence, int):
             raise ConfigError("thresholds.persistence", self.persistence, "an int >= 1")
-        for name in ("dead_fraction", "dying_rise", "saturation_fraction", "saturation_margin"):
+        for name in ("dead_fraction", "dying_rise", "saturation_fraction", "saturation_margin",
+                     "attention_entropy"):
             if getattr(self, name) >= 1:
                 raise ConfigError(f"thresholds.{name}", getattr(self, name), "a number in (0, 1)")
         if self.lr_low >= self.lr_high:

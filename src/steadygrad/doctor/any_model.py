@@ -111,6 +111,7 @@ MODEL_TOOLBOX: dict[str, tuple[Candidate, ...]] = {
                             BATCH_NORM_ADAM, ONE_CYCLE, ADAM),
     "non_finite": (DIV10, CLIP, MATCHED, LR_FIND, BATCH_NORM_ADAM, MATCHED_ADAM, PRE_LN,
                    BATCH_NORM, ONE_CYCLE, STANDARDIZE),
+    "attention_saturation": (PRE_LN, LR_FIND, DIV10, CLIP, ONE_CYCLE),
     "dead_units": (LEAKY, ELU_DEAD, BATCH_NORM, DIV10, MATCHED),
     "learning_rate": (LR_FIND, ADAM, ONE_CYCLE),
     "self_normalization": (ALPHA, MATCHED, STANDARDIZE),

@@ -46,6 +46,7 @@ from steadygrad.train.metrics import Metric, get_metric
 from steadygrad.train.runner import EpochRunner
 from steadygrad.train.setup import (
     DEFAULT_MONITOR,
+    chance_loss,
     resolve_callbacks,
     resolve_monitor,
     resolve_optimizer,
@@ -128,7 +129,11 @@ def fit(
         callbacks: further :class:`Callback` instances.
         monitor: on by default (True: one step in ``DEFAULT_EVERY`` sampled, within 5% of
             no monitoring); None/False (off), an int period or a ``GradientMonitor``. Its
-            report lands in ``history.health``.
+            report lands in ``history.health``. A monitor made here (True or an int) judges
+            progress against the chance-level loss of the training targets
+            (:func:`~steadygrad.train.setup.chance_loss`: ``ln C`` for balanced classes),
+            as ``diagnose`` does; a ``GradientMonitor`` passed in keeps its own
+            ``baseline_loss``.
         validation_data: ``(x, y)``; defaults to the Dataset's val split.
         seed: seeds torch's global RNG (dropout, and init of models built afterwards) and
             the shuffling generator; same seed and config give the same history and weights.
@@ -217,6 +222,8 @@ def fit(
     mon = resolve_monitor(monitor, model)
     train = resolve_data(data, validation_data, loss)
     task = train.task
+    if mon is not None and mon is not monitor:  # made here: judged against chance level
+        mon.baseline_loss = chance_loss(loss, task, train.y)
     loss_fn = get_loss(loss, task)
     metric_names = default_metrics(task) if metrics is None else metrics
     train_metrics = [get_metric(m, task) for m in metric_names]

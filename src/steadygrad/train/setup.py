@@ -24,6 +24,7 @@ from steadygrad.train.progress import ProgressBar
 
 __all__ = [
     "DEFAULT_MONITOR",
+    "chance_loss",
     "resolve_callbacks",
     "resolve_monitor",
     "resolve_optimizer",
@@ -130,6 +131,39 @@ def resolve_schedule(
             group["lr"] = built.lr
         return None, None
     return built, None
+
+
+def chance_loss(loss: Any, task: str, targets: torch.Tensor) -> float | None:
+    """The loss a constant predictor reaches on ``targets`` under ``fit``'s loss (the
+    chance level the monitor judges progress against, as ``diagnose`` passes it):
+    :func:`steadygrad.diagnostics.progress.baseline_loss` for cross-entropy (``ln C`` for
+    balanced classes), binary cross-entropy and MSE, named or as the plain torch module;
+    None for other losses and custom callables.
+
+    >>> round(chance_loss(None, "multiclass", torch.tensor([0, 1, 2, 3])), 4)  # ln 4
+    1.3863
+    >>> chance_loss("mse", "regression", torch.tensor([[1.0], [3.0]]))
+    1.0
+    >>> chance_loss(torch.nn.HuberLoss(), "regression", torch.zeros(2, 1)) is None
+    True
+    """
+    from steadygrad.diagnostics.progress import baseline_loss
+    from steadygrad.train.losses import LOSSES, TASK_LOSS
+
+    if loss is None:
+        name = TASK_LOSS[task]
+    elif isinstance(loss, str):
+        name = LOSSES.canonical(loss)
+    else:  # a torch loss module with its default (mean) reduction and no class weights
+        plain = {nn.CrossEntropyLoss: "cross_entropy", nn.BCEWithLogitsLoss:
+                 "binary_cross_entropy", nn.MSELoss: "mse"}
+        name = plain.get(type(loss), "")
+        if name and (getattr(loss, "reduction", "mean") != "mean"
+                     or getattr(loss, "weight", None) is not None
+                     or getattr(loss, "pos_weight", None) is not None
+                     or getattr(loss, "label_smoothing", 0.0)):
+            name = ""
+    return baseline_loss(targets.detach().cpu(), name) if name else None
 
 
 def resolve_monitor(monitor: Any, model: nn.Module) -> Any:
