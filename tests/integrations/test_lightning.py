@@ -240,3 +240,54 @@ def test_scalars_reach_the_loggers_at_every_evaluation(tmp_path):
     assert isinstance(trainer.callback_metrics["health/grad_norm"], torch.Tensor)
     assert float(trainer.callback_metrics["health/grad_norm"]) == pytest.approx(
         series.grad_norm[last], rel=1e-6)
+
+
+def test_no_reader_no_periodic_evaluation_same_report(tmp_path):
+    """Without a logger, on_error or a health/ monitor, the rules do not run during fit (the
+    periodic evaluations would be read by nobody); the report, and the final scalars in
+    trainer.callback_metrics, are those of a run that evaluated live (on_error="warn")."""
+    runs = {}
+    for on_error in (None, "warn"):
+        cb = GradientHealth(every=2, evaluate_every=2, on_error=on_error, report_dir=False)
+        calls: list[int] = []
+
+        def counted(evaluate=cb.session.evaluate, calls=calls):
+            calls.append(1)
+            return evaluate()
+
+        cb.session.evaluate = counted  # type: ignore[method-assign]
+        trainer = _trainer(tmp_path, cb)
+        trainer.fit(Module(saturating_net(), lr=0.05), _loader())
+        runs[on_error] = (cb.report, len(calls), dict(trainer.callback_metrics))
+    (quiet, n_quiet, m_quiet), (live, n_live, m_live) = runs[None], runs["warn"]
+    assert n_quiet == 0 and n_live == len(live.series.steps) // 2
+    assert quiet.findings and key(quiet.findings) == key(live.findings)
+    assert quiet.series.steps == live.series.steps
+    np.testing.assert_array_equal(quiet.series.grad_norm, live.series.grad_norm)
+    assert set(m_quiet) == set(m_live) and all(
+        float(m_quiet[k]) == float(m_live[k]) for k in m_quiet)
+    assert float(m_quiet["health/findings_warning"]) == sum(
+        f.severity == "warning" for f in quiet.findings)
+
+
+def test_a_health_monitor_callback_keeps_the_evaluations_live(tmp_path):
+    """EarlyStopping(monitor="health/grad_norm") reads the key at each epoch end (strict: a
+    missing key raises), so the callback evaluates live for it even without a logger."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    cb = GradientHealth(every=2, report_dir=False)
+    stop = EarlyStopping(monitor="health/grad_norm", mode="min", patience=100,
+                         check_on_train_epoch_end=True)
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=str(tmp_path),
+                         callbacks=[cb, stop])
+    trainer.fit(Module(saturating_net(), lr=0.05), _loader())
+    assert cb.session.live and cb.session.last is not None
+    assert trainer.current_epoch == 2  # both epochs ran; EarlyStopping found its key
+    # its best score is the smaller of the two epoch ends' last evaluated grad_norm
+    s = cb.report.series
+    evaluated = s.steps[7::8]  # every 8th sampled step (the default evaluate_every)
+    at_ends = [max(e for e in evaluated if e < 16 * epoch) for epoch in (1, 2)]
+    assert float(stop.best_score) == pytest.approx(
+        min(s.grad_norm[s.steps.index(e)] for e in at_ends), rel=1e-6)

@@ -165,6 +165,9 @@ class HealthSession:
         self.on_error = on_error
         self.monitor: GradientMonitor | None = None
         self.checks = 0
+        self.live = True
+        """False: :meth:`step` runs no periodic evaluation (set by a host when nothing would
+        read its result: no logger, no ``on_error``); the report at the end is the same."""
         self.last: Check | None = None
         self.report: HealthReport | None = None
         self._warned = False
@@ -193,7 +196,7 @@ class HealthSession:
         if not sampled:
             return None
         self.checks += 1
-        if self.checks % self.evaluate_every:
+        if self.checks % self.evaluate_every or not self.live:
             return None
         return self.evaluate()
 

@@ -30,6 +30,7 @@ import torch
 from steadygrad.diagnostics.monitor import DEFAULT_EVERY
 from steadygrad.diagnostics.rules import Thresholds
 from steadygrad.integrations._session import Check, HealthError, HealthSession, write_report
+from steadygrad.integrations.tensorboard import compact_scalars
 
 _MISSING = ("steadygrad.integrations.lightning needs PyTorch Lightning: "
             "pip install 'steadygrad[lightning]' (or pip install lightning)")
@@ -61,7 +62,10 @@ class GradientHealth(Callback):
             to the module's loggers (``logger.log_metrics`` at ``trainer.global_step``, on
             every evaluation, not only every ``log_every_n_steps``) and to
             ``trainer.callback_metrics`` (for ``EarlyStopping``/``ModelCheckpoint``), and
-            applies ``on_error``.
+            applies ``on_error``. The periodic runs happen only when something reads them: a
+            logger, ``on_error``, or a callback whose ``monitor`` is a ``health/`` key; at the
+            end of fit ``trainer.callback_metrics`` gets the final report's scalars either
+            way.
         on_error: None (record only), ``"warn"``, ``"stop"`` (``trainer.should_stop``) or
             ``"raise"`` (:class:`HealthError`) when an ``error`` finding appears.
         report_dir: where ``health.json`` and ``health.txt`` go at the end of fit (default:
@@ -93,6 +97,11 @@ class GradientHealth(Callback):
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.session.start(pl_module)
         self._stash, self._stepped = None, False
+        # the periodic rule evaluations feed the loggers, on_error and callbacks that
+        # monitor a health/ key; with none of them they would cost time for nothing
+        self.session.live = bool(self.session.on_error or pl_module.loggers or any(
+            str(getattr(cb, "monitor", None) or "").startswith("health/")
+            for cb in trainer.callbacks))
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         self._stepped = True
@@ -144,6 +153,9 @@ class GradientHealth(Callback):
         if self.session.monitor is None:
             return
         self.report = self.session.finish(host="lightning", global_step=trainer.global_step)
+        metrics = trainer.callback_metrics  # the final numbers, evaluated live or not
+        for name, value in compact_scalars(self.report).items():
+            metrics[name] = torch.tensor(value)
         if self.report_dir is False or not trainer.is_global_zero:
             return
         folder = self.report_dir or trainer.log_dir or trainer.default_root_dir
