@@ -1,18 +1,25 @@
-"""Compile time of ``fit(compile=True)``'s flat step: cold (Inductor caches off) and warm.
+"""Compile time of ``fit(compile=True)``'s step, cold and warm, next to Keras-on-JAX's.
 
 Each measurement runs in a fresh interpreter (``python benchmarks/compile_time.py --one ...``)
-so that nothing compiled earlier in the process is reused; "cold" sets
-``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1`` (every kernel and the wrapper compiled from scratch),
-"warm" runs the same graph twice more with the on-disk caches on and reports the second
-(the first fills the caches). Reported: seconds of the
-first flat call per batch shape (the full batch and the partial last batch), i.e. exactly what
-``history.compile_seconds`` counts, for the two benchmark workloads and for the tiny model of
-``tests/train/test_engines.py``; ``--python-wrapper`` compiles without Inductor's C++ wrapper
-(``cpp_wrapper``, which the flat step uses on CPU) to show what it costs at compile time.
+so that nothing compiled earlier in the process is reused. steadygrad: the step is built as
+``fit`` builds it (``build_step(compile=True)``) and called as in an epoch with a partial last
+batch: an eager first step (the optimizer creates its state), the first flat step (it
+compiles), the partial batch, one more full step. "cold" sets
+``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1`` (Inductor compiles every kernel and its own probes
+from scratch, in a fresh temporary folder); "warm" runs the same graph twice more with the
+on-disk caches on and reports the second. Reported: the seconds ``history.compile_seconds``
+counts (wall), and where they go in CPU seconds: ``make_fx`` tracing, the rest of the Python
+side (AOT autograd, Inductor lowering and code generation) and the C++ compiler processes.
+Keras: ``model.fit`` on one full and one partial batch (what ``trainer_speed.py`` counts as
+Keras's compile time; JAX has no persistent cache by default, so every process is cold), CPU
+seconds of all threads of the process.
+
+``--isa-check`` compiles with Inductor's per-ISA probe check (which the flat step skips with a
+recent compiler), ``--python-wrapper`` without the C++ wrapper, to show what each costs.
 
 Usage::
 
-    python benchmarks/compile_time.py --workloads tiny,shallow --threads 1
+    python benchmarks/compile_time.py --workloads tiny,shallow,deep --threads 1
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -30,6 +38,7 @@ import _common as common
 
 WORKLOADS = ("tiny", "shallow", "deep")
 BATCH = 32
+PARTIAL = 7
 
 
 def _model(name: str) -> tuple[Any, Any, tuple[int, ...], int]:
@@ -48,49 +57,90 @@ def _model(name: str) -> tuple[Any, Any, tuple[int, ...], int]:
                                      momentum_decay=1.0), (28, 28), 10)
 
 
-def measure_one(name: str, python_wrapper: bool) -> dict[str, float]:
-    """In this process: seconds of the first flat call for a full and a partial batch."""
+def _cpu() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its finished child processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def measure_one(name: str, variant: str) -> dict[str, Any]:
+    """In this process: the step's calls as in an epoch, with the compile's costs."""
     import torch
+    from torch.fx.experimental import proxy_tensor
 
-    from steadygrad.train._flat.flat import FlatStep
+    from steadygrad.train._flat import flat as flat_module
+    from steadygrad.train._flat.trace import cpu_options
     from steadygrad.train.compiled import begin_compiled_run, end_compiled_run
+    from steadygrad.train.step import build_step
 
+    drop = {"python-wrapper": "cpp_wrapper", "isa-check": "cpp.vec_isa_ok"}.get(variant)
+    flat_module.cpu_options = lambda: {  # type: ignore[assignment]
+        k: v for k, v in cpu_options().items() if k != drop}
+    traced = [0.0]
+    make_fx = proxy_tensor.make_fx
+
+    def timed_make_fx(*args: Any, **kwargs: Any) -> Any:
+        fn = make_fx(*args, **kwargs)
+
+        def run(*a: Any) -> Any:
+            start = time.process_time()
+            try:
+                return fn(*a)
+            finally:
+                traced[0] += time.process_time() - start
+        return run
+
+    proxy_tensor.make_fx = timed_make_fx
     model, opt, shape, classes = _model(name)
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(BATCH + 7, *shape, generator=g)
-    y = torch.randint(0, classes, (BATCH + 7,), generator=g)
-    loss = torch.nn.functional.cross_entropy
-    loss(model(x[:BATCH]), y[:BATCH]).backward()
-    opt.step()
-    opt.zero_grad()
+    x = torch.randn(BATCH + PARTIAL, *shape, generator=g)
+    y = torch.randint(0, classes, (BATCH + PARTIAL,), generator=g)
     prev = begin_compiled_run(torch.device("cpu"))
-    flat = FlatStep.create(model, loss, opt)
-    assert isinstance(flat, FlatStep) and flat.engage()
-    if python_wrapper:
-        flat.options = None
-    out = {}
-    for label, n in (("full", BATCH), ("partial", 7)):
-        start = time.perf_counter()
-        flat(x[:n], y[:n])
-        out[label] = time.perf_counter() - start
-    start = time.perf_counter()
-    flat(x[:BATCH], y[:BATCH])
-    out["step_after"] = time.perf_counter() - start
-    flat.release()
+    timer = [0.0]
+    step = build_step(model, torch.nn.functional.cross_entropy, opt, compile=True,
+                      compile_timer=timer)
+    calls, cpu = [], []
+    for t, n in enumerate((BATCH, BATCH, PARTIAL, BATCH)):
+        before, start = _cpu(), time.perf_counter()
+        step(x[:n], y[:n], t)
+        calls.append(time.perf_counter() - start)
+        after = _cpu()
+        cpu.append((after[0] - before[0], after[1] - before[1]))
+    step.release()
     end_compiled_run(prev)
-    return out
+    own, kids = cpu[1]
+    return {"engine": step.engine, "compile_s": timer[0], "calls_s": calls,
+            "trace_cpu": traced[0], "python_cpu": own - traced[0], "compiler_cpu": kids}
 
 
-def run(name: str, cold: bool, python_wrapper: bool, threads: int) -> dict[str, Any]:
+def measure_keras(name: str) -> dict[str, Any]:
+    """In this process: Keras-on-JAX's first ``fit`` on one full and one partial batch."""
+    import _contenders
+    import numpy as np
+
+    wl = _contenders.workloads()[name]
+    model = _contenders.keras_model(wl, 0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH + PARTIAL, 28, 28)).astype("float32")
+    y = rng.integers(0, 10, BATCH + PARTIAL)
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+    return {"engine": "keras-jax", "compile_s": time.perf_counter() - wall,
+            "cpu": time.process_time() - cpu}
+
+
+def run(name: str, cold: bool, variant: str, threads: int) -> dict[str, Any]:
     """One measurement in a fresh interpreter."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env = dict(os.environ)
     if cold:
         env["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
-    args = [sys.executable, __file__, "--one", name, "--threads", str(threads)]
-    if python_wrapper:
-        args.append("--python-wrapper")
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    args = [sys.executable, __file__, "--one", name, "--threads", str(threads),
+            "--variant", variant]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,35 +148,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     p.add_argument("--workloads", default="tiny,shallow,deep")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-keras", action="store_true", help="skip the Keras-on-JAX rows")
+    p.add_argument("--isa-check", action="store_true",
+                   help="also measure with Inductor's per-ISA probe check")
     p.add_argument("--python-wrapper", action="store_true",
                    help="also measure without Inductor's C++ wrapper")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--variant", default="default", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.threads < 1:
+        p.error(f"--threads: got {args.threads}; expected an int >= 1")
+    common.configure_threads(args.threads)
     if args.one is not None:
         import torch
 
         torch.set_num_threads(args.threads)
-        print(json.dumps(measure_one(args.one, args.python_wrapper)))
+        one = measure_keras(args.one) if args.variant == "keras" else measure_one(
+            args.one, args.variant)
+        print(json.dumps(one))
         return 0
     names = [w for w in args.workloads.split(",") if w]
     bad = [w for w in names if w not in WORKLOADS]
-    if bad or args.threads < 1:
-        p.error(f"--workloads: got {bad}; expected names from {', '.join(WORKLOADS)}; "
-                "--threads: an int >= 1")
+    if bad:
+        p.error(f"--workloads: got {bad}; expected names from {', '.join(WORKLOADS)}")
+    variants = ["default"] + ["isa-check"] * args.isa_check + (
+        ["python-wrapper"] * args.python_wrapper)
     rows = []
     for name in names:
-        for wrapper in ([False, True] if args.python_wrapper else [False]):
-            cold = run(name, True, wrapper, args.threads)
-            run(name, False, wrapper, args.threads)  # fills the on-disk caches
-            warm = run(name, False, wrapper, args.threads)
-            rows.append([name, "python" if wrapper else "C++ (cpp_wrapper)",
-                         f"{cold['full']:.1f}", f"{cold['partial']:.1f}",
-                         f"{warm['full']:.2f}", f"{warm['partial']:.2f}",
-                         f"{1000 * warm['step_after']:.2f}"])
+        for variant in variants:
+            cold = run(name, True, variant, args.threads)
+            run(name, False, variant, args.threads)  # fills the on-disk caches
+            warm = run(name, False, variant, args.threads)
+            rows.append([name, f"steadygrad {cold['engine']} ({variant})",
+                         f"{cold['compile_s']:.1f}", f"{cold['trace_cpu']:.1f}",
+                         f"{cold['python_cpu']:.1f}", f"{cold['compiler_cpu']:.1f}",
+                         f"{warm['compile_s']:.2f}", f"{1000 * cold['calls_s'][2]:.1f}",
+                         f"{1000 * cold['calls_s'][3]:.2f}"])
+            print(rows[-1], flush=True)
+        if name != "tiny" and not args.no_keras:
+            keras = run(name, True, "keras", args.threads)
+            rows.append([name, "Keras 3 on JAX (jit)", f"{keras['compile_s']:.1f}", "—",
+                         f"{keras['cpu']:.1f} (all)", "—", "—", "—", "—"])
             print(rows[-1], flush=True)
     print(common.markdown_table(
-        ["workload", "wrapper", "cold full s", "cold partial s", "warm full s",
-         "warm partial s", "step after ms"], rows))
+        ["workload", "step", "cold compile s", "trace CPU s", "Python CPU s",
+         "C++ compiler CPU s", "warm compile s", "partial batch ms", "next step ms"], rows))
     print(f"load average {common.load_average()}; threads {args.threads}")
     return 0
 

@@ -15,6 +15,7 @@ optimizer); with a warm cache 7-10 s per optimizer at load ~7.
 from __future__ import annotations
 
 import inspect
+from functools import partial
 from typing import Any
 
 import pytest
@@ -156,10 +157,12 @@ def test_the_step_module_and_the_eager_step_stay_short() -> None:
     assert step.__name__ == "step" and len(inspect.getsource(step).splitlines()) <= 40
 
 
-def test_every_new_compile_key_is_timed_the_partial_batch_and_a_retrace_included(
+def test_every_new_compile_key_is_timed_and_the_partial_batch_runs_eagerly(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The flat engine adds the whole duration of each call that meets a new compile key to
-    the timer (here with the graph run uncompiled and a clock that ticks 1 per reading)."""
+    the timer (here with the graph run uncompiled and a clock that ticks 1 per reading); the
+    partial last batch compiles nothing: it runs the eager step with the flat update, and the
+    run ends where the eager engine ends."""
     from steadygrad.train._flat import engine as engine_module
     from steadygrad.train._flat.flat import FlatStep
     from steadygrad.train.step import eager_step
@@ -183,10 +186,47 @@ def test_every_new_compile_key_is_timed_the_partial_batch_and_a_retrace_included
         before = timer[0]
         assert engine(x[:n], y[:n], t).ok
         timed.append(timer[0] - before)
-    # step 0 is eager (no optimizer state yet); then the first 8-row and 3-row calls compile
-    assert timed == [0, 1, 1, 0, 0, 0]
+    # step 0 is eager (no optimizer state yet); then only the first 8-row call compiles
+    assert timed == [0, 1, 0, 0, 0, 0] and len(flat._compiled) == 1
+    assert [k[0] for k in flat._compiled] == [(8, 4)]
     model[1].p = 0.2  # a callback changes the model: the next step traces again, timed
     count[0] += 1
     before = timer[0]
     engine(x[:8], y[:8], 6)
-    assert timer[0] - before == 1 and len(flat._compiled) == 3
+    assert timer[0] - before == 1 and len(flat._compiled) == 2
+
+
+def test_the_partial_batch_step_matches_the_eager_engine() -> None:
+    """Two epochs of 19 rows in batches of 8 (8, 8, 3): the flat engine (graph uncompiled)
+    and the eager step end with the same weights and Adam state."""
+    from steadygrad.train._flat import engine as engine_module
+    from steadygrad.train._flat.flat import FlatStep
+    from steadygrad.train.step import eager_step
+
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(19, 4, generator=g), torch.randint(0, 3, (19,), generator=g)
+    batches = [(x[a:a + 8], y[a:a + 8]) for _ in range(2) for a in (0, 8, 16)]
+    runs = []
+    for flat_mode in (False, True):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 3)
+        opt = torch.optim.Adam(model.parameters(), lr=0.05)
+        make = partial(eager_step, model, F.cross_entropy, opt)
+        step: Any = make()
+        flat = FlatStep.create(model, F.cross_entropy, opt, compile=False)
+        assert isinstance(flat, FlatStep)
+        if flat_mode:
+            step = engine_module.FlatEngine(flat, make(), make, opt, timer=[0.0], changed=None)
+        losses = [step(bx, by, t).loss for t, (bx, by) in enumerate(batches)]
+        if flat_mode:
+            assert flat.engaged and len(flat._compiled) == 1  # the 3-row batch: no graph
+            step.release()
+        runs.append((losses, [p.detach().clone() for p in model.parameters()],
+                     opt.state_dict()["state"]))
+    (la, pa, sa), (lb, pb, sb) = runs
+    assert lb == pytest.approx(la, rel=1e-6) and la[-1] < la[0]
+    for a, b in zip(pa, pb, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
+    for i in sa:
+        for k, v in sa[i].items():
+            torch.testing.assert_close(sb[i][k], v, rtol=1e-6, atol=1e-7)

@@ -6,11 +6,15 @@ and the tracer's documented refusal of data-dependent Python control flow.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
 
-from steadygrad.train._flat.trace import module_state, trace_and_compile
+from steadygrad.train._flat import trace as trace_module
+from steadygrad.train._flat.trace import cpu_options, module_state, trace_and_compile
 
 
 def test_module_state_sees_mode_scalar_attributes_hooks_and_replaced_tensors() -> None:
@@ -71,3 +75,41 @@ def test_tracing_refuses_python_branching_on_tensor_values() -> None:
 
     with pytest.raises(Exception, match=r"(?i)data"):
         trace_and_compile(branchy, (torch.ones(2),), ([],), None)
+
+
+@pytest.mark.parametrize(("compiler", "skip_check"), [
+    (("gcc", 12), True), (("gcc", 11), True), (("gcc", 10), False), (("clang", 12), True),
+    (("clang", 11), False), (None, False)])
+def test_cpu_options_skip_the_isa_check_only_with_a_recent_compiler(
+        monkeypatch: pytest.MonkeyPatch, compiler: tuple[str, int] | None,
+        skip_check: bool) -> None:
+    monkeypatch.setattr(trace_module, "_compiler_major", lambda: compiler)
+    options = cpu_options()
+    assert options["cpp_wrapper"] is True
+    assert options.get("cpp.vec_isa_ok", False) is skip_check
+
+
+def test_the_compiler_version_is_read_from_inductors_report() -> None:
+    from torch._inductor.cpp_builder import get_compiler_version_info, get_cpp_compiler
+
+    info = get_compiler_version_info(get_cpp_compiler())
+    found = trace_module._compiler_major()
+    assert found is not None and f"{found[0]} version {found[1]}." in info
+
+
+_ISA_LIST = (
+    "import torch._inductor.config as c\n"
+    "from torch._inductor import cpu_vec_isa as v\n"
+    "c.cpp.vec_isa_ok = {ok}\n"
+    "print(sorted(str(i) for i in v.valid_vec_isa_list()))\n")
+
+
+@pytest.mark.slow
+def test_skipping_the_isa_check_finds_the_isas_the_check_finds() -> None:
+    """The oracle: Inductor's own check (it builds and loads a probe per ISA), in a fresh
+    process (the list is cached per process), against the list with the check skipped."""
+    if "cpp.vec_isa_ok" not in cpu_options():
+        pytest.skip("the compiler is not recent enough: the check is not skipped here")
+    found = [subprocess.run([sys.executable, "-c", _ISA_LIST.format(ok=ok)], check=True,
+                            capture_output=True, text=True).stdout for ok in ("None", "True")]
+    assert found[0] == found[1] and found[0].strip() != "[]"

@@ -3,12 +3,15 @@
 Per call, in order: leave flat mode for good if a callback froze a parameter (the compiled
 graph differentiates the parameters it was built for; the rest of the run is eager, the
 ``fallback`` says so); re-read the model's state if ``changed()`` moved; run the eager step
-when the monitor samples this step (its hooks must fire) or when the optimizer has no state
-yet (torch creates it lazily on the first ``optimizer.step()``), with the flat update in
+when the monitor samples this step (its hooks must fire), when the optimizer has no state
+yet (torch creates it lazily on the first ``optimizer.step()``) or when the batch is not shaped
+like the run's first batch (the partial last batch of an epoch), with the flat update in
 place of ``optimizer.step()`` once engaged; otherwise one call of the compiled graph, then the
 constraints (compiled), the monitor and the schedule. The first call with a new compile key
-(a new batch shape, the partial last batch included, or a new model state) is a compilation
-and its whole duration is added to ``timer[0]``.
+(the first flat batch, or a new model state) is a compilation and its whole duration is added
+to ``timer[0]``. The partial batch is not compiled: a graph for it took 50-95% of the first
+graph's compile time on the benchmark nets (``benchmarks/compile_time.py``), to run once per
+epoch, where the eager step costs a few milliseconds more.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class FlatEngine(TrainStep):
         constrain = parts.get("constrain")
         self.constrain = None if constrain is None else torch.compile(constrain)
         self.seen: set[tuple[Any, ...]] = set()
+        self.shape: tuple[Any, ...] | None = None  # of the run's first batch: the one compiled
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, t: int,
                  measure: bool = False) -> StepResult:
@@ -74,7 +78,11 @@ class FlatEngine(TrainStep):
         if self.changed is not None and self.changed() != self._count:
             self._count = self.changed()
             flat.invalidate()
-        if (monitor is not None and monitor.armed) or not (flat.engaged or flat.engage()):
+        shape = (x.shape, y.shape)
+        if self.shape is None:
+            self.shape = shape
+        if ((monitor is not None and monitor.armed) or shape != self.shape
+                or not (flat.engaged or flat.engage())):
             flat.invalidate()  # hooks come and go around this step
             return (self.sampled if flat.engaged else self._fn)(x, y, t, measure)
         key = flat.compile_key(x, y)

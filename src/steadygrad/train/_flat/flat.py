@@ -87,7 +87,13 @@ from steadygrad.train._flat.segments import (
     plan_segments,
     segment_grads,
 )
-from steadygrad.train._flat.trace import _Forward, module_state, non_trainable, trace_and_compile
+from steadygrad.train._flat.trace import (
+    _Forward,
+    cpu_options,
+    module_state,
+    non_trainable,
+    trace_and_compile,
+)
 
 __all__ = ["FlatResult", "FlatStep"]
 
@@ -139,11 +145,9 @@ class FlatStep:
         self._module_state: tuple[Any, ...] = ()
         self.fallback: str | None = None
         """Why the last compilation used ``torch.compile`` instead of the trace, or None."""
-        # Inductor options. On CPU the graph's wrapper is generated as C++ instead of
-        # Python (``cpp_wrapper``): per step it calls ~100 kernels, and interleaved runs of the
-        # deep benchmark net measured 2.0 vs 2.6 ms CPU per step (median of 8 x 400 steps).
+        # Inductor options (:func:`~steadygrad.train._flat.trace.cpu_options` on CPU)
         cpu = self.plist[0].device.type == "cpu"
-        self.options: dict[str, Any] | None = {"cpp_wrapper": True} if cpu else None
+        self.options: dict[str, Any] | None = cpu_options() if cpu else None
 
     # ------------------------------------------------------------------ set-up
     @classmethod
