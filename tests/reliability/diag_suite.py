@@ -566,6 +566,7 @@ def score(rows: list[dict[str, Any]], every: int) -> dict[str, Any]:
         leads = [_warned_before(r, every) for r in nonfin]
         hit = [x for x in leads if x is not None]
         dying = [r for r in sick if r["label"] == "dying"]
+        attention = [r for r in sick if r["label"] == "attention"]
         alarms = [r for r in healthy if any(v[0] != "info"
                                             for v in r[f"every_{every}"]["found"].values())]
         infos = [r for r in healthy if r[f"every_{every}"]["found"]]
@@ -574,6 +575,8 @@ def score(rows: list[dict[str, Any]], every: int) -> dict[str, Any]:
             "nonfinite": len(nonfin), "warned_before": len(hit),
             "median_lead": statistics.median(hit) if hit else None,
             "dying": len(dying), "dying_detected": sum(_detected(r, every) for r in dying),
+            "attention": len(attention),
+            "attention_detected": sum(_detected(r, every) for r in attention),
             "healthy": len(healthy), "false_alarms": len(alarms), "healthy_with_info":
             len(infos)}
     out = {"all": block(rows)}
@@ -594,7 +597,8 @@ def split_premise(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
     learning rate may, on some seeds, diverge instead of killing units, or leave the net
     learning: such a run is not the labelled problem and is left out of the scores)."""
     by_name = {s.name: s for s in SETUPS}
-    kept, dropped = [], []
+    kept: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
     for r in rows:
         ok = premise_holds(by_name[r["name"]], r["premise"], r["every_1"]["baseline"])
         (kept if ok else dropped).append(r)
@@ -635,6 +639,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{a['healthy_with_info']} ; {b['healthy_with_info']} |")
     missed = [f"{r['name']} (seed {r['seed']}, every={e})" for e in (1, DEFAULT_EVERY)
               for r in rows if r["label"] != "healthy" and not _detected(r, e)]
+    a, b = s1["all"], sd["all"]
+    lines += ["", "Attention saturation (`attention_saturation` expected): detected in "
+              f"{_pct(a['attention_detected'], a['attention'])} at every=1, "
+              f"{_pct(b['attention_detected'], b['attention'])} at the default sampling."]
     lines += ["", "Missed (no warning of an expected kind): "
               + (", ".join(missed) if missed else "none") + "."]
     return "\n".join(lines)

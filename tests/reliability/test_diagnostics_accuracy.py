@@ -84,4 +84,8 @@ def test_full_suite() -> None:
     assert sd["detected"] >= suite.PUBLISHED["recall_default"] * sd["sick"]
     assert s1["warned_before"] >= suite.PUBLISHED["warned_before"] * s1["nonfinite"]
     assert s1["dying_detected"] >= suite.PUBLISHED["dying"] * s1["dying"]
+    assert sd["warned_before"] >= suite.PUBLISHED["warned_before_default"] * sd["nonfinite"]
+    assert s1["attention"] >= 3
+    for sc in (s1, sd):
+        assert sc["attention_detected"] >= suite.PUBLISHED["attention"] * sc["attention"]
     assert suite.docs_table() == tab  # the docs publish exactly what was measured

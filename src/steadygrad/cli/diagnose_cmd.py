@@ -82,7 +82,8 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--steps", type=positive_int, required=True, metavar="N",
                         help="optimizer steps to train")
     parser.add_argument("--every", type=positive_int, default=None, metavar="K",
-                        help="sample one step in K (default: the config's diagnostics.every)")
+                        help="sample one step in K after the first 16, which are all sampled "
+                             "(default: the config's diagnostics.every)")
     parser.add_argument("--fail-on", choices=("warning", "error"), default=None,
                         help="exit with code 1 when a finding at least this severe exists")
     parser.add_argument("--save", default=None, metavar="PATH",

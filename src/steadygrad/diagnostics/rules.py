@@ -32,9 +32,11 @@ import numpy as np
 
 from steadygrad.diagnostics.attention_rule import attention_saturation
 from steadygrad.diagnostics.early import growth_over_min, relative_rise, step_loss_spikes
+from steadygrad.diagnostics.lr_rule import learning_rate
 from steadygrad.diagnostics.progress import confirmed_onset
 from steadygrad.diagnostics.progress import learning_progress as _progress
 from steadygrad.diagnostics.remedies import REMEDIES, Remedy
+from steadygrad.diagnostics.selu_rule import self_normalization
 from steadygrad.diagnostics.series import HealthSeries
 from steadygrad.diagnostics.stats import depth_slope
 from steadygrad.diagnostics.thresholds import Finding, Thresholds
@@ -315,98 +317,6 @@ def _per_layer(s: HealthSeries, th: Thresholds, impaired: bool | None, kind: str
                    f"{len(layers)} layer(s) with {what} (up to {worst:.0%}), "
                    f"from step {int(s.steps[first])}",
                    ev, REMEDIES[kind], int(s.steps[raised]))
-def _self_normalization(s: HealthSeries, th: Thresholds, impaired: bool | None
-                        ) -> Finding | None:
-    selu = [i for i, m in enumerate(s.meta) if m.activation == "selu"]
-    if len(selu) < 2 or not s.checks:
-        return None
-    deep = selu[len(selu) // 2:]
-    mean = s.values["act_mean"][:, deep]
-    std = s.values["act_std"][:, deep]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        drift = (np.abs(mean) > th.selu_mean) | (np.abs(np.log(std)) > math.log(th.selu_std))
-    on = confirmed_onset([bool(np.any(d)) for d in drift], s.steps, th.persistence)
-    if on is None:
-        return None
-    k0 = on[0]
-    broken = []
-    if (np.nanmean(s.input_mean_abs) > 0.5) or not (0.5 < np.nanmean(s.input_std) < 2.0):
-        broken.append("standardized_inputs")
-    gain = [s.values["weight_rms"][0, i] ** 2 * (s.meta[i].fan_in or math.nan) for i in selu]
-    if any(not (0.5 < x < 2.0) for x in gain if math.isfinite(x)):
-        broken.append("lecun_init")
-    kinds = {k for i in selu for k in s.meta[i].member_kinds}
-    if "Dropout" in kinds:
-        broken.append("alpha_dropout")
-    if kinds - {"Linear", "SELU", "AlphaDropout", "Dropout", "Flatten", "Identity"}:
-        broken.append("sequential")
-    remedies = tuple(r for r in REMEDIES["self_normalization"] if r.condition in broken) or \
-        REMEDIES["self_normalization"]
-    return Finding(
-        "self_normalization", _gated(impaired), tuple(s.layers[i] for i in deep),
-        int(s.steps[k0]),
-        "SELU activations drift away from mean 0 / std 1"
-        + (f"; broken: {', '.join(broken)}" if broken else ""),
-        {"act_mean_last": [_r(x) for x in mean[-1]], "act_std_last": [_r(x) for x in std[-1]],
-         "broken_conditions": broken, "var_w_times_fan_in": [_r(x) for x in gain],
-         "input_mean_abs": _r(np.nanmean(s.input_mean_abs)),
-         "input_std": _r(np.nanmean(s.input_std)), "learning_impaired": impaired},
-        remedies, int(s.steps[on[1]]))
-
-
-
-
-def _step_spike_onset(s: HealthSeries, th: Thresholds, ref: float | None
-                      ) -> tuple[int, int] | None:
-    """``(first, raised)`` steps of loss spikes held over ``persistence`` consecutive steps,
-    from every step's loss (between checks too), None when not tracked or none."""
-    sl = np.asarray(s.step_loss, dtype=float)
-    if not sl.size or not np.any(~np.isnan(sl)):
-        return None
-    mask = step_loss_spikes(sl, th.loss_spike, ref)
-    strong = step_loss_spikes(sl, (1 + th.loss_spike) * th.strong_factor - 1, ref)
-    return confirmed_onset([bool(x) for x in mask], list(range(sl.size)), th.persistence,
-                           [bool(x) for x in strong])
-
-
-def _learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diverged: bool,
-                   spikes: np.ndarray, ref: float | None) -> Finding | None:
-    u = s.values["update_ratio"]
-    if not s.checks:
-        return None
-    with np.errstate(all="ignore"):
-        med = np.array([np.nanmedian(r) if np.any(np.isfinite(r)) else math.nan for r in u])
-    high = [bool(x > th.lr_high) or bool(sp) for x, sp in zip(med, spikes, strict=True)]
-    strong = [bool(x > th.lr_high * th.strong_factor) for x in med]
-    on_hi = confirmed_onset(high, s.steps, th.persistence, strong)
-    hi = None if on_hi is None else (int(s.steps[on_hi[0]]), int(s.steps[on_hi[1]]))
-    per_step = _step_spike_onset(s, th, ref)
-    if per_step is not None and (hi is None or per_step[1] < hi[1]):
-        hi = per_step  # raised earlier from every step's loss
-    cases: list[tuple[str, tuple[int, int] | None]] = [("too high", hi)]
-    if not diverged:  # a diverging run's tiny update/weight ratios are not a too-low rate
-        low = [bool(x < th.lr_low) for x in med]
-        on_lo = confirmed_onset(low, s.steps, th.persistence)
-        cases.append(("too low", None if on_lo is None else
-                      (int(s.steps[on_lo[0]]), int(s.steps[on_lo[1]]))))
-    for label, on in cases:
-        if on is None:
-            continue
-        first, raised = on
-        k0 = min(int(np.searchsorted(s.steps, first)), s.checks - 1)
-        fin = med[k0:][np.isfinite(med[k0:])]
-        level = f"median update/weight ratio {_r(np.median(fin), 2)}" if fin.size else \
-            "loss spikes above the chance-level loss"
-        return Finding(
-            "learning_rate", _gated(impaired), tuple(s.layers), first,
-            f"the learning rate looks {label}: {level} (healthy band "
-            f"{th.lr_low:g}..{th.lr_high:g})",
-            {"median_update_ratio": [_r(x) for x in med], "band": [th.lr_low, th.lr_high],
-             "loss_spike_steps": [int(s.steps[k]) for k in np.flatnonzero(spikes)][:20],
-             "direction": label, "learning_impaired": impaired},
-            tuple(r for r in REMEDIES["learning_rate"] if r.condition in ("", label)),
-            raised)
-    return None
 
 
 def _probe_evidence(s: HealthSeries) -> dict[str, Any]:
@@ -458,11 +368,11 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     found.append(_per_layer(series, th, impaired, "saturation", SATURATING, "sat_frac",
                             th.saturation_fraction, "saturated outputs"))
     found.append(attention_saturation(series, th, impaired))
-    found.append(_self_normalization(series, th, impaired))
+    found.append(self_normalization(series, th, impaired))
     # "too low" is never said of a run that diverged, spiked or ended clearly above its
     # reference loss
-    found.append(_learning_rate(series, th, impaired, diverged or worse or bool(spikes.any()),
-                                spikes, prog["reference"]))
+    found.append(learning_rate(series, th, impaired, diverged or worse or bool(spikes.any()),
+                               spikes, prog["reference"]))
     probes = _probe_evidence(series)
     found = [_with_probes(f, probes) for f in found]
     return sorted((f for f in found if f is not None), key=lambda f: KINDS.index(f.kind))
