@@ -98,6 +98,11 @@ BATCH_NORM_ADAM = _tr("batch_norm_adam", {**BATCH_NORM.patch, **_ADAM_STEP},
                       "batch norm bounds every pre-activation and Adam rescales the steps, "
                       "so neither the init's scale nor the rate's blows up the run",
                       f"{_BN}; {_ADAM}")
+BATCH_NORM_REINIT = _rw("batch_norm_reinit", [*BATCH_NORM.patch[APPEND], _REINIT],
+                        "the residual-net recipe: batch norm after every conv/linear layer and "
+                        "weights re-drawn with the variance matched to the activation, so "
+                        "neither the init's scale nor depth blows up the signal",
+                        f"{_BN}; He et al. 2016, Deep Residual Learning (arXiv:1512.03385)")
 MATCHED_ADAM = _tr("matched_init_adam", {**MATCHED.patch, **_ADAM_STEP},
                    "a variance-preserving init removes the blow-up at its source and Adam's "
                    "normalized steps stay bounded", f"{_INIT}; {_ADAM}")
@@ -107,16 +112,16 @@ MODEL_TOOLBOX: dict[str, tuple[Candidate, ...]] = {
                             RELU_HE, MATCHED, LAYER_NORM, ADAM),
     "saturation": (ELU_HE, ELU_HE_ADAM, BATCH_NORM, RELU_HE, MATCHED, BATCH_NORM_ADAM,
                    LAYER_NORM, ADAM, STANDARDIZE),
-    "exploding_gradients": (CLIP, LR_FIND, PRE_LN, DIV10, MATCHED, MATCHED_ADAM, BATCH_NORM,
-                            BATCH_NORM_ADAM, ONE_CYCLE, ADAM),
-    "non_finite": (DIV10, CLIP, MATCHED, LR_FIND, BATCH_NORM_ADAM, MATCHED_ADAM, PRE_LN,
-                   BATCH_NORM, ONE_CYCLE, STANDARDIZE),
+    "exploding_gradients": (CLIP, LR_FIND, PRE_LN, DIV10, MATCHED, BATCH_NORM_REINIT,
+                            MATCHED_ADAM, BATCH_NORM, BATCH_NORM_ADAM, ONE_CYCLE, ADAM),
+    "non_finite": (DIV10, CLIP, MATCHED, BATCH_NORM_REINIT, MATCHED_ADAM, LR_FIND,
+                   BATCH_NORM_ADAM, PRE_LN, BATCH_NORM, ONE_CYCLE, STANDARDIZE),
     "attention_saturation": (PRE_LN, LR_FIND, DIV10, CLIP, ONE_CYCLE),
     "dead_units": (LEAKY, ELU_DEAD, BATCH_NORM, DIV10, MATCHED),
     "learning_rate": (LR_FIND, ADAM, ONE_CYCLE),
     "self_normalization": (ALPHA, MATCHED, STANDARDIZE),
-    "impaired_learning": (LR_FIND, ADAM, ONE_CYCLE, BATCH_NORM, BATCH_NORM_ADAM, PRE_LN, MATCHED,
-                          DIV10, LAYER_NORM, CLIP),
+    "impaired_learning": (LR_FIND, ADAM, ONE_CYCLE, BATCH_NORM, BATCH_NORM_REINIT,
+                          BATCH_NORM_ADAM, PRE_LN, MATCHED, DIV10, LAYER_NORM, CLIP),
 }
 """Remedies per finding kind for any model (rewrites and training changes), in order.
 
