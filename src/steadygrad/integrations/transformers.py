@@ -58,7 +58,8 @@ class GradientHealthCallback(TrainerCallback):
         every: sample one optimizer step in ``every`` (as :class:`GradientMonitor`).
         thresholds: rule thresholds.
         evaluate_every: run the rules every this many sampled steps (one host sync each);
-            the scalars logged by ``on_log`` are those of the latest evaluation.
+            the scalars logged by ``on_log`` are those of the latest evaluation. Skipped
+            when nothing reads them (``logging_strategy="no"`` and no ``on_error``).
         on_error: None (record only), ``"warn"``, ``"stop"`` (``control.should_training_stop``)
             or ``"raise"`` (:class:`HealthError`) when an ``error`` finding appears.
         report_dir: where ``health.json``/``health.txt`` go at the end (default:
@@ -99,6 +100,10 @@ class GradientHealthCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None,
                        **kwargs: Any) -> None:
         self.session.start(model)
+        # the periodic rule evaluations feed on_log and on_error; with logging_strategy="no"
+        # and no on_error nothing would read them
+        self.session.live = bool(self.session.on_error) or getattr(
+            args, "logging_strategy", "steps") != "no"  # an IntervalStrategy: a str enum
         if self._handle is not None:
             self._handle.remove()
         self._handle = model.register_forward_hook(self._keep_loss)
