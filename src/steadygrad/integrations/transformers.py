@@ -93,7 +93,10 @@ class GradientHealthCallback(TrainerCallback):
 
     def _keep_loss(self, module: Any, args: Any, output: Any) -> None:
         if module.training:  # every step: the monitor tracks the loss on each one
-            loss = output.get("loss") if hasattr(output, "get") else None
+            try:
+                loss = output.get("loss")  # a ModelOutput or a dict
+            except AttributeError:
+                return
             if isinstance(loss, torch.Tensor):
                 self._loss = loss.detach()
 
@@ -111,9 +114,10 @@ class GradientHealthCallback(TrainerCallback):
 
     def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None,
                       **kwargs: Any) -> None:
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if not (self.session.armed and args.max_grad_norm and args.max_grad_norm > 0) \
-                or distributed or model is None:
+        if not self.session.armed or model is None:  # the common case: not a sampled step
+            return
+        if not (args.max_grad_norm and args.max_grad_norm > 0) or (
+                torch.distributed.is_available() and torch.distributed.is_initialized()):
             return
         stash = self._stash
 
@@ -126,18 +130,21 @@ class GradientHealthCallback(TrainerCallback):
 
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         loss, self._loss = self._loss, None
-        for h in self._grad_hooks:
-            h.remove()
-        self._grad_hooks = []
-        stash, self._stash = self._stash, {}
-        applied = {p: p.grad for p in stash}
-        for p, g in stash.items():  # the monitor reads the gradients before clipping
-            p.grad = g
-        try:
+        if not self._grad_hooks:  # the common case: no gradients kept before clipping
             check = self.session.step(loss)
-        finally:
-            for p, old in applied.items():
-                p.grad = old
+        else:
+            for h in self._grad_hooks:
+                h.remove()
+            self._grad_hooks = []
+            stash, self._stash = self._stash, {}
+            applied = {p: p.grad for p in stash}
+            for p, g in stash.items():  # the monitor reads the gradients before clipping
+                p.grad = g
+            try:
+                check = self.session.step(loss)
+            finally:
+                for p, old in applied.items():
+                    p.grad = old
         if check is None:
             return control
         self._scalars = check.scalars
