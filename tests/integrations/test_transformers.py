@@ -48,7 +48,7 @@ class _Data(torch.utils.data.Dataset):
 
 
 def _train(tmp_path, model, cb, lr: float, *, max_grad_norm: float = 1.0, epochs: int = 2,
-           accumulate: int = 1):
+           accumulate: int = 1, logging: str = "steps"):
     batches: list[dict] = []
 
     def record(module, args, kwargs):
@@ -62,6 +62,7 @@ def _train(tmp_path, model, cb, lr: float, *, max_grad_norm: float = 1.0, epochs
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"), per_device_train_batch_size=16,
         num_train_epochs=epochs, max_grad_norm=max_grad_norm, logging_steps=4,
+        logging_strategy=logging,
         gradient_accumulation_steps=accumulate, report_to=[], save_strategy="no",
         use_cpu=True, seed=0, disable_tqdm=True)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=_Data(),
@@ -141,3 +142,27 @@ def test_raise_on_error(tmp_path):
     cb = GradientHealthCallback(every=1, evaluate_every=1, on_error="raise")
     with pytest.raises(HealthError, match="non_finite"):
         _train(tmp_path, _model(), cb, 1e12, max_grad_norm=0.0)
+
+
+def test_no_logging_no_periodic_evaluation_same_report(tmp_path):
+    """With logging_strategy="no" and no on_error nothing reads the periodic evaluations, so
+    none runs; the report equals that of the same run with logging (which evaluated)."""
+    reports, calls = [], []
+    for logging in ("no", "steps"):
+        cb = GradientHealthCallback(every=2, evaluate_every=2)
+        n: list[int] = []
+
+        def counted(evaluate=cb.session.evaluate, n=n):
+            n.append(1)
+            return evaluate()
+
+        cb.session.evaluate = counted  # type: ignore[method-assign]
+        _train(tmp_path / logging, _model(std=1.0), cb, 0.5, logging=logging)
+        reports.append(cb.report)
+        calls.append(len(n))
+    quiet, live = reports
+    assert calls == [0, len(live.series.steps) // 2]
+    assert quiet.findings and key(quiet.findings) == key(live.findings)
+    assert quiet.series.steps == live.series.steps
+    torch.testing.assert_close(torch.tensor(quiet.series.grad_norm),
+                               torch.tensor(live.series.grad_norm))

@@ -99,7 +99,7 @@ class GradientHealth(Callback):
         self._stash, self._stepped = None, False
         # the periodic rule evaluations feed the loggers, on_error and callbacks that
         # monitor a health/ key; with none of them they would cost time for nothing
-        self.session.live = bool(self.session.on_error or pl_module.loggers or any(
+        self.session.live = bool(self.session.on_error or trainer.loggers or any(
             str(getattr(cb, "monitor", None) or "").startswith("health/")
             for cb in trainer.callbacks))
 
@@ -141,7 +141,7 @@ class GradientHealth(Callback):
         metrics = trainer.callback_metrics  # the live dict (EarlyStopping, checkpoints read it)
         for name, value in scalars.items():
             metrics[name] = torch.tensor(value)
-        for logger in pl_module.loggers:  # each logger writes on rank 0 only
+        for logger in trainer.loggers:  # the module's loggers; each writes on rank 0 only
             logger.log_metrics(scalars, step=trainer.global_step)
         stop = self.session.act(check)
         if self.session.on_error == "stop":

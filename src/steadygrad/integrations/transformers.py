@@ -58,7 +58,8 @@ class GradientHealthCallback(TrainerCallback):
         every: sample one optimizer step in ``every`` (as :class:`GradientMonitor`).
         thresholds: rule thresholds.
         evaluate_every: run the rules every this many sampled steps (one host sync each);
-            the scalars logged by ``on_log`` are those of the latest evaluation.
+            the scalars logged by ``on_log`` are those of the latest evaluation. Skipped
+            when nothing reads them (``logging_strategy="no"`` and no ``on_error``).
         on_error: None (record only), ``"warn"``, ``"stop"`` (``control.should_training_stop``)
             or ``"raise"`` (:class:`HealthError`) when an ``error`` finding appears.
         report_dir: where ``health.json``/``health.txt`` go at the end (default:
@@ -92,13 +93,20 @@ class GradientHealthCallback(TrainerCallback):
 
     def _keep_loss(self, module: Any, args: Any, output: Any) -> None:
         if module.training:  # every step: the monitor tracks the loss on each one
-            loss = output.get("loss") if hasattr(output, "get") else None
+            try:
+                loss = output.get("loss")  # a ModelOutput or a dict
+            except AttributeError:
+                return
             if isinstance(loss, torch.Tensor):
                 self._loss = loss.detach()
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None,
                        **kwargs: Any) -> None:
         self.session.start(model)
+        # the periodic rule evaluations feed on_log and on_error; with logging_strategy="no"
+        # and no on_error nothing would read them
+        self.session.live = bool(self.session.on_error) or getattr(
+            args, "logging_strategy", "steps") != "no"  # an IntervalStrategy: a str enum
         if self._handle is not None:
             self._handle.remove()
         self._handle = model.register_forward_hook(self._keep_loss)
@@ -106,9 +114,10 @@ class GradientHealthCallback(TrainerCallback):
 
     def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None,
                       **kwargs: Any) -> None:
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if not (self.session.armed and args.max_grad_norm and args.max_grad_norm > 0) \
-                or distributed or model is None:
+        if not self.session.armed or model is None:  # the common case: not a sampled step
+            return
+        if not (args.max_grad_norm and args.max_grad_norm > 0) or (
+                torch.distributed.is_available() and torch.distributed.is_initialized()):
             return
         stash = self._stash
 
@@ -121,18 +130,21 @@ class GradientHealthCallback(TrainerCallback):
 
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         loss, self._loss = self._loss, None
-        for h in self._grad_hooks:
-            h.remove()
-        self._grad_hooks = []
-        stash, self._stash = self._stash, {}
-        applied = {p: p.grad for p in stash}
-        for p, g in stash.items():  # the monitor reads the gradients before clipping
-            p.grad = g
-        try:
+        if not self._grad_hooks:  # the common case: no gradients kept before clipping
             check = self.session.step(loss)
-        finally:
-            for p, old in applied.items():
-                p.grad = old
+        else:
+            for h in self._grad_hooks:
+                h.remove()
+            self._grad_hooks = []
+            stash, self._stash = self._stash, {}
+            applied = {p: p.grad for p in stash}
+            for p, g in stash.items():  # the monitor reads the gradients before clipping
+                p.grad = g
+            try:
+                check = self.session.step(loss)
+            finally:
+                for p, old in applied.items():
+                    p.grad = old
         if check is None:
             return control
         self._scalars = check.scalars
