@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+import statistics
 from typing import Any
 
 import pytest
@@ -110,7 +112,8 @@ def test_transfer_and_pretraining() -> None:
         ("a", "scratch", 0.10), ("a", "transfer", 0.09), ("b", "scratch", 0.20),
         ("b", "transfer", 0.02))]
     text = check("transfer", rows)
-    assert "b: error 20.00% → 2.00% (+90% reduction)" in text and text.endswith("holds here.")
+    assert "b: error 20.00% → 2.00% (error-rate reduction 90.0%)" in text
+    assert text.endswith("holds here.")
     rows = [{"method": m, "labels": str(n), "test_accuracy": str(a)} for m, n, a in (
         ("scratch", 50, 0.60), ("ae_whole", 50, 0.65), ("ae_greedy", 50, 0.62),
         ("scratch", 5000, 0.85), ("ae_whole", 5000, 0.851), ("ae_greedy", 5000, 0.84))]
@@ -155,3 +158,21 @@ def test_one_noise_rule_for_every_verdict() -> None:
         ("a", "scratch", (0.20, 0.30)), ("a", "transfer", (0.15, 0.25)),
         ("b", "scratch", (0.20, 0.30)), ("b", "transfer", (0.10, 0.20))) for e in es]
     assert check("transfer", rows).endswith("not established here.")
+
+
+def test_transfer_check_prints_the_conclusions_numbers() -> None:
+    """Issue 19: the page printed one pair's scratch error as 18.11% in the study's conclusions
+    and 18.12% in this check (``sum / n`` vs ``fmean`` on a mean ending in 5). These 10 errors
+    (4 decimals, like results.csv) have ``sum / n`` = 0.21614999... and ``fmean`` = 0.21615:
+    both sentences must print 21.62% and the same reduction."""
+    from steadygrad.studies.transfer_study import conclusions, summarize
+
+    scratch = [0.2471, 0.1809, 0.154, 0.1985, 0.1785, 0.1622, 0.2801, 0.2101, 0.2955, 0.2546]
+    assert f"{100 * sum(scratch) / 10:.2f}" != f"{100 * statistics.fmean(scratch):.2f}"
+    rows = [{"pair": "p", "seed": i, "method": m, "test_error": e, "test_accuracy": 1 - e}
+            for i, es in enumerate(scratch) for m, e in (("scratch", es), ("transfer", 0.0075))]
+    said = conclusions(summarize(rows))[1]
+    checked = check("transfer", [{k: str(v) for k, v in r.items()} for r in rows])
+    assert "(21.62% → 0.75%)" in said and "error 21.62% → 0.75%" in checked
+    reduction = re.search(r"reduced the error rate by ([\d.]+%)", said)
+    assert reduction and f"error-rate reduction {reduction.group(1)}" in checked

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import statistics
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -183,9 +184,13 @@ def train_targets(source: nn.Module, data: TransferData, params: Mapping[str, An
 
 
 def _reduction(pairs: Sequence[tuple[float, float]]) -> float | None:
-    """(mean err_scratch − mean err_transfer) / mean err_scratch over ``(es, et)`` pairs."""
-    es = sum(p[0] for p in pairs) / len(pairs)
-    et = sum(p[1] for p in pairs) / len(pairs)
+    """(mean err_scratch − mean err_transfer) / mean err_scratch over ``(es, et)`` pairs.
+
+    Means are :func:`statistics.fmean` (exactly rounded), the mean every other number of the
+    results page uses: ``sum(...) / n`` can differ in the last bit, and a page printed the
+    same error as 18.11% here and 18.12% in the common-wisdom check (issue 19)."""
+    es = statistics.fmean(p[0] for p in pairs)
+    et = statistics.fmean(p[1] for p in pairs)
     return None if es == 0 else (es - et) / es
 
 
@@ -210,7 +215,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
             "n": len(seeds),
             "scratch": mean_std([by[s, "scratch"]["test_accuracy"] for s in seeds]),
             "transfer": mean_std([by[s, "transfer"]["test_accuracy"] for s in seeds]),
-            "err": (sum(e[0] for e in errs) / len(errs), sum(e[1] for e in errs) / len(errs)),
+            "err": (statistics.fmean(e[0] for e in errs), statistics.fmean(e[1] for e in errs)),
             "reduction": _reduction(errs), "ci": bootstrap_ci(errs, _reduction),
             "per_seed": per_seed, "wins": sum(e[1] < e[0] for e in errs),
             "unchanged": all(bool(by[s, "transfer"].get("source_unchanged", True))
