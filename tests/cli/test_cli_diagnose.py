@@ -7,6 +7,7 @@ import json
 import pytest
 
 from steadygrad.cli.main import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_OK, main
+from steadygrad.diagnostics.monitor import DENSE_START
 from steadygrad.diagnostics.report import SCHEMA, HealthReport
 
 SEVERITY = {"info": 0, "warning": 1, "error": 2}
@@ -16,15 +17,16 @@ def test_json_report_covers_exactly_the_requested_steps(tiny_config, capsys):
     code = main(["diagnose", str(tiny_config), "--steps", "7", "--every", "2", "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert code == EXIT_OK and doc["schema"] == SCHEMA
-    assert doc["steps"] == [0, 2, 4, 6]  # steps 0..6 sampled every 2, nothing after step 6
+    # steps 0..6 (all sampled: the first DENSE_START are), nothing after step 6
+    assert DENSE_START > 7 and doc["steps"] == [0, 1, 2, 3, 4, 5, 6]
     assert [layer["name"] for layer in doc["layers"]] == ["dense1", "output"]
-    assert HealthReport.from_dict(doc).series.checks == 4  # a valid health/2 document
+    assert HealthReport.from_dict(doc).series.checks == 7  # a valid health/2 document
 
 
 def test_steps_beyond_the_configured_epochs_extend_training(tiny_config, capsys):
-    # 120 rows / batch 32 = 4 steps per epoch, 2 epochs configured = 8 steps; ask for 11
-    main(["diagnose", str(tiny_config), "--steps", "11", "--every", "5", "--json"])
-    assert json.loads(capsys.readouterr().out)["steps"] == [0, 5, 10]
+    # 120 rows / batch 32 = 4 steps per epoch, 2 epochs configured = 8 steps; ask for 21
+    main(["diagnose", str(tiny_config), "--steps", "21", "--every", "5", "--json"])
+    assert json.loads(capsys.readouterr().out)["steps"] == [*range(DENSE_START), 20]
 
 
 def test_fail_on_turns_findings_into_exit_1(vanishing_config, tmp_path, capsys):

@@ -22,7 +22,9 @@ from steadygrad.diagnostics.monitor import DEFAULT_EVERY
 from . import diag_suite as suite
 
 FAST = ["mlp2-relu-adam", "mlp3-relu-sgd30", "mlp4-relu-sgd3", "mlp8-sigmoid",
-        "rnn-relu-sgd30", "tf4-nores-qk30"]
+        "rnn-relu-sgd30",
+        # ~10 s (4 attention blocks, 3 runs): slow; the default set checks its premise below
+        pytest.param("tf4-nores-qk30", marks=pytest.mark.slow)]
 SEED = suite.EVALUATION_SEEDS[0]
 
 
