@@ -46,7 +46,15 @@ from torch import nn
 from steadygrad.errors import ConfigError
 from steadygrad.experiments import _checks as ck
 from steadygrad.experiments import _names
-from steadygrad.experiments.config import Component, ModelConfig, _m, shared_option
+from steadygrad.experiments.config import (
+    _MODEL_SOURCE,
+    Component,
+    ModelConfig,
+    _build,
+    _m,
+    _table,
+    shared_option,
+)
 
 __all__ = [
     "ARCHS",
@@ -57,6 +65,7 @@ __all__ = [
     "ResNetConfig",
     "TransformerConfig",
     "model_from_config",
+    "model_section",
 ]
 
 
@@ -208,6 +217,66 @@ ARCHS: dict[str, type] = {
     "transformer": TransformerConfig,
 }
 """The ``[model]`` dataclass of each ``arch``."""
+
+
+def model_section(raw: Any) -> AnyModelConfig:
+    """Validate a ``[model]`` table of any ``arch`` into its section (``config_from_dict``'s
+    ``model``): the architecture's dataclass, or the MLP's with its ``depth``/``units``
+    shorthand and its factory rules (no MLP key next to ``factory``, no ``factory_kwargs``
+    without it).
+
+    Example:
+        >>> model_section({"depth": 2, "units": 8}).hidden
+        (8, 8)
+        >>> model_section({"arch": "rnn", "factory": "pkg:make"})
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: model.factory: got 'pkg:make'; expected no model.factory
+        together with model.arch = 'rnn' ...
+    """
+    raw = dict(_table(raw, "model"))
+    arch = ck.choice("mlp", "cnn", "resnet", "rnn", "transformer")(raw.get("arch", "mlp"),
+                                                                    "model.arch")
+    if arch != "mlp":
+        for key in ("factory", "factory_kwargs"):
+            if key in raw:
+                raise ConfigError(
+                    f"model.{key}", raw[key], f"no model.{key} together with model.arch = "
+                    f"{arch!r} (a factory builds its own model; arch picks a built-in builder)",
+                    hint="remove model.arch to use the factory (its rewrites still apply), "
+                    f"or remove model.{key}")
+        section: AnyModelConfig = _build(ARCHS[arch], {**raw, "arch": arch}, "model")
+        return section
+    raw.pop("arch", None)
+    if "depth" in raw or "units" in raw:
+        if "hidden" in raw:
+            raise ConfigError(
+                "model.hidden", raw["hidden"], "either hidden or depth + units, not both",
+                hint="remove depth/units or hidden",
+            )
+        for key in ("depth", "units"):
+            if key not in raw:
+                raise ConfigError(
+                    f"model.{key}", None, "an integer >= 1 (depth and units go together)"
+                )
+        depth = ck.positive_int(raw.pop("depth"), "model.depth")
+        units = ck.positive_int(raw.pop("units"), "model.units")
+        raw["hidden"] = [units] * depth
+    model: ModelConfig = _build(ModelConfig, raw, "model")
+    if model.factory is not None:
+        default = ModelConfig()
+        for f in dataclasses.fields(ModelConfig):
+            if f.name not in _MODEL_SOURCE and getattr(model, f.name) != getattr(default,
+                                                                                  f.name):
+                raise ConfigError(
+                    f"model.{f.name}", raw.get(f.name, getattr(model, f.name)),
+                    "no MLP key together with model.factory (the factory builds the model)",
+                    hint=f"remove model.{f.name}, or pass it to the factory under "
+                    "[model.factory_kwargs]")
+    elif model.factory_kwargs:
+        raise ConfigError("model.factory_kwargs", model.kwargs, "no factory_kwargs without "
+                          "model.factory", hint="set model.factory = 'package.module:function'")
+    return model
 
 
 def _builder(arch: str) -> Any:

@@ -310,54 +310,6 @@ def _build(cls: type, raw: Any, path: str) -> Any:
     return cls(**kwargs)
 
 
-def _model(raw: Any) -> AnyModelConfig:
-    raw = dict(_table(raw, "model"))
-    arch = ck.choice("mlp", "cnn", "resnet", "rnn", "transformer")(raw.get("arch", "mlp"),
-                                                                    "model.arch")
-    if arch != "mlp":
-        from steadygrad.experiments.archs import ARCHS
-
-        for key in ("factory", "factory_kwargs"):
-            if key in raw:
-                raise ConfigError(
-                    f"model.{key}", raw[key], f"no model.{key} together with model.arch = "
-                    f"{arch!r} (a factory builds its own model; arch picks a built-in builder)",
-                    hint="remove model.arch to use the factory (its rewrites still apply), "
-                    f"or remove model.{key}")
-        section: AnyModelConfig = _build(ARCHS[arch], {**raw, "arch": arch}, "model")
-        return section
-    raw.pop("arch", None)
-    if "depth" in raw or "units" in raw:
-        if "hidden" in raw:
-            raise ConfigError(
-                "model.hidden", raw["hidden"], "either hidden or depth + units, not both",
-                hint="remove depth/units or hidden",
-            )
-        for key in ("depth", "units"):
-            if key not in raw:
-                raise ConfigError(
-                    f"model.{key}", None, "an integer >= 1 (depth and units go together)"
-                )
-        depth = ck.positive_int(raw.pop("depth"), "model.depth")
-        units = ck.positive_int(raw.pop("units"), "model.units")
-        raw["hidden"] = [units] * depth
-    model: ModelConfig = _build(ModelConfig, raw, "model")
-    if model.factory is not None:
-        default = ModelConfig()
-        for f in dataclasses.fields(ModelConfig):
-            if f.name not in _MODEL_SOURCE and getattr(model, f.name) != getattr(default,
-                                                                                  f.name):
-                raise ConfigError(
-                    f"model.{f.name}", raw.get(f.name, getattr(model, f.name)),
-                    "no MLP key together with model.factory (the factory builds the model)",
-                    hint=f"remove model.{f.name}, or pass it to the factory under "
-                    "[model.factory_kwargs]")
-    elif model.factory_kwargs:
-        raise ConfigError("model.factory_kwargs", model.kwargs, "no factory_kwargs without "
-                          "model.factory", hint="set model.factory = 'package.module:function'")
-    return model
-
-
 def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
     """Validate a plain table (parsed TOML/YAML/JSON) into a :class:`RunConfig`.
 
@@ -389,8 +341,10 @@ def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
         kwargs["name"] = ck.string(raw["name"], "name")
     for key, cls in _SECTIONS.items():
         if key in raw:
-            if cls is ModelConfig:
-                kwargs[key] = _model(raw[key])
+            if cls is ModelConfig:  # any arch: steadygrad.experiments.archs
+                from steadygrad.experiments.archs import model_section
+
+                kwargs[key] = model_section(raw[key])
             elif cls is DataConfig:
                 kwargs[key] = _names.data(raw[key], key)
             else:
