@@ -20,7 +20,8 @@ recent compiler), ``--python-wrapper`` without the C++ wrapper, to show what eac
 
 Usage::
 
-    python benchmarks/compile_time.py --workloads tiny,shallow,deep --threads 1
+    python benchmarks/compile_time.py --workloads tiny --no-keras        # smoke test
+    python benchmarks/compile_time.py --workloads shallow,deep --isa-check --write
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import _common as common
 WORKLOADS = ("tiny", "shallow", "deep")
 BATCH = 32
 PARTIAL = 7
+SECTION = "Compile time"
 
 
 def _model(name: str) -> tuple[Any, Any, tuple[int, ...], int]:
@@ -154,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="also measure with Inductor's per-ISA probe check")
     p.add_argument("--python-wrapper", action="store_true",
                    help="also measure without Inductor's C++ wrapper")
+    p.add_argument("--write", action="store_true",
+                   help=f"replace the '{SECTION}' section of docs/benchmarks.md")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     p.add_argument("--variant", default="default", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -174,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--workloads: got {bad}; expected names from {', '.join(WORKLOADS)}")
     variants = ["default"] + ["isa-check"] * args.isa_check + (
         ["python-wrapper"] * args.python_wrapper)
+    info = common.system_info(args.threads, keras=not args.no_keras)
     rows = []
     for name in names:
         for variant in variants:
@@ -191,11 +196,48 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append([name, "Keras 3 on JAX (jit)", f"{keras['compile_s']:.1f}", "—",
                          f"{keras['cpu']:.1f} (all)", "—", "—", "—", "—"])
             print(rows[-1], flush=True)
-    print(common.markdown_table(
-        ["workload", "step", "cold compile s", "trace CPU s", "Python CPU s",
-         "C++ compiler CPU s", "warm compile s", "partial batch ms", "next step ms"], rows))
-    print(f"load average {common.load_average()}; threads {args.threads}")
+    info["load_after"] = common.load_average()
+    body = render(info, rows)
+    print("\n" + body)
+    if args.write:
+        print(f"wrote {common.write_section(SECTION, body)}")
     return 0
+
+
+def render(info: dict[str, Any], rows: list[list[str]]) -> str:
+    """The ``docs/benchmarks.md`` section: table, what the columns mean, environment."""
+    table = common.markdown_table(
+        ["workload", "step", "cold compile s", "trace CPU s", "Python CPU s",
+         "C++ compiler CPU s", "warm compile s", "partial batch ms", "next step ms"], rows)
+    note = common.load_note(info)
+    versions = f"torch {info['torch']}" + (
+        f", keras {info['keras']}, jax {info['jax']}" if "keras" in info else "")
+    return "\n".join([
+        "Measured by `benchmarks/compile_time.py` (issue 20). Each figure comes from a fresh "
+        "process. steadygrad: the step built and called as `fit(compile=True)` does (batch "
+        f"{BATCH}, then a partial batch of {PARTIAL} rows); cold = Inductor's caches disabled "
+        "(`TORCHINDUCTOR_FORCE_DISABLE_CACHES=1`), warm = the same graph in a new process with "
+        "the on-disk caches filled; compile seconds are what `history.compile_seconds` counts "
+        "(wall). CPU seconds of the cold compile: `make_fx` tracing, the rest of the Python "
+        "side (AOT autograd, Inductor lowering, code generation), the C++ compiler processes. "
+        "Keras 3 on JAX: the wall time of its first `fit` on one full and one partial batch "
+        "(XLA compiles both; JAX's persistent cache is off, its default) and the CPU seconds "
+        "of all the process's threads.",
+        "",
+        table,
+        "",
+        "- `isa-check` rows: with Inductor's per-ISA probe check, which the flat step skips "
+        "with GCC >= 11 / Clang >= 12; `python-wrapper` rows: without Inductor's C++ wrapper.",
+        "- partial batch ms: the partial batch's step (eager, with the flat update: no graph is "
+        "compiled for it); next step ms: the compiled step after it.",
+        *([f"- {note}"] if note else []),
+        "",
+        f"Environment: {info['date']}; CPU {info['cpu']}, {info['cores']} cores, "
+        f"{info['threads']} compute thread(s); Python {info['python']}, {versions}; load "
+        f"average (1/5/15 min) before {info['load_before']}, after {info['load_after']}.",
+        "",
+        f"Command: `{info['command']}`",
+    ])
 
 
 if __name__ == "__main__":
