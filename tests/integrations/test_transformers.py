@@ -157,7 +157,7 @@ def test_no_logging_no_periodic_evaluation_same_report(tmp_path):
             return evaluate()
 
         cb.session.evaluate = counted  # type: ignore[method-assign]
-        _train(tmp_path / logging, _model(std=1.0), cb, 0.5, logging=logging)
+        _train(tmp_path / logging, _model(std=1.0), cb, 0.5, logging=logging, epochs=1)
         reports.append(cb.report)
         calls.append(len(n))
     quiet, live = reports

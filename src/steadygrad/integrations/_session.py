@@ -137,7 +137,8 @@ class HealthSession:
         every: sample one optimizer step in ``every`` (as :class:`GradientMonitor`).
         thresholds: rule thresholds.
         evaluate_every: run the rules (and hand scalars to the host) every this many sampled
-            steps; each evaluation synchronizes once.
+            steps while :attr:`live`; each evaluation synchronizes once, and its cost grows
+            with the steps recorded so far (the rules read every step's loss).
         on_error: None (only record), ``"warn"``, ``"stop"`` or ``"raise"`` when an ``error``
             finding appears (the host acts on it; see :meth:`act`).
         baseline_loss: the loss of a constant predictor on the task (chance level), which
