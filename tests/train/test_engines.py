@@ -6,10 +6,11 @@ to the eager step: the flat rules compute the step-dependent coefficients on the
 float64 and Inductor fuses the elementwise update, so weights differ by float32 rounding
 (measured: at most 6e-8 after 4 steps of ``nn.Linear(4, 3)``). The tests assert
 ``rtol=1e-5, atol=1e-6`` on losses, weights and optimizer state. Each compiled test compiles
-one tiny graph. Measured on the shared 2-core machine at load average 11-18 (so several times
-slower than on a quiet one): with an empty Inductor cache the file took 301 s (the first
-compiled test 102 s, most of it Inductor's one-time start-up in the process, then 22-35 s per
-optimizer); with a warm cache 7-10 s per optimizer at load ~7.
+one tiny graph. Measured on the shared 2-core machine (so several times slower than on a quiet
+one) with an empty Inductor cache: 301 s for the file at load average 11-18 with Inductor's
+per-ISA probe check (the first compiled test 102 s, then 22-35 s per optimizer); 101 s at load
+7-8 since the flat step skips that check (the first 24 s, then 10-12 s per optimizer;
+``TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) pytest tests/train/test_engines.py --durations=10``).
 """
 
 from __future__ import annotations
