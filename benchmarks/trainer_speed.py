@@ -425,8 +425,10 @@ def render(info: dict[str, Any], args: argparse.Namespace, rows: int, table: str
         "graph via `torch.func.grad_and_value`, then the compiled `foreach` optimizer step; see "
         "`run_proto_compile`; it does not flush denormals unless `--flush-denormal` is given); "
         "`fit(compile=True)` now runs the whole step as one graph on flat buffers "
-        "(`steadygrad.train._flat`), traced once per batch shape and model state with "
-        "`make_fx` and compiled with Inductor, called without Dynamo's per-call guards. "
+        "(`steadygrad.train._flat`), traced once per model state for the full batch (the "
+        "partial last batch runs eagerly with the same flat update) with `make_fx` and "
+        "compiled with Inductor, called without Dynamo's per-call guards; Inductor's C++ "
+        "depends on the thread count, so each count compiles its own graph. "
         "Compile time is excluded from the epoch times "
         "(steadygrad: `history.compile_seconds`; Keras: a warm-up `fit` on one full and one "
         "partial batch).",

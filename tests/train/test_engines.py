@@ -6,10 +6,11 @@ to the eager step: the flat rules compute the step-dependent coefficients on the
 float64 and Inductor fuses the elementwise update, so weights differ by float32 rounding
 (measured: at most 6e-8 after 4 steps of ``nn.Linear(4, 3)``). The tests assert
 ``rtol=1e-5, atol=1e-6`` on losses, weights and optimizer state. Each compiled test compiles
-one tiny graph. Measured on the shared 2-core machine at load average 11-18 (so several times
-slower than on a quiet one): with an empty Inductor cache the file took 301 s (the first
-compiled test 102 s, most of it Inductor's one-time start-up in the process, then 22-35 s per
-optimizer); with a warm cache 7-10 s per optimizer at load ~7.
+one tiny graph. Measured on the shared 2-core machine (so several times slower than on a quiet
+one) with an empty Inductor cache: 301 s for the file at load average 11-18 with Inductor's
+per-ISA probe check (the first compiled test 102 s, then 22-35 s per optimizer); 101 s at load
+7-8 since the flat step skips that check (the first 24 s, then 10-12 s per optimizer;
+``TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) pytest tests/train/test_engines.py --durations=10``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from steadygrad.train import step as step_module
 from steadygrad.train._flat.hooks import step_hooks
 from steadygrad.train.compiled import begin_compiled_run, end_compiled_run
 from steadygrad.train.loop import fit
-from steadygrad.train.step import build_step
+from steadygrad.train.step import build_step, eager_step
 
 F = nn.functional
 
@@ -194,6 +195,25 @@ def test_every_new_compile_key_is_timed_and_the_partial_batch_runs_eagerly(
     before = timer[0]
     engine(x[:8], y[:8], 6)
     assert timer[0] - before == 1 and len(flat._compiled) == 2
+
+
+def test_a_run_that_begins_with_the_partial_batch_compiles_the_full_one() -> None:
+    """A run resumed at an epoch's last batch meets the 3-row batch first: the 8-row batches
+    that follow are the ones compiled, and the 3-row one keeps running eagerly."""
+    from steadygrad.train._flat import engine as engine_module
+    from steadygrad.train._flat.flat import FlatStep
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)  # no state: flat from the first step
+    flat = FlatStep.create(model, F.cross_entropy, opt, compile=False)
+    assert isinstance(flat, FlatStep)
+    make = partial(eager_step, model, F.cross_entropy, opt)
+    engine = engine_module.FlatEngine(flat, make(), make, opt, timer=[0.0], changed=None)
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    for t, n in enumerate([3, 8, 8, 3, 8]):
+        assert engine(x[:n], y[:n], t).ok
+    assert [k[0] for k in flat._compiled] == [(3, 4), (8, 4)]  # 3 rows: compiled only first
 
 
 def test_the_partial_batch_step_matches_the_eager_engine() -> None:

@@ -5,13 +5,14 @@ graph differentiates the parameters it was built for; the rest of the run is eag
 ``fallback`` says so); re-read the model's state if ``changed()`` moved; run the eager step
 when the monitor samples this step (its hooks must fire), when the optimizer has no state
 yet (torch creates it lazily on the first ``optimizer.step()``) or when the batch is not shaped
-like the run's first batch (the partial last batch of an epoch), with the flat update in
+like the largest batch seen so far (the partial last batch of an epoch), with the flat update in
 place of ``optimizer.step()`` once engaged; otherwise one call of the compiled graph, then the
 constraints (compiled), the monitor and the schedule. The first call with a new compile key
-(the first flat batch, or a new model state) is a compilation and its whole duration is added
-to ``timer[0]``. The partial batch is not compiled: a graph for it took 50-95% of the first
-graph's compile time on the benchmark nets (``benchmarks/compile_time.py``), to run once per
-epoch, where the eager step costs a few milliseconds more.
+(the first flat batch, a larger batch, or a new model state) is a compilation and its whole
+duration is added to ``timer[0]``. The partial batch is not compiled: a graph for it took
+50-95% of the first graph's compile time on the benchmark nets
+(``benchmarks/compile_time.py``), to run once per epoch, where the eager step costs a few
+milliseconds more.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class FlatEngine(TrainStep):
         constrain = parts.get("constrain")
         self.constrain = None if constrain is None else torch.compile(constrain)
         self.seen: set[tuple[Any, ...]] = set()
-        self.shape: tuple[Any, ...] | None = None  # of the run's first batch: the one compiled
+        self.shape: tuple[Any, ...] | None = None  # of the run's largest batch: the one compiled
+        self.rows = 0
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, t: int,
                  measure: bool = False) -> StepResult:
@@ -78,9 +80,9 @@ class FlatEngine(TrainStep):
         if self.changed is not None and self.changed() != self._count:
             self._count = self.changed()
             flat.invalidate()
-        shape = (x.shape, y.shape)
-        if self.shape is None:
-            self.shape = shape
+        shape, rows = (x.shape, y.shape), (x.shape[0] if x.dim() else 1)
+        if self.shape is None or rows > self.rows:  # a resumed run may begin with the
+            self.shape, self.rows = shape, rows     # partial batch
         if ((monitor is not None and monitor.armed) or shape != self.shape
                 or not (flat.engaged or flat.engage())):
             flat.invalidate()  # hooks come and go around this step
