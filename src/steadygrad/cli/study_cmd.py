@@ -76,8 +76,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.add_argument("--collect", metavar="PAGE", default=None,
                         help="run nothing: write one Markdown page of every study found "
-                        "under --out (with --full: the full-mode results), figures in "
-                        "PAGE's folder under images/results/")
+                        "under --out (with --full: the full-mode results), its raw results in "
+                        "PAGE's folder under results-data/MODE.json (the page is made from "
+                        "them alone) and the figures under images/results/")
     parser.set_defaults(func=run)
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from steadygrad.experiments.report import mean_std
 from steadygrad.studies.analysis import first_reaching
 
-__all__ = ["CHECKS", "beats", "check", "combine", "mean_of", "verdict"]
+__all__ = ["CHECKS", "beats", "check", "combine", "fmt_stat", "mean_of", "verdict"]
 
 Row = Mapping[str, Any]
 
@@ -91,10 +91,18 @@ def _values(rows: Sequence[Row], key: str) -> list[str]:
     return out
 
 
-def _fmt(mean: float | None, std: float | None = None) -> str:
-    if mean is None:
-        return "n/a (no finished run)"
+def fmt_stat(mean: float, std: float | None = None) -> str:
+    """The one rounding rule of the results page for a mean ± std of accuracies or losses:
+    3 decimals each (the rule of the studies' conclusions); no std for a single value.
+
+    >>> fmt_stat(0.85147, 0.00251), fmt_stat(0.9, None)
+    ('0.851 ± 0.003', '0.900')
+    """
     return f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+
+
+def _fmt(mean: float | None, std: float | None = None) -> str:
+    return "n/a (no finished run)" if mean is None else fmt_stat(mean, std)
 
 
 def verdict(held: bool | None) -> str:
