@@ -69,7 +69,7 @@ def test_scalar_cpu_losses_wait_until_the_series_is_read():
     kept (the monitor's list does not grow), and reading the series records them."""
     steps = [("scalar", float(i)) for i in range(10)]
     net = nn.Linear(2, 1)
-    mon = _HostMonitor(net, every=8).attach()
+    mon = _HostMonitor(net, every=8, dense_start=0).attach()  # sampled: 0 and 8
     for kind, value in steps:
         net(torch.randn(4, 2)).sum().backward()
         mon.step(_loss(kind, value))

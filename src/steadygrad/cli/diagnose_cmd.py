@@ -24,7 +24,7 @@ Example:
     ...                                  '[model]\\nhidden = [8]\\n')
     >>> main(["diagnose", str(d / "tiny.toml"), "--steps", "8", "--every", "2",
     ...       "--quiet"])  # doctest: +ELLIPSIS
-    gradient health  (4 checks, steps 0..6, every 2)
+    gradient health  (8 checks, steps 0..7, every 2 after the first 16)
     ...
 """
 

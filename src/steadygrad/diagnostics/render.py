@@ -47,6 +47,11 @@ def _lead(hm: dict[str, object]) -> str:
     return f"; {when} the first warning ({hm['warning_kind']}, step {hm['first_warning_step']})"
 
 
+def _dense_note(dense_start: object) -> str:
+    """`` after the first N`` when the first ``N`` steps were all sampled."""
+    return f" after the first {dense_start}" if isinstance(dense_start, int) and dense_start else ""
+
+
 def render_report(report: HealthReport, width: int = 100) -> str:
     """The report as text: a header, a per-layer table at the last check, the findings.
 
@@ -63,7 +68,8 @@ def render_report(report: HealthReport, width: int = 100) -> str:
     """
     s = report.series
     lines = [f"gradient health  ({s.checks} checks, steps {s.steps[0] if s.steps else '-'}"
-             f"..{s.steps[-1] if s.steps else '-'}, every {report.meta.get('every', '?')})"]
+             f"..{s.steps[-1] if s.steps else '-'}, every {report.meta.get('every', '?')}"
+             f"{_dense_note(report.meta.get('dense_start'))})"]
     head = f"{'#':>3} {'layer':<18} {'act':<12}" + "".join(f"{h:>10}" for _, h in _COLUMNS)
     lines += [head, "-" * len(head)]
     for i, name in enumerate(s.layers):

@@ -76,7 +76,7 @@ class _HostMonitor(GradientMonitor):
     same floats at the same steps and the same first non-finite step.
 
     >>> net = nn.Linear(2, 1)
-    >>> mon = _HostMonitor(net, every=4).attach()
+    >>> mon = _HostMonitor(net, every=4, dense_start=0).attach()
     >>> for v in (1.0, float("inf"), 0.5):
     ...     _ = net(torch.randn(3, 2)).sum().backward(); mon.step(torch.tensor(v))
     >>> len(mon._pending)  # steps 1 and 2 wait (step 0 was sampled: read at once)
