@@ -9,7 +9,11 @@ interleaved repeat by repeat (rotating order):
 - ``lightning+health``: the same with ``GradientHealth()`` at default sampling;
 - ``hf``: ``transformers.Trainer`` (CPU, ``report_to=[]``, no saving, no tqdm, constant lr,
   ``max_grad_norm=1.0``) on a module that returns ``{"loss", "logits"}``;
-- ``hf+health``: the same with ``GradientHealthCallback()`` at default sampling.
+- ``hf+health``: the same with ``GradientHealthCallback()`` at default sampling;
+- ``lightning/log``, ``hf/log`` and their ``+health``: the same with the hosts' logging on at
+  their defaults (Lightning: a ``CSVLogger``, ``log_every_n_steps=50``; HF:
+  ``logging_strategy="steps"``, ``logging_steps=500``), where the callbacks also evaluate
+  their rules periodically and log the health scalars (without a reader they skip that).
 
 Timed: the wall and CPU time of ``trainer.fit`` / ``trainer.train`` (the callback's report at
 the end included). Goal: each ``+health`` ≤ 1.05 × its host (median over repeats).
@@ -33,14 +37,16 @@ from typing import Any
 
 import _common as common
 
-CONTENDERS = ("lightning", "lightning+health", "hf", "hf+health")
+CONTENDERS = ("lightning", "lightning+health", "hf", "hf+health",
+              "lightning/log", "lightning/log+health", "hf/log", "hf/log+health")
 SECTION = "Host integration overhead"
 QUICK_ROWS = 2048
 BATCH = 32
 GOAL = 1.05
 
 
-def _lightning(x: Any, y: Any, seed: int, health: bool) -> tuple[float, float, float]:
+def _lightning(x: Any, y: Any, seed: int, health: bool,
+               log: bool) -> tuple[float, float, float]:
     import lightning.pytorch as pl
     import torch
     from torch import nn
@@ -65,7 +71,8 @@ def _lightning(x: Any, y: Any, seed: int, health: bool) -> tuple[float, float, f
                                          batch_size=BATCH, shuffle=True,
                                          generator=torch.Generator().manual_seed(seed))
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False,
+        logger = pl.loggers.CSVLogger(tmp) if log else False
+        trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=logger,
                              enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False, default_root_dir=tmp,
                              callbacks=[GradientHealth(report_dir=False)] if health else [])
@@ -76,7 +83,7 @@ def _lightning(x: Any, y: Any, seed: int, health: bool) -> tuple[float, float, f
     return wall, cpu, float(module.last)
 
 
-def _hf(x: Any, y: Any, seed: int, health: bool) -> tuple[float, float, float]:
+def _hf(x: Any, y: Any, seed: int, health: bool, log: bool) -> tuple[float, float, float]:
     import torch
     import transformers
     from torch import nn
@@ -105,7 +112,7 @@ def _hf(x: Any, y: Any, seed: int, health: bool) -> tuple[float, float, float]:
         args = transformers.TrainingArguments(
             output_dir=tmp, per_device_train_batch_size=BATCH, num_train_epochs=1,
             report_to=[], save_strategy="no", use_cpu=True, seed=seed, disable_tqdm=True,
-            logging_strategy="no", dataloader_num_workers=0)
+            logging_strategy="steps" if log else "no", dataloader_num_workers=0)
         trainer = transformers.Trainer(
             model=model, args=args, train_dataset=Rows(),
             optimizers=(opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)),
@@ -119,8 +126,9 @@ def _hf(x: Any, y: Any, seed: int, health: bool) -> tuple[float, float, float]:
 def run(name: str, x: Any, y: Any, seed: int) -> tuple[float, float, float]:
     """One timed epoch of contender ``name``: (wall s, CPU s, final loss)."""
     host, _, health = name.partition("+")
+    host, _, log = host.partition("/")
     fn = _lightning if host == "lightning" else _hf
-    return fn(x, y, seed, bool(health))
+    return fn(x, y, seed, bool(health), bool(log))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -153,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    from steadygrad.diagnostics.monitor import DEFAULT_EVERY
+    from steadygrad.diagnostics.monitor import DEFAULT_EVERY, DENSE_START
 
     torch.set_num_threads(threads)
     info = common.system_info(threads, keras=False)
@@ -166,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     cpu: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     for r in range(args.repeats):
-        order = list(CONTENDERS[r % 4:]) + list(CONTENDERS[:r % 4])
+        k = r % len(CONTENDERS)
+        order = list(CONTENDERS[k:]) + list(CONTENDERS[:k])
         for c in order:
             w, t, loss = run(c, x, y, args.seed + r)
             wall[c].append(w)
@@ -190,7 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Measured by `benchmarks/integrations_overhead.py` (issue 17). One epoch of the shallow "
         f"MLP on Fashion-MNIST ({x.shape[0]:,} rows, batch {BATCH}, {steps:,} steps), "
         f"{args.repeats} interleaved repeat(s) per contender; the callbacks at default "
-        f"sampling (one step in {DEFAULT_EVERY}).",
+        f"sampling (the first {DENSE_START} steps, then one in {DEFAULT_EVERY}). `/log`: "
+        "the hosts' logging on at their defaults (Lightning `CSVLogger`, a log every 50 "
+        "steps; HF `logging_steps=500`); without `/log` nothing reads the callbacks' "
+        "periodic rule evaluations, so they are skipped.",
         "",
         tab,
         "",
