@@ -25,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-DATA = ROOT.parent.parent / "shared" / "data"  # CI: ../shared/data/fashion-mnist.npz
+DATA = ROOT.parent / "shared" / "data"  # CI: ../shared/data/fashion-mnist.npz (beside the checkout)
 
 
 def _blocks(lang: str) -> list[tuple[str, int, str]]:
