@@ -20,12 +20,11 @@ from steadygrad.doctor.impaired import IMPAIRED
 from steadygrad.doctor.trials import IMPAIRED_LOSS_FRACTION
 from steadygrad.errors import ConfigError
 from steadygrad.experiments.config import config_from_dict, config_to_dict
-from steadygrad.experiments.execute import build_model, load_data, run_config
+from steadygrad.experiments.execute import build_model, run_config
 from steadygrad.experiments.loader import load_config
 from steadygrad.nn.rewrite import check_rewrite
+from tests.doctor._plain import DIGITS, plain_train
 from tests.nn import user_models as um
-
-DIGITS = load_data(config_from_dict({}))
 
 
 class DeepSigmoidCNN(nn.Module):
@@ -50,13 +49,7 @@ def returns_a_dict() -> dict:
 
 def _plain_torch_accuracy(model: nn.Module, epochs: int, lr: float) -> float:
     torch.manual_seed(0)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    x, y = DIGITS.x_train, DIGITS.y_train
-    for _ in range(epochs):
-        for i in torch.randperm(len(x)).split(32):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[i]), y[i]).backward()
-            opt.step()
+    plain_train(model, torch.optim.SGD(model.parameters(), lr=lr), epochs)
     with torch.no_grad():
         return (model(DIGITS.x_val).argmax(1) == DIGITS.y_val).float().mean().item()
 

@@ -18,9 +18,8 @@ from steadygrad.doctor import doctor
 from steadygrad.doctor.impaired import IMPAIRED, REFERENCE_FRACTION, impairment
 from steadygrad.doctor.trials import IMPAIRED_LOSS_FRACTION
 from steadygrad.experiments.config import config_from_dict
-from steadygrad.experiments.execute import load_data
+from tests.doctor._plain import DIGITS, plain_train
 
-DIGITS = load_data(config_from_dict({}))
 THRESHOLD = IMPAIRED_LOSS_FRACTION * math.log(10)  # 0.5 x chance loss on 10 classes
 SLOW_SGD = {"epochs": 3, "optimizer": {"name": "sgd", "learning_rate": 1e-3}}
 ADAM = {"epochs": 3, "optimizer": {"name": "adam", "learning_rate": 3e-3}}
@@ -37,12 +36,7 @@ def _plain_torch_val_loss(opt_name: str, lr: float, epochs: int = 3) -> float:
     model = relu_mlp()
     opt: torch.optim.Optimizer = (torch.optim.SGD(model.parameters(), lr=lr) if opt_name == "sgd"
                                   else torch.optim.Adam(model.parameters(), lr=lr))
-    x, y = DIGITS.x_train, DIGITS.y_train
-    for _ in range(epochs):
-        for i in torch.randperm(len(x)).split(32):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[i]), y[i]).backward()
-            opt.step()
+    plain_train(model, opt, epochs)
     with torch.no_grad():
         return nn.functional.cross_entropy(model(DIGITS.x_val), DIGITS.y_val).item()
 

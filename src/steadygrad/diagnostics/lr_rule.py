@@ -32,18 +32,10 @@ from steadygrad.diagnostics.progress import confirmed_onset
 from steadygrad.diagnostics.remedies import REMEDIES
 from steadygrad.diagnostics.series import HealthSeries
 from steadygrad.diagnostics.thresholds import Finding, Thresholds
+from steadygrad.diagnostics.thresholds import evidence_round as _r
+from steadygrad.diagnostics.thresholds import gated_severity as _gated
 
 __all__ = ["learning_rate"]
-
-
-def _r(x: float, digits: int = 4) -> float | None:
-    """Round for evidence; NaN/inf become None (JSON-safe)."""
-    x = float(x)
-    return float(f"{x:.{digits}g}") if math.isfinite(x) else None
-
-
-def _gated(impaired: bool | None) -> str:
-    return "info" if impaired is False else "warning"
 
 
 def _step_spike_onset(s: HealthSeries, th: Thresholds, ref: float | None

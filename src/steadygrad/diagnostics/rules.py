@@ -40,6 +40,8 @@ from steadygrad.diagnostics.selu_rule import self_normalization
 from steadygrad.diagnostics.series import HealthSeries
 from steadygrad.diagnostics.stats import depth_slope
 from steadygrad.diagnostics.thresholds import Finding, Thresholds
+from steadygrad.diagnostics.thresholds import evidence_round as _r
+from steadygrad.diagnostics.thresholds import gated_severity as _gated
 from steadygrad.nn.activations import RELU_FAMILY, SATURATING
 
 __all__ = ["KINDS", "REMEDIES", "SEVERITIES", "Finding", "Remedy", "Thresholds", "evaluate",
@@ -51,12 +53,6 @@ SEVERITIES = ("info", "warning", "error")
 KINDS = ("non_finite", "exploding_gradients", "vanishing_gradients", "dead_units", "saturation",
          "attention_saturation", "self_normalization", "learning_rate")
 """Finding kinds, in report order."""
-
-
-def _r(x: float, digits: int = 4) -> float | None:
-    """Round for evidence; NaN/inf become None (JSON-safe)."""
-    x = float(x)
-    return float(f"{x:.{digits}g}") if math.isfinite(x) else None
 
 
 def _loss_trace(series: HealthSeries) -> tuple[np.ndarray, list[int]]:
@@ -87,10 +83,6 @@ def learning_progress(series: HealthSeries, th: Thresholds | None = None) -> dic
         out["diverged"] = out["impaired"] = True
     out["first_nonfinite_loss"] = series.first_nonfinite_loss
     return out
-
-
-def _gated(impaired: bool | None) -> str:
-    return "info" if impaired is False else "warning"
 
 
 def _non_finite(s: HealthSeries) -> Finding | None:

@@ -26,18 +26,10 @@ from steadygrad.diagnostics.progress import confirmed_onset
 from steadygrad.diagnostics.remedies import REMEDIES
 from steadygrad.diagnostics.series import HealthSeries
 from steadygrad.diagnostics.thresholds import Finding, Thresholds
+from steadygrad.diagnostics.thresholds import evidence_round as _r
+from steadygrad.diagnostics.thresholds import gated_severity as _gated
 
 __all__ = ["self_normalization"]
-
-
-def _r(x: float, digits: int = 4) -> float | None:
-    """Round for evidence; NaN/inf become None (JSON-safe)."""
-    x = float(x)
-    return float(f"{x:.{digits}g}") if math.isfinite(x) else None
-
-
-def _gated(impaired: bool | None) -> str:
-    return "info" if impaired is False else "warning"
 
 
 def self_normalization(s: HealthSeries, th: Thresholds, impaired: bool | None

@@ -15,7 +15,7 @@ from typing import Any
 from steadygrad.diagnostics.remedies import Remedy
 from steadygrad.errors import ConfigError
 
-__all__ = ["Finding", "Thresholds"]
+__all__ = ["Finding", "Thresholds", "evidence_round", "gated_severity"]
 
 
 @dataclass(frozen=True)
@@ -161,3 +161,21 @@ class Finding:
                        tuple(Remedy.from_dict(r) for r in d.get("remedies", ())),
                        None if d.get("raised_step") is None else int(d["raised_step"]))
 
+
+def evidence_round(x: float, digits: int = 4) -> float | None:
+    """Round a number for a finding's evidence; NaN/inf become None (JSON-safe).
+
+    >>> evidence_round(0.123456), evidence_round(float("nan"))
+    (0.1235, None)
+    """
+    x = float(x)
+    return float(f"{x:.{digits}g}") if math.isfinite(x) else None
+
+
+def gated_severity(impaired: bool | None) -> str:
+    """A pathology finding's severity: ``info`` while the net still learns, else ``warning``.
+
+    >>> gated_severity(False), gated_severity(None)
+    ('info', 'warning')
+    """
+    return "info" if impaired is False else "warning"
