@@ -25,6 +25,7 @@ __all__ = [
     "NORMS",
     "Options",
     "TokenEmbedding",
+    "assemble",
     "check_options",
     "dense_head",
     "finish",
@@ -120,6 +121,20 @@ def finish(model: nn.Module, opts: Options) -> None:
             constraints.attach(m, max_norm=opts.max_norm)
 
 
+def assemble(mods: OrderedDict[str, nn.Module],
+             weighted: list[tuple[nn.Module, nn.Module | None]], out: nn.Linear,
+             opts: Options) -> nn.Sequential:
+    """The last steps every builder shares: initialize each weighted layer for the activation
+    that follows it and the output layer as Keras's ``Dense``, wrap ``mods`` in a
+    ``Sequential`` and attach ℓ1/ℓ2 and max-norm (:func:`finish`)."""
+    for layer, act in weighted:
+        init_layer(layer, act, opts)
+    init_head(out, opts)
+    model = nn.Sequential(mods)
+    finish(model, opts)
+    return model
+
+
 def dense_head(
     mods: OrderedDict[str, nn.Module],
     weighted: list[tuple[nn.Module, nn.Module | None]],
@@ -145,12 +160,7 @@ def dense_head(
         fan = u
     out = torch.nn.utils.skip_init(nn.Linear, fan, opts.n_out)
     mods["output"] = out
-    for layer, act in weighted:
-        init_layer(layer, act, opts)
-    init_head(out, opts)
-    model = nn.Sequential(mods)
-    finish(model, opts)
-    return model
+    return assemble(mods, weighted, out, opts)
 
 
 class TokenEmbedding(nn.Embedding):

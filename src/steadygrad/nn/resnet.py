@@ -35,10 +35,8 @@ from steadygrad.errors import ConfigError
 from steadygrad.nn._arch import (
     NORMS,
     Options,
+    assemble,
     check_options,
-    finish,
-    init_head,
-    init_layer,
     make_activation,
     norm_layer,
 )
@@ -249,15 +247,11 @@ def resnet(
     out = torch.nn.utils.skip_init(nn.Linear, c_prev, opts.n_out)
     mods["output"] = out
 
-    for layer, act in weighted:
-        init_layer(layer, act, opts)
-    init_head(out, opts)
-    model = nn.Sequential(mods)
+    model = assemble(mods, weighted, out, opts)
     if zero_init_residual and normed:
         for m in model.modules():
             if isinstance(m, BasicBlock) and m.norm2 is not None:
                 scale = m.norm2.weight
                 assert isinstance(scale, torch.Tensor)
                 nn.init.zeros_(scale)
-    finish(model, opts)
     return model

@@ -37,10 +37,8 @@ from torch import nn
 from steadygrad.errors import ConfigError
 from steadygrad.nn._arch import (
     TokenEmbedding,
+    assemble,
     check_options,
-    finish,
-    init_head,
-    init_layer,
     make_activation,
     sequence_input,
 )
@@ -311,9 +309,4 @@ def transformer(
         mods["pool"] = MeanPool()
         out = nn.Linear(d, opts.n_out)
         mods["output"] = out
-    for layer, act in weighted:
-        init_layer(layer, act, opts)
-    init_head(out, opts)
-    model = nn.Sequential(mods)
-    finish(model, opts)
-    return model
+    return assemble(mods, weighted, out, opts)
