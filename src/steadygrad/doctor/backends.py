@@ -115,18 +115,10 @@ def ray_session(backend: str, address: str | None) -> Iterator[None]:
     if backend != "ray":
         yield
         return
-    from steadygrad.experiments.ray_backend import import_ray
+    from steadygrad.experiments.ray_backend import ray_started
 
-    ray = import_ray()
-    started_here = False
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=True)
-        started_here = True
-    try:
+    with ray_started(address):
         yield
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 def run_round(specs: Sequence[TrialSpec], seeds: Sequence[int], root: Path, *, metric: str,

@@ -19,13 +19,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from steadygrad.errors import ConfigError
 
-__all__ = ["import_ray", "run_ray_workers"]
+__all__ = ["import_ray", "ray_started", "run_ray_workers"]
 
 
 def import_ray() -> Any:
@@ -64,16 +66,24 @@ def run_ray_workers(sweep_dir: str | Path, workers: int, threads: int, device: s
     ... # doctest: +SKIP
     4
     """
+    with ray_started(address) as ray:
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        task = ray.remote(num_cpus=min(float(threads), cpus))(_ray_worker)
+        refs = [task.remote(str(sweep_dir), threads, device) for _ in range(workers)]
+        return int(sum(ray.get(refs)))
+
+
+@contextlib.contextmanager
+def ray_started(address: str | None) -> Iterator[Any]:
+    """Ray, initialized for the block: joined if this process already runs it, else started
+    at ``address`` (``None``: a local instance) and shut down when the block ends."""
     ray = import_ray()
     started_here = False
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=True)
         started_here = True
     try:
-        cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        task = ray.remote(num_cpus=min(float(threads), cpus))(_ray_worker)
-        refs = [task.remote(str(sweep_dir), threads, device) for _ in range(workers)]
-        return int(sum(ray.get(refs)))
+        yield ray
     finally:
         if started_here:
             ray.shutdown()
