@@ -11,13 +11,14 @@ scheduled is not counted) around the callback's hooks and around the monitor's p
 - ``other``: the rest of the hooks (every step's plumbing, the loss bookkeeping).
 
 Each timer costs about a microsecond, so the per-step parts read high; compare versions on
-the same machine, not the absolute numbers. ``--logger`` gives the Lightning trainer a
-``CSVLogger`` (then the rule evaluations run during fit).
+the same machine, not the absolute numbers. ``--logger`` turns the host's logging on, as the
+``/log`` contenders of ``integrations_overhead.py`` do (Lightning a ``CSVLogger``, HF
+``logging_steps=500``): then the rule evaluations run during fit.
 
 Usage::
 
     python benchmarks/integrations_breakdown.py --host lightning --repeats 3
-    python benchmarks/integrations_breakdown.py --host hf --limit 4096
+    python benchmarks/integrations_breakdown.py --host hf --limit 4096 --logger
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import argparse
 import functools
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -61,7 +61,7 @@ def _timed(owner: Any, name: str, label: str, acc: dict[str, float]) -> None:
     setattr(owner, name, wrapper)
 
 
-def instrument(host: str, acc: dict[str, float], logger: bool) -> None:
+def instrument(host: str, acc: dict[str, float]) -> None:
     """Put the timers in place (once per process)."""
     from steadygrad.diagnostics.monitor import GradientMonitor
     from steadygrad.integrations import _session
@@ -74,16 +74,6 @@ def instrument(host: str, acc: dict[str, float], logger: bool) -> None:
         cb: Any = GradientHealth
         _timed(pl.LightningModule, "log_dict", "log", acc)
         _timed(cb, "_log", "log", acc)
-        if logger:
-            from lightning.pytorch.loggers import CSVLogger
-
-            init = pl.Trainer.__init__
-
-            def with_logger(self: Any, *args: Any, **kwargs: Any) -> None:
-                kwargs["logger"] = CSVLogger(tempfile.mkdtemp(), name="csv")
-                init(self, *args, **kwargs)
-
-            pl.Trainer.__init__ = with_logger  # type: ignore[method-assign]
     else:
         from steadygrad.integrations.transformers import GradientHealthCallback
 
@@ -102,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--host", choices=sorted(HOOKS), default="lightning")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--limit", type=int, default=None, help="training rows (default: all)")
-    p.add_argument("--logger", action="store_true", help="Lightning: a CSVLogger (live rules)")
+    p.add_argument("--logger", action="store_true", help="the host's logging on (live rules)")
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error(f"--repeats: got {args.repeats}; expected an int >= 1")
@@ -110,20 +100,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     acc: dict[str, float] = defaultdict(float)
-    instrument(args.host, acc, args.logger)
+    instrument(args.host, acc)
     fn = overhead._lightning if args.host == "lightning" else overhead._hf
     x, y = common.load_fashion_mnist(args.limit)
-    fn(x[:256], y[:256], 0, True)  # warm-up
+    fn(x[:256], y[:256], 0, True, args.logger)  # warm-up
     rows: list[dict[str, float]] = []
     for r in range(args.repeats):
         acc.clear()
-        _, cpu, _ = fn(x, y, r, True)
+        _, cpu, _ = fn(x, y, r, True, args.logger)
         hooks = sum(v for k, v in acc.items() if k.startswith("hook:"))
         inside = sum(acc.get(k, 0.0) for k in PARTS if k != "finish")  # finish is in a hook
         rows.append({"callback": hooks, **{k: acc.get(k, 0.0) for k in PARTS},
                      "other": hooks - inside - acc.get("finish", 0.0), "epoch": cpu})
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-    print(f"{args.host}{' + CSVLogger' if args.logger else ''}: {x.shape[0]:,} rows, "
+    print(f"{args.host}{' + logging' if args.logger else ''}: {x.shape[0]:,} rows, "
           f"median of {args.repeats} epoch(s), CPU ms: "
           + ", ".join(f"{k} {v * 1e3:.0f}" for k, v in med.items()))
     return 0
