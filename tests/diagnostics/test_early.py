@@ -65,3 +65,19 @@ def test_blocks_join_seamlessly(monkeypatch) -> None:
     x[::7] = math.nan
     monkeypatch.setattr(early, "_CHUNK", 16)
     np.testing.assert_array_equal(early.trailing_median(x, 9), _loop_median(x, 9))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 6).flatmap(lambda w: st.lists(
+    st.lists(st.one_of(st.floats(-1e300, 1e300), st.just(math.nan), st.just(math.inf),
+                       st.just(-math.inf)), min_size=w, max_size=w), max_size=12)))
+def test_row_nanmedian_equals_numpy(rows: list[list[float]]) -> None:
+    import warnings
+
+    from steadygrad.diagnostics.early import row_nanmedian
+
+    a = np.array(rows, dtype=float).reshape(len(rows), -1 if rows and rows[0] else 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns on an all-NaN row
+        expected = np.nanmedian(a, axis=1) if a.size else np.full(len(rows), math.nan)
+    np.testing.assert_array_equal(row_nanmedian(a), expected)

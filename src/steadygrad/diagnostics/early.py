@@ -17,12 +17,12 @@ Example:
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["growth_over_min", "relative_rise", "step_loss_spikes", "trailing_median"]
+__all__ = ["growth_over_min", "relative_rise", "row_nanmedian", "step_loss_spikes",
+           "trailing_median"]
 
 
 def growth_over_min(x: np.ndarray) -> np.ndarray:
@@ -85,10 +85,38 @@ def step_loss_spikes(losses: np.ndarray, factor: float, reference: float | None,
 _CHUNK = 1 << 15  # rows per vectorized block: bounded memory (rows x width floats)
 
 
+def row_nanmedian(a: np.ndarray) -> np.ndarray:
+    """Median of each row of the 2-D ``a`` over its non-NaN entries (``±inf`` included), NaN
+    for a row with none: ``np.nanmedian(a, axis=1)`` without its warnings, in one sort.
+
+    The rows are sorted (NaN last); with ``k`` non-NaN entries the median is entry
+    ``(k - 1) // 2`` or, for even ``k``, the mean of it and entry ``k // 2``: the same numbers
+    as ``np.nanmedian``, which on small rows takes a masked-array path ~4x slower.
+
+    >>> row_nanmedian(np.array([[3.0, np.nan, 1.0, 2.0], [np.nan, np.nan, np.nan, np.nan],
+    ...                         [4.0, 1.0, np.inf, 2.0]])).tolist()
+    [2.0, nan, 3.0]
+    """
+    v = np.asarray(a, dtype=float)
+    rows, width = v.shape
+    if rows == 0 or width == 0:
+        return np.full(rows, math.nan)
+    srt = np.sort(v, axis=1)  # NaN sorts last
+    k = width - np.count_nonzero(np.isnan(srt), axis=1)
+    idx = np.arange(rows)
+    lo = srt[idx, np.maximum(k - 1, 0) // 2]
+    hi = srt[idx, k // 2 - (k == 0)]  # k == 0: any index, masked below
+    with np.errstate(all="ignore"):
+        out = np.where(k % 2 == 1, lo, (lo + hi) / 2)
+    out[k == 0] = math.nan
+    return out
+
+
 def trailing_median(x: np.ndarray, width: int) -> np.ndarray:
     """Median of the finite values among ``x[max(0, i - width + 1) : i + 1]`` for each ``i``
-    (NaN where there are none); vectorized in blocks, so a long run's loss history costs
-    ``O(n * width)`` numpy work with bounded memory, not a Python loop per step.
+    (NaN where there are none); vectorized in blocks (:func:`row_nanmedian` of the sliding
+    windows), so a long run's loss history costs ``O(n * width log width)`` numpy work with
+    bounded memory, not a Python loop per step.
 
     >>> trailing_median(np.array([1.0, 3.0, np.nan, 5.0, 100.0]), 3).tolist()
     [1.0, 2.0, 2.0, 4.0, 52.5]
@@ -103,8 +131,6 @@ def trailing_median(x: np.ndarray, width: int) -> np.ndarray:
     v = np.where(np.isfinite(v), v, math.nan)  # +-inf are skipped like NaN
     padded = np.concatenate([np.full(width - 1, math.nan), v])
     windows = sliding_window_view(padded, width)  # a view: row i is x[i - width + 1 : i + 1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window gives NaN
-        for start in range(0, n, _CHUNK):
-            out[start:start + _CHUNK] = np.nanmedian(windows[start:start + _CHUNK], axis=1)
+    for start in range(0, n, _CHUNK):
+        out[start:start + _CHUNK] = row_nanmedian(windows[start:start + _CHUNK])
     return out

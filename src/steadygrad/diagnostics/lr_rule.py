@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from steadygrad.diagnostics.early import step_loss_spikes
+from steadygrad.diagnostics.early import row_nanmedian, step_loss_spikes
 from steadygrad.diagnostics.progress import confirmed_onset
 from steadygrad.diagnostics.remedies import REMEDIES
 from steadygrad.diagnostics.series import HealthSeries
@@ -76,8 +76,8 @@ def learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diverg
     u = s.values["update_ratio"]
     if not s.checks:
         return None
-    with np.errstate(all="ignore"):
-        med = np.array([np.nanmedian(r) if np.any(np.isfinite(r)) else math.nan for r in u])
+    med = row_nanmedian(u)
+    med[~np.isfinite(u).any(1)] = math.nan  # only NaN/Inf at a check: no median
     high = [bool(x > th.lr_high) or bool(sp) for x, sp in zip(med, spikes, strict=True)]
     strong = [bool(x > th.lr_high * th.strong_factor) for x in med]
     on_hi = confirmed_onset(high, s.steps, th.persistence, strong)

@@ -85,9 +85,22 @@ def learning_progress(series: HealthSeries, th: Thresholds | None = None) -> dic
     return out
 
 
+def _nonfinite_checks(s: HealthSeries) -> np.ndarray:
+    """Per check: whether :func:`_non_finite` has something to name there (vectorized)."""
+    v = s.values
+    w, wg = v["weight_rms"], v["weight_grad_norm"]
+    with np.errstate(invalid="ignore"):
+        bad = (np.nan_to_num(v["act_nonfinite"]) > 0).any(1) \
+            | (np.nan_to_num(v["grad_nonfinite"]) > 0).any(1) \
+            | (np.isinf(w) | (np.isnan(w) & ~np.isnan(wg))).any(1)
+    return bad | np.isinf(np.asarray(s.loss, dtype=float))
+
+
 def _non_finite(s: HealthSeries) -> Finding | None:
     v = s.values
-    for k, step in enumerate(s.steps):
+    first = np.flatnonzero(_nonfinite_checks(s)) if s.checks else np.zeros(0, dtype=int)
+    for k in first[:1]:
+        step = s.steps[k]
         fwd = np.flatnonzero(np.nan_to_num(v["act_nonfinite"][k]) > 0)
         bwd = np.flatnonzero(np.nan_to_num(v["grad_nonfinite"][k]) > 0)
         # weight norms are float64 sums of float32 squares: non-finite only for a NaN/Inf entry
