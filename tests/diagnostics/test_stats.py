@@ -89,3 +89,30 @@ def test_depth_slope_recovers_a_geometric_decay() -> None:
 def test_persistent_onset_needs_consecutive_checks() -> None:
     assert persistent_onset([True, False] * 5, 2) is None
     assert persistent_onset([False, True, True], 2) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(layers=st.integers(1, 5), samples=st.integers(1, 9), units=st.integers(1, 7),
+       scale=st.sampled_from([1.0, 1e20]), nan=st.booleans(), seed=st.integers(0, 1000))
+def test_stack_stats_match_float64_torch(layers: int, samples: int, units: int, scale: float,
+                                         nan: bool, seed: int) -> None:
+    """float32 accumulation on CPU gives the float64 oracle's numbers (rtol 1e-6), and a
+    finite layer whose float32 sum of squares overflows (``scale=1e20``) still reads finite."""
+    from steadygrad.diagnostics.stats import stack_stats
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.relu(torch.randn(layers, samples, units, generator=g)) * scale
+    if nan:
+        x[-1, 0, 0] = math.nan
+    n_act = max(1, layers // 2)
+    sat = (torch.zeros(n_act, 1, 1), torch.full((n_act, 1, 1), 0.5 * scale))
+    got = stack_stats(x, n_act, sat).tolist()
+    rows = x.double().reshape(layers, -1)
+    finite = torch.isfinite(rows)
+    expected = (rows.sum(1).tolist() + rows.norm(dim=1).tolist()
+                + (~finite.view(layers, samples, units)).any(1).sum(1).double().tolist()
+                + rows[:n_act].sign().norm(dim=1).tolist()
+                + ((x[:n_act].double() - 0).abs() > 0.5 * scale).reshape(n_act, -1)
+                .sum(1).double().tolist())
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert math.isfinite(got[layers]) == (not nan or layers > 1)  # layer 0 finite unless NaN

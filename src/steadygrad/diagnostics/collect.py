@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from steadygrad.diagnostics.checks import Layout, LayoutBuilder
-from steadygrad.diagnostics.stats import weight_sample
+from steadygrad.diagnostics.stats import row_norms, tensor_norms, weight_sample
 
 __all__ = ["WORKSPACE_BYTES", "Group", "Plan", "WeightSamples", "make_plan"]
 
@@ -287,13 +287,11 @@ class WeightSamples:
             return
         before, now = self._bufs
         torch._foreach_copy_(self._rows[1], self.views)
-        torch.linalg.vector_norm(now, dim=1, dtype=rec.dtype, out=rec[first:first + n])
+        rec[first:first + n].copy_(row_norms(now))
         first += n
         if self.taken:
-            torch.linalg.vector_norm(before.sub_(now), dim=1, dtype=rec.dtype,
-                                     out=rec[first:first + n])
+            rec[first:first + n].copy_(row_norms(before.sub_(now)))
             first += n
         present = [g for g in grads if g is not None]
         if present:
-            torch.stack(torch._foreach_norm(present, 2, dtype=torch.float64),
-                        out=rec[first:first + len(present)])
+            rec[first:first + len(present)].copy_(tensor_norms(present))

@@ -24,10 +24,12 @@ import numpy as np
 import torch
 
 __all__ = [
+    "EXACT_F32_WIDTH",
     "FORWARD_COLUMNS",
     "GRAD_COLUMNS",
     "UPDATE_SAMPLE",
     "SampleGroups",
+    "accumulation",
     "activation_stats",
     "depth_slope",
     "grad_stats",
@@ -35,10 +37,12 @@ __all__ = [
     "moments",
     "nonfinite_units",
     "persistent_onset",
+    "row_norms",
     "sample_groups",
     "saturation_params",
     "snapshot",
     "stack_stats",
+    "tensor_norms",
     "unit_view",
     "weight_sample",
     "weight_stats",
@@ -149,15 +153,17 @@ def stack_stats(
     The quantities of :func:`activation_stats` and :func:`grad_stats` with fewer passes over
     the stack (on CPU the cost is memory traffic once the per-op overhead is amortized over
     the layers): the first ``n_act`` layers of ``x`` are activations, the rest gradients of
-    the same shape. Every reduction runs along contiguous ``(layers, samples * units)`` rows.
-    Sums and norms are accumulated in float64 (a float32 sum of squares of finite entries
-    overflows from ``|x| ~ 1e19``: then a finite layer would read as non-finite). Sums of
-    squares come out as L2 norms (``‖x‖``, one read, no temporary: the host squares them), the
-    non-zero count as ``‖sign(x)‖`` (its square is the count, exact after rounding). A NaN/Inf
-    entry makes its layer's ``‖x‖`` non-finite, so the per-unit non-finite count
-    (:func:`nonfinite_units`) is only computed when a norm is non-finite: on CPU reading that
-    one scalar costs a microsecond (no asynchronous queue to stall); on an accelerator the
-    count is always computed, so that nothing synchronizes.
+    the same shape. Every reduction runs along contiguous ``(layers, samples * units)`` rows,
+    accumulated as :func:`accumulation` says: in float32 on CPU (3x faster than converting to
+    float64; torch sums in cascades, so the relative error stays ~1e-7), redone in float64 when
+    a float32 norm is not finite (a float32 sum of squares of finite entries overflows from
+    ``|x| ~ 1e19``: then a finite layer would read as non-finite); in float64 on an
+    accelerator, where nothing may synchronize. Sums of squares come out as L2 norms (``‖x‖``,
+    one read, no temporary: the host squares them), the non-zero count as ``‖sign(x)‖`` (its
+    square is the count, exact after rounding). A NaN/Inf entry makes its layer's ``‖x‖``
+    non-finite, so the per-unit non-finite count (:func:`nonfinite_units`) is only computed
+    when a norm is non-finite: on CPU reading that one scalar costs a microsecond (no
+    asynchronous queue to stall); on an accelerator the count is always computed.
 
     Args:
         x: contiguous ``(layers, samples, units)`` stack; activations first.
@@ -182,7 +188,8 @@ def stack_stats(
     layers = x.shape[0]
     rows = x.view(layers, -1)
     f64 = torch.float64  # finite float32/16 entries can neither overflow a float64 sum nor norm
-    norms = torch.linalg.vector_norm(rows, dim=1, dtype=f64)
+    norms = row_norms(rows)
+    acc = norms.dtype
     if x.device.type == "cpu" and math.isfinite(float(norms.sum())):
         bad = norms.new_zeros(layers)
     elif shapes is None:  # exact count
@@ -190,18 +197,74 @@ def stack_stats(
     else:
         bad = torch.cat([nonfinite_units(rows[i, : s * u].view(1, s, u))
                          for i, (s, u) in enumerate(shapes)]).to(f64)
-    parts = [rows.sum(1, dtype=f64), norms, bad]
+    parts = [rows.sum(1, dtype=acc), norms, bad.to(acc)]
     if n_act:
         tmp = (torch.empty_like(x) if scratch is None else scratch)[:n_act].view(n_act, -1)
         parts.append(torch.linalg.vector_norm(torch.sign(rows[:n_act], out=tmp), dim=1,
-                                              dtype=f64))
+                                              dtype=acc))
         if saturation is not None:
             n_sat = saturation[0].shape[0]
             t = tmp[:n_sat].view(n_sat, *x.shape[1:])
             torch.sub(x[:n_sat], saturation[0], out=t)
             parts.append(t.abs_().sub_(saturation[1]).clamp_(min=0).sign_().view(n_sat, -1)
-                         .sum(1, dtype=f64))
-    return torch.cat(parts, out=out) if out is not None else torch.cat(parts)
+                         .sum(1, dtype=acc))
+    return torch.cat(parts, out=out) if out is not None else torch.cat(parts).to(f64)
+
+
+EXACT_F32_WIDTH = 2**20
+"""Widest row whose counts a float32 reduction keeps exact (``‖sign(x)‖²`` rounds back to the
+count below ~4M entries; a safety factor of 4)."""
+
+
+def accumulation(t: torch.Tensor) -> torch.dtype:
+    """The dtype in which :func:`stack_stats` and the weight norms reduce the rows of ``t``:
+    float32 for CPU float32/float16/bfloat16 rows up to :data:`EXACT_F32_WIDTH` entries (the
+    caller redoes a non-finite result in float64), float64 otherwise (and on accelerators,
+    where a float32 overflow could not be checked without a synchronization).
+
+    >>> accumulation(torch.zeros(3, 8)), accumulation(torch.zeros(3, 8, dtype=torch.float64))
+    (torch.float32, torch.float64)
+    """
+    small = t.dim() < 2 or t[0].numel() <= EXACT_F32_WIDTH
+    if t.device.type == "cpu" and t.dtype != torch.float64 and small:
+        return torch.float32
+    return torch.float64
+
+
+def row_norms(rows: torch.Tensor) -> torch.Tensor:
+    """The L2 norm of each row of the 2-D ``rows``, in the :func:`accumulation` dtype, redone
+    in float64 when a float32 norm is not finite (a float32 overflow, or a real NaN/Inf entry
+    that float64 then confirms).
+
+    >>> n = row_norms(torch.tensor([[3.0, 4.0], [2.0**100, 2.0**100]]))  # 2^200 > float32 max
+    >>> n.dtype, n.tolist() == [5.0, 2.0**100 * 2**0.5]
+    (torch.float64, True)
+    """
+    acc = accumulation(rows)
+    norms = torch.linalg.vector_norm(rows, dim=1, dtype=acc)
+    if acc != torch.float64 and not math.isfinite(float(norms.sum())):
+        norms = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64)
+    return norms
+
+
+def tensor_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The L2 norm of each tensor, stacked, as :func:`row_norms` computes them (float32 on CPU
+    unless a result is not finite, float64 otherwise).
+
+    >>> tensor_norms([torch.tensor([3.0, 4.0]), torch.tensor([2.0**100, 2.0**100])]).tolist()
+    [5.0, 1.7927286...e+30]
+    >>> tensor_norms([torch.tensor([3.0, 4.0])]).dtype  # finite: float32 is enough
+    torch.float32
+    """
+    f64 = torch.float64
+    if not tensors:
+        return torch.zeros(0, dtype=f64)
+    cpu = tensors[0].device.type == "cpu" and all(t.dtype != f64 for t in tensors)
+    if cpu:
+        n = torch.stack(torch._foreach_norm(list(tensors), 2, dtype=torch.float32))
+        if math.isfinite(float(n.sum())):
+            return n
+    return torch.stack(torch._foreach_norm(list(tensors), 2, dtype=f64))
 
 
 def moments(total: float, total_sq: float, n: float) -> tuple[float, float]:
