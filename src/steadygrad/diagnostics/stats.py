@@ -8,11 +8,8 @@ nothing calls ``.item()``.
 Example:
     >>> import torch
     >>> x = torch.tensor([[[0.0, 2.0], [0.0, 2.0]], [[1.0, -1.0], [1.0, -1.0]]])
-    >>> stats, unit_max = activation_stats(x)
-    >>> stats[:, :2].tolist()  # sum and sum of squares per layer
-    [[4.0, 8.0], [0.0, 4.0]]
-    >>> unit_max.tolist()  # per-unit largest output (<= 0: silent unit)
-    [[0.0, 2.0], [1.0, -1.0]]
+    >>> stack_stats(x, n_act=2).view(-1, 2).tolist()  # sums, norms, non-finite, |sign|
+    [[4.0, 0.0], [2.828..., 2.0], [0.0, 0.0], [1.414..., 2.0]]
 """
 
 from __future__ import annotations
@@ -25,35 +22,20 @@ import torch
 
 __all__ = [
     "EXACT_F32_WIDTH",
-    "FORWARD_COLUMNS",
-    "GRAD_COLUMNS",
     "UPDATE_SAMPLE",
-    "SampleGroups",
     "accumulation",
-    "activation_stats",
     "depth_slope",
-    "grad_stats",
     "histogram_range",
     "moments",
     "nonfinite_units",
     "persistent_onset",
     "row_norms",
-    "sample_groups",
     "saturation_params",
-    "snapshot",
     "stack_stats",
     "tensor_norms",
     "unit_view",
     "weight_sample",
-    "weight_stats",
 ]
-
-FORWARD_COLUMNS = ("sum", "sum_sq", "nonfinite_units", "nonzero", "saturated")
-"""Columns of the per-layer forward sums, in order."""
-
-GRAD_COLUMNS = ("sum_sq", "nonfinite_units")
-"""Columns of the per-layer back-propagated-gradient sums, in order."""
-
 
 def histogram_range(bounds: tuple[float, float] | None) -> tuple[float, float]:
     """The fixed histogram range for an activation: its asymptotes, else ``[-4, 4]``.
@@ -91,44 +73,6 @@ def saturation_params(bounds: tuple[float, float], margin: float) -> tuple[float
     return (lo + hi) / 2, (hi - lo) / 2 - margin * (hi - lo)
 
 
-def activation_stats(
-    x: torch.Tensor, saturation: tuple[torch.Tensor, torch.Tensor] | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-layer sums and counts of a stack of same-shape activations, in a few fused ops.
-
-    Only float reductions (sums, norms, max) run over the full stack: boolean reductions
-    (``isfinite``, ``count_nonzero``) are several times slower on CPU. Per-unit partial
-    results are reduced per layer in one go; the host turns the sums into moments with
-    :func:`moments`.
-
-    Args:
-        x: ``(layers, samples, units)`` activations (see :func:`unit_view`).
-        saturation: per-layer ``(centre, half_width)`` tensors of shape ``(layers, 1, 1)``
-            (:func:`saturation_params`), or None when no layer of the stack saturates.
-
-    Returns:
-        ``(sums, unit_max)``: ``sums`` is ``(layers, 5)`` with columns
-        :data:`FORWARD_COLUMNS` (sum, sum of squares, number of units whose batch holds a
-        NaN/Inf, number of non-zero entries, number of entries strictly closer to an asymptote
-        than the margin); ``unit_max`` is each unit's largest output over the batch
-        (``(layers, units)``; a unit with ``unit_max <= 0`` was silent on this batch).
-
-    >>> x = torch.tensor([[[0.0, 1.0], [0.0, 3.0]]])
-    >>> st, mx = activation_stats(x, (torch.tensor([[[0.0]]]), torch.tensor([[[0.98]]])))
-    >>> st.tolist(), mx.tolist()
-    ([[4.0, 10.0, 0.0, 2.0, 2.0]], [[0.0, 3.0]])
-    """
-    unit_sums = x.sum(1)
-    parts = [unit_sums, torch.mul(x, x).sum(1),  # not vector_norm(dim=1): ~40x slower
-             torch.sub(unit_sums, unit_sums).nan_to_num_(nan=1.0), x.sign().abs_().sum(1)]
-    if saturation is not None:
-        parts.append(torch.sub(x, saturation[0]).abs_().sub_(saturation[1]).clamp_(min=0).sign_()
-                     .sum(1))
-    else:
-        parts.append(torch.zeros_like(unit_sums))
-    return torch.stack(parts, dim=2).sum(1), x.amax(1)
-
-
 def nonfinite_units(x: torch.Tensor) -> torch.Tensor:
     """Per layer of a ``(layers, samples, units)`` stack, the number of units with a NaN/Inf.
 
@@ -150,9 +94,9 @@ def stack_stats(
 ) -> torch.Tensor:
     """Per-layer reductions of one stack of activations *and* gradients, in few memory passes.
 
-    The quantities of :func:`activation_stats` and :func:`grad_stats` with fewer passes over
-    the stack (on CPU the cost is memory traffic once the per-op overhead is amortized over
-    the layers): the first ``n_act`` layers of ``x`` are activations, the rest gradients of
+    Sums, norms, non-finite units, non-zero and saturated counts in few passes over the stack
+    (on CPU the cost is memory traffic once the per-op overhead is amortized over the
+    layers): the first ``n_act`` layers of ``x`` are activations, the rest gradients of
     the same shape. Every reduction runs along contiguous ``(layers, samples * units)`` rows,
     accumulated as :func:`accumulation` says: in float32 on CPU (3x faster than converting to
     float64; torch sums in cascades, so the relative error stays ~1e-7), redone in float64 when
@@ -279,24 +223,6 @@ def moments(total: float, total_sq: float, n: float) -> tuple[float, float]:
     return mean, math.sqrt(max(total_sq / n - mean * mean, 0.0))
 
 
-def grad_stats(g: torch.Tensor) -> torch.Tensor:
-    """Per-layer sum of squares and number of units with a non-finite gradient.
-
-    Args:
-        g: ``(layers, samples, units)`` gradient stack.
-
-    Returns:
-        ``(layers, 2)`` tensor with columns :data:`GRAD_COLUMNS`.
-
-    >>> grad_stats(torch.tensor([[[3.0, 4.0]], [[float("inf"), 0.0]]])).tolist()
-    [[25.0, 0.0], [inf, 1.0]]
-    """
-    unit_sums = g.sum(1)
-    parts = [torch.mul(g, g).sum(1),
-             torch.sub(unit_sums, unit_sums).nan_to_num_(nan=1.0)]
-    return torch.stack(parts, dim=2).sum(1)
-
-
 UPDATE_SAMPLE = 4096
 """Weight entries per layer (a fixed leading slice) used for the update/weight ratio."""
 
@@ -310,91 +236,6 @@ def weight_sample(w: torch.Tensor, size: int = UPDATE_SAMPLE) -> torch.Tensor:
     [0.0, 1.0, 2.0, 3.0]
     """
     return w.detach().reshape(-1)[:size]
-
-
-SampleGroups = list[tuple[list[int], list[torch.Tensor]]]
-"""Weight samples (views) grouped by length: ``(positions, views)`` pairs."""
-
-
-def sample_groups(weights: Sequence[torch.Tensor], size: int = UPDATE_SAMPLE) -> SampleGroups:
-    """:func:`weight_sample` views of ``weights`` grouped by length, so each group stacks in
-    one op.
-
-    >>> g = sample_groups([torch.ones(3), torch.zeros(2, 2), torch.ones(1)], size=3)
-    >>> [(pos, len(views)) for pos, views in g]
-    [([0, 1], 2), ([2], 1)]
-    """
-    groups: dict[int, tuple[list[int], list[torch.Tensor]]] = {}
-    for i, w in enumerate(weights):
-        v = weight_sample(w, size)
-        pos, views = groups.setdefault(v.numel(), ([], []))
-        pos.append(i)
-        views.append(v)
-    return list(groups.values())
-
-
-def snapshot(groups: SampleGroups) -> list[torch.Tensor]:
-    """Copies of the sampled weights, one stacked ``(layers, size)`` tensor per group.
-
-    >>> snapshot(sample_groups([torch.ones(2), torch.zeros(2)]))[0].tolist()
-    [[1.0, 1.0], [0.0, 0.0]]
-    """
-    return [torch.cat(views).view(len(views), -1) for _, views in groups]
-
-
-def weight_stats(
-    grads: Sequence[torch.Tensor | None],
-    groups: SampleGroups,
-    before: Sequence[torch.Tensor] | None,
-    numel: Sequence[int],
-) -> tuple[torch.Tensor, list[int]]:
-    """Weight RMS, weight-gradient norms and update/weight ratios, one row per weight.
-
-    The update/weight ratio is ``‖Δw‖ / ‖w‖`` on :func:`weight_sample` (the ratio of RMS
-    values, as in CS231n's "ratio of update magnitudes to value magnitudes"), where
-    ``Δw = w - before`` is what the optimizer actually did (Adam scaling, schedules, clipping
-    included). The weight RMS is taken on the same sample (the first ``size`` entries), the
-    gradient norm on the full gradient.
-
-    Args:
-        grads: each weight's ``.grad`` (None where absent: reported as NaN).
-        groups: :func:`sample_groups` of the weights.
-        before: :func:`snapshot` of the same groups taken before the optimizer step, or None.
-        numel: number of entries of each weight (kept for the caller's bookkeeping).
-
-    Returns:
-        ``(stats, order)``: ``stats`` is ``(n, 3)`` with rows ``[RMS(w), ‖∇w‖, update ratio]``
-        (NaN where unavailable) for the weights at positions ``order``.
-
-    >>> w = [torch.tensor([3.0, 4.0])]
-    >>> before = snapshot(sample_groups([torch.tensor([3.0, 3.0])]))
-    >>> st, order = weight_stats([torch.tensor([0.0, 2.0])], sample_groups(w), before, [2])
-    >>> [round(v, 4) for v in st[0].tolist()], order
-    ([3.5355, 2.0, 0.2], [0])
-    """
-    rows: list[torch.Tensor] = []
-    order: list[int] = []
-    for k, (idx, views) in enumerate(groups):
-        now = torch.cat(views).view(len(views), -1)
-        wn = torch.linalg.vector_norm(now, dim=1, dtype=torch.float64)  # no float32 overflow
-        if before is not None:
-            diff = torch.sub(now, before[k])
-            ratio = torch.linalg.vector_norm(diff, dim=1, dtype=torch.float64).div_(wn)
-        else:
-            ratio = torch.full_like(wn, float("nan"))
-        present = [g for g in (grads[i] for i in idx) if g is not None]
-        if len(present) == len(idx):
-            gn = torch.stack(torch._foreach_norm(present, 2, dtype=torch.float64))
-        else:
-            nan = torch.tensor(float("nan"), device=now.device, dtype=torch.float64)
-            gn = torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64)
-                              if g is not None else nan
-                              for g in (grads[i] for i in idx)])
-        rows.append(torch.stack([wn.div(math.sqrt(now.shape[1])), gn.to(wn.dtype), ratio], 1))
-        order += idx
-    if not rows:
-        return torch.zeros(0, 3), order
-    return torch.cat(rows), order
 
 
 def depth_slope(log_values: Sequence[float]) -> float:
