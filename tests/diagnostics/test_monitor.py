@@ -186,3 +186,33 @@ def test_differently_sized_layers_share_a_padded_stack_and_match_torch() -> None
     assert v["act_mean"][0, 1] == pytest.approx(sig.mean().item(), abs=1e-6)
     assert v["act_std"][0, 1] == pytest.approx(sig.std(correction=0).item(), rel=1e-4)
     assert v["act_nonfinite"][0].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_an_activation_feeding_the_next_layer_is_read_as_its_input() -> None:
+    """After the discovery step the plan hooks the Tanh no more (its output is the next
+    Linear's input, read there), keeps the ReLU's hook (a Dropout follows it), and every
+    statistic still equals the torch oracle's on a later step."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 8),
+                        nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    caught: dict[str, torch.Tensor] = {}
+    for i, key in ((2, "tanh"), (4, "relu")):
+        net[i].register_forward_hook(lambda m, a, o, key=key: caught.__setitem__(key, o.detach()))
+    hooks_before = _hooks(net)
+    with GradientMonitor(net, every=1) as mon:
+        for _ in range(3):
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+        planned = _hooks(net) - hooks_before
+    assert planned == 4  # three weighted layers and the ReLU (not the Tanh): 6 before
+    s = mon.series()
+    for row, key in ((0, "tanh"), (1, "relu")):
+        a = caught[key]  # the last step's activation
+        assert s.values["act_mean"][-1, row] == pytest.approx(a.mean().item(), abs=1e-6)
+        assert s.values["act_std"][-1, row] == pytest.approx(a.std(correction=0).item(),
+                                                             rel=1e-4)

@@ -161,6 +161,7 @@ class GradientMonitor(SampledStep):
         self._rows: list[LayerRow] | None = None
         self._plan_leaves: list[int] | None = None
         self._planned_hooks: list[tuple[nn.Module, Callable[..., None]]] = []
+        self._act_from: dict[int, int] = {}  # activation leaf read as a weighted leaf's input
         self._order: list[int] = []
         self._seen: set[int] = set()
         self._handles: list[Any] = []

@@ -59,6 +59,7 @@ class SampledStep(LossAndProbes):
     _weighted: list[int]
     _rows: list[LayerRow] | None
     _planned_hooks: list[tuple[nn.Module, Callable[..., None]]]
+    _act_from: dict[int, int]
     _order: list[int]
     _seen: set[int]
     _outs: dict[int, torch.Tensor]
@@ -87,6 +88,8 @@ class SampledStep(LossAndProbes):
                 wanted.update(i for i in (r.weight_leaf, r.act_leaf) if i is not None)
             first = next((r.weight_leaf for r in self._rows if r.weight_leaf is not None), None)
             input_leaves = {first} if first is not None else set()
+            wanted -= set(self._act_from)  # read as the next weighted layer's input instead
+            input_leaves |= set(self._act_from.values())
         hooks = [(self._leaves[i][1], self._make_hook(i, i in self._weighted, i in input_leaves))
                  for i in sorted(wanted)]
         if self._rows is not None:
@@ -140,6 +143,7 @@ class SampledStep(LossAndProbes):
             self._sat = {r.index: saturation_params(bd, margin)
                          for r, bd in zip(self._rows, self._row_bounds, strict=True)
                          if bd is not None}
+            self._act_from = self._activations_as_inputs(self._rows)
             self._remove_hooks()  # discovery hooks on every leaf; re-armed with the plan
         with torch.no_grad():
             self._collect_rows(self._rows, loss)
@@ -147,14 +151,34 @@ class SampledStep(LossAndProbes):
         self._outs.clear()
         self._inputs.clear()
 
+    def _activations_as_inputs(self, rows: list[LayerRow]) -> dict[int, int]:
+        """``act leaf -> weighted leaf`` where the discovery step showed the activation's
+        output to be the very tensor the next weighted layer received: the plan then hooks
+        only the weighted layer and reads the activation as its input (one Python hook per
+        row instead of two). An activation followed by dropout, a pooling or a residual sum is
+        still hooked itself."""
+        weighted = {r.weight_leaf for r in rows if r.weight_leaf is not None}
+        by_input = {id(x): leaf for leaf, x in self._inputs.items() if leaf in weighted}
+        out: dict[int, int] = {}
+        for r in rows:
+            a = r.act_leaf
+            t = self._outs.get(a) if a is not None and a not in weighted else None
+            w = by_input.get(id(t)) if t is not None else None
+            if a is not None and w is not None and self._inputs[w] is t:
+                out[a] = w
+        return out
+
     def _collect_rows(self, rows: list[LayerRow], loss: torch.Tensor | float | None) -> None:
         check = len(self._records)
         sparse = check & (check - 1) == 0 or check % 64 == 0  # histograms, input stats
         outs = self._outs
         acts: list[tuple[int, torch.Tensor]] = []
         grads: list[tuple[int, torch.Tensor]] = []
+        act_from, inputs = self._act_from, self._inputs
         for r in rows:
             t = outs.get(r.act_leaf) if r.act_leaf is not None else None
+            if t is None and r.act_leaf in act_from:
+                t = inputs.get(act_from[r.act_leaf])
             z = outs.get(r.weight_leaf) if r.weight_leaf is not None else None
             if t is None:
                 t = z
