@@ -216,3 +216,23 @@ def test_an_activation_feeding_the_next_layer_is_read_as_its_input() -> None:
         assert s.values["act_mean"][-1, row] == pytest.approx(a.mean().item(), abs=1e-6)
         assert s.values["act_std"][-1, row] == pytest.approx(a.std(correction=0).item(),
                                                              rel=1e-4)
+
+
+def test_a_replaced_weight_is_measured_not_the_old_one() -> None:
+    """Replacing a layer's weight Parameter between steps (as a reset or a surgery does): the
+    checks from the next snapshot on (taken when the following step is armed) read the new
+    weight (RMS oracle), and the update ratio spans no stale copy."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2))
+    x = torch.randn(8, 4)
+    with GradientMonitor(net, every=1) as mon:
+        for step in range(4):
+            if step == 2:
+                net[0].weight = nn.Parameter(torch.full((5, 4), 3.0))
+            net(x).pow(2).mean().backward()
+            mon.step()
+            net.zero_grad()
+    s = mon.series()
+    assert s.values["weight_rms"][1, 0] != pytest.approx(3.0)
+    assert s.values["weight_rms"][3, 0] == pytest.approx(3.0)
+    assert s.values["update_ratio"][3, 0] == pytest.approx(0.0)  # no optimizer step

@@ -168,6 +168,7 @@ class GradientMonitor(SampledStep):
         self._outs: dict[int, torch.Tensor] = {}
         self._inputs: dict[int, torch.Tensor] = {}
         self._snap_leaves: list[int] = []
+        self._weight_slots: list[tuple[dict[str, Any], str]] = []
         self._samples = WeightSamples()
         self._row_bounds: list[tuple[float, float] | None] = []
         self._sat: dict[int, tuple[float, float]] = {}
@@ -260,17 +261,25 @@ class GradientMonitor(SampledStep):
                 r.weight_leaf for r in self._rows if r.weight_leaf is not None]
         else:
             leaves = self._plan_leaves
-        self._snap_leaves = leaves
-        self._samples.snapshot([self._weight(i) for i in leaves], fresh)
+        if leaves is not self._snap_leaves or not self._weight_slots:
+            self._snap_leaves = leaves
+            self._weight_slots = [self._weight_slot(i) for i in leaves]
+        weights = [params.get(name) for params, name in self._weight_slots]
+        if any(w is None for w in weights):  # a parameter was deleted or renamed
+            self._weight_slots = [self._weight_slot(i) for i in leaves]
+            weights = [params[name] for params, name in self._weight_slots]
+        self._samples.snapshot(weights, fresh)  # type: ignore[arg-type]
         self._armed = True
 
-    def _weight(self, leaf: int) -> torch.Tensor:
+    def _weight_slot(self, leaf: int) -> tuple[dict[str, Any], str]:
+        """``(module._parameters, name)`` of the leaf's :func:`main_weight`: read through the
+        dict at each snapshot, so a replaced parameter is picked up (and its new storage
+        detected by the snapshot)."""
         module = self._leaves[leaf][1]
-        w: Any = module._parameters.get("weight")  # fast path of module.weight
-        if w is None or w.dim() < 2:
-            w = main_weight(module)
-        assert isinstance(w, torch.Tensor)
-        return w
+        w = main_weight(module)
+        assert w is not None
+        name = next(k for k, p in module._parameters.items() if p is w)
+        return module._parameters, name
 
     # ------------------------------------------------------------------ reporting
     def series(self) -> HealthSeries:
