@@ -81,3 +81,16 @@ def test_row_nanmedian_equals_numpy(rows: list[list[float]]) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns on an all-NaN row
         expected = np.nanmedian(a, axis=1) if a.size else np.full(len(rows), math.nan)
     np.testing.assert_array_equal(row_nanmedian(a), expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(values, st.floats(0.1, 20.0), st.floats(0.1, 20.0),
+       st.one_of(st.none(), st.floats(-10, 10)))
+def test_spike_levels_equal_one_call_per_factor(xs: list[float], a: float, b: float,
+                                                reference: float | None) -> None:
+    from steadygrad.diagnostics.early import step_loss_spike_levels
+
+    v = np.array(xs, dtype=float)
+    got = step_loss_spike_levels(v, (a, b), reference)
+    for mask, factor in zip(got, (a, b), strict=True):
+        np.testing.assert_array_equal(mask, _loop_spikes(v, factor, reference, 16))

@@ -17,12 +17,13 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["growth_over_min", "relative_rise", "row_nanmedian", "step_loss_spikes",
-           "trailing_median"]
+__all__ = ["growth_over_min", "relative_rise", "row_nanmedian", "step_loss_spike_levels",
+           "step_loss_spikes", "trailing_median"]
 
 
 def growth_over_min(x: np.ndarray) -> np.ndarray:
@@ -70,16 +71,29 @@ def step_loss_spikes(losses: np.ndarray, factor: float, reference: float | None,
     >>> step_loss_spikes(np.array([1.0, 0.1, 0.1, 0.5, 0.1]), 1.0, 1.0).tolist()  # below ref
     [False, False, False, False, False]
     """
+    return step_loss_spike_levels(losses, (factor,), reference, window)[0]
+
+
+def step_loss_spike_levels(losses: np.ndarray, factors: Sequence[float],
+                           reference: float | None, window: int = 16) -> list[np.ndarray]:
+    """:func:`step_loss_spikes` for each of ``factors``, the running median computed once.
+
+    >>> [m.tolist() for m in step_loss_spike_levels(np.array([2.3, 2.2, 5.0]), (1.0, 2.0),
+    ...                                              2.3)]
+    [[False, False, True], [False, False, False]]
+    """
     v = np.asarray(losses, dtype=float)
-    out = np.zeros(v.shape, dtype=bool)
+    outs = [np.zeros(v.shape, dtype=bool) for _ in factors]
     idx = np.flatnonzero(np.isfinite(v))
     if idx.size < 2:
-        return out
+        return outs
     f = v[idx]
     ref = reference if reference is not None and math.isfinite(reference) else float(f[0])
     base = trailing_median(f, window)[:-1]  # the previous ``window`` finite losses
-    out[idx[1:]] = (f[1:] > (1 + factor) * base) & (f[1:] > ref)
-    return out
+    above = f[1:] > ref
+    for out, factor in zip(outs, factors, strict=True):
+        out[idx[1:]] = (f[1:] > (1 + factor) * base) & above
+    return outs
 
 
 _CHUNK = 1 << 15  # rows per vectorized block: bounded memory (rows x width floats)

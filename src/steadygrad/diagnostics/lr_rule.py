@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from steadygrad.diagnostics.early import row_nanmedian, step_loss_spikes
+from steadygrad.diagnostics.early import row_nanmedian, step_loss_spike_levels
 from steadygrad.diagnostics.progress import confirmed_onset
 from steadygrad.diagnostics.remedies import REMEDIES
 from steadygrad.diagnostics.series import HealthSeries
@@ -45,8 +45,8 @@ def _step_spike_onset(s: HealthSeries, th: Thresholds, ref: float | None
     sl = np.asarray(s.step_loss, dtype=float)
     if not sl.size or not np.any(~np.isnan(sl)):
         return None
-    mask = step_loss_spikes(sl, th.loss_spike, ref)
-    strong = step_loss_spikes(sl, (1 + th.loss_spike) * th.strong_factor - 1, ref)
+    mask, strong = step_loss_spike_levels(
+        sl, (th.loss_spike, (1 + th.loss_spike) * th.strong_factor - 1), ref)
     return confirmed_onset([bool(x) for x in mask], list(range(sl.size)), th.persistence,
                            [bool(x) for x in strong])
 
