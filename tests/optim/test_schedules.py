@@ -220,7 +220,7 @@ def test_make_schedule_fills_learning_rate_and_total_steps() -> None:
     assert make_schedule("piecewise", learning_rate=0.1, boundaries=[3], values=[0.1, 0.01])(4) \
         == 0.01
     assert set(SCHEDULES.names()) == {"constant", "power", "exponential", "piecewise_constant",
-                                      "cosine", "one_cycle", "reduce_on_plateau"}
+                                      "cosine", "one_cycle", "warmup", "reduce_on_plateau"}
 
 
 def test_make_schedule_passes_callables_through() -> None:

@@ -82,6 +82,11 @@ DIV10 = _tr("learning_rate_div10", {"train.optimizer.learning_rate": "div10"},
             "a 10x smaller step stays below the stability edge", _LR)
 ADAM = _tr("adam", {"train.optimizer.name": "adam", "train.optimizer.learning_rate": 1e-3},
            "per-parameter step sizes rescale small and large gradients alike", _ADAM)
+ADAM_LR_FIND = _tr("adam_lr_find", {"train.optimizer.name": "adam",
+                                    "train.optimizer.learning_rate": "lr_find"},
+                   "Adam's per-parameter steps at the rate the range test measures on this model "
+                   "(with Adam), instead of Adam's 1e-3 default or the old optimizer's rate",
+                   f"{_ADAM}; {_LRF}")
 ONE_CYCLE = _tr("one_cycle", {"train.schedule": "one_cycle"},
                 "warm-up to the rate, then anneal: no large step on a fresh model", _1CYCLE)
 STANDARDIZE = _tr("standardize_inputs", {"data.standardize": True},
@@ -109,7 +114,7 @@ MATCHED_ADAM = _tr("matched_init_adam", {**MATCHED.patch, **_ADAM_STEP},
 
 MODEL_TOOLBOX: dict[str, tuple[Candidate, ...]] = {
     "vanishing_gradients": (ELU_HE, ELU_HE_ADAM, BATCH_NORM, PRE_LN, LR_FIND, BATCH_NORM_ADAM,
-                            RELU_HE, MATCHED, LAYER_NORM, ADAM),
+                            RELU_HE, MATCHED, LAYER_NORM, ADAM, ADAM_LR_FIND),
     "saturation": (ELU_HE, ELU_HE_ADAM, BATCH_NORM, RELU_HE, MATCHED, BATCH_NORM_ADAM,
                    LAYER_NORM, ADAM, STANDARDIZE),
     "exploding_gradients": (CLIP, LR_FIND, PRE_LN, DIV10, MATCHED, BATCH_NORM_REINIT,
@@ -118,9 +123,9 @@ MODEL_TOOLBOX: dict[str, tuple[Candidate, ...]] = {
                    BATCH_NORM_ADAM, PRE_LN, BATCH_NORM, ONE_CYCLE, STANDARDIZE),
     "attention_saturation": (PRE_LN, LR_FIND, DIV10, CLIP, ONE_CYCLE),
     "dead_units": (LEAKY, ELU_DEAD, BATCH_NORM, DIV10, MATCHED),
-    "learning_rate": (LR_FIND, ADAM, ONE_CYCLE),
+    "learning_rate": (LR_FIND, ADAM, ADAM_LR_FIND, ONE_CYCLE),
     "self_normalization": (ALPHA, MATCHED, STANDARDIZE),
-    "impaired_learning": (LR_FIND, ADAM, ONE_CYCLE, BATCH_NORM, BATCH_NORM_REINIT,
+    "impaired_learning": (LR_FIND, ADAM, ADAM_LR_FIND, ONE_CYCLE, BATCH_NORM, BATCH_NORM_REINIT,
                           BATCH_NORM_ADAM, PRE_LN, MATCHED, DIV10, LAYER_NORM, CLIP),
 }
 """Remedies per finding kind for any model (rewrites and training changes), in order.

@@ -268,7 +268,8 @@ def patch_effect(raw: Mapping[str, Any], patch: Mapping[str, Any]) -> tuple[dict
     ``"div10"`` learning rates are resolved here (one tenth of the current rate, or of the
     optimizer's Keras default when unset: 0.01 for SGD-family, else 0.001). ``"lr_find"`` is
     kept for the caller to resolve. A patch that changes nothing in the resolved config (data
-    loader defaults included) is skipped.
+    loader defaults included) is skipped, and so is one that changes nothing but an
+    ``"lr_find"`` rate (it would repeat the ``lr_find`` trial).
 
     >>> raw = {"model": {"activation": "relu"}, "train": {"optimizer": {"learning_rate": 0.1}}}
     >>> table, why = patch_effect(raw, {"train.optimizer.learning_rate": "div10"})
@@ -276,6 +277,11 @@ def patch_effect(raw: Mapping[str, Any], patch: Mapping[str, Any]) -> tuple[dict
     (0.01, None)
     >>> patch_effect(raw, {"model.activation": "relu"})[1]
     'changes nothing (model.activation is already relu)'
+    >>> adam = {"train": {"optimizer": {"name": "adam"}}}
+    >>> patch_effect(adam, {"train.optimizer.name": "adam",
+    ...                     "train.optimizer.learning_rate": "lr_find"})[1]
+    'changes nothing but the range-tested rate (train.optimizer.name is already adam): the same
+     trial as lr_find'
     >>> patch_effect(raw, {"model.residual": False})[1]
     "not applicable: model.residual: got unknown key 'residual'..."
     """
@@ -299,6 +305,10 @@ def patch_effect(raw: Mapping[str, Any], patch: Mapping[str, Any]) -> tuple[dict
             same.append(f"{key} is already {value}")
     if len(same) == len(patch):
         return None, f"changes nothing ({', '.join(same)})"
+    found = [k for k, v in patch.items() if v == "lr_find"]
+    if same and len(same) + len(found) == len(patch):  # e.g. adam_lr_find on an Adam run
+        return None, (f"changes nothing but the range-tested rate ({', '.join(same)}): the same "
+                      "trial as lr_find")
     probe = {k: (0.001 if v == "lr_find" else v) for k, v in patch.items()}
     try:
         config_from_dict(apply_patch(raw, probe))

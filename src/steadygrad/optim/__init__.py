@@ -22,6 +22,7 @@ from steadygrad.optim.schedules import make_schedule as make_schedule
 from steadygrad.optim.schedules import one_cycle as one_cycle
 from steadygrad.optim.schedules import piecewise_constant as piecewise_constant
 from steadygrad.optim.schedules import power as power
+from steadygrad.optim.schedules import warmup as warmup
 
 __all__ = [
     "OPTIMIZERS",
@@ -46,4 +47,5 @@ __all__ = [
     "plot_schedule",
     "power",
     "suggest_lr",
+    "warmup",
 ]

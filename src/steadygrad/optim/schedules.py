@@ -15,6 +15,7 @@ piecewise_constant  ``values[i]`` for ``boundaries[i-1] < t <= b[i]``    Keras P
 cosine              warm-up, then ``lr0 ((1-alpha)(1+cos(pi t/T))/2 +    Keras CosineDecay;
                     alpha)``                                             Loshchilov & Hutter
 one_cycle           linear up, linear down, linear annihilation          Smith 2018
+warmup              linear warm-up, then constant/linear/cosine decay    Xiong et al. 2020
 ==================  ===================================================  =====================
 
 :func:`make_schedule` builds any of them by name from a config, filling the learning rate and
@@ -46,6 +47,7 @@ from steadygrad.optim._checks import set_frozen as _set
 from steadygrad.optim._checks import steps as _steps
 from steadygrad.optim.one_cycle import OneCycle, one_cycle
 from steadygrad.optim.plateau import PerformanceScheduler
+from steadygrad.optim.warmup import Warmup, warmup
 
 __all__ = [
     "SCHEDULES",
@@ -56,6 +58,7 @@ __all__ = [
     "PiecewiseConstant",
     "Power",
     "Schedule",
+    "Warmup",
     "constant",
     "cosine",
     "exponential",
@@ -63,6 +66,7 @@ __all__ = [
     "one_cycle",
     "piecewise_constant",
     "power",
+    "warmup",
 ]
 
 Schedule = Callable[[int], float]
@@ -312,6 +316,7 @@ SCHEDULES.add("exponential", exponential, "exponential_decay")
 SCHEDULES.add("piecewise_constant", piecewise_constant, "piecewise", "piecewise_constant_decay")
 SCHEDULES.add("cosine", cosine, "cosine_decay")
 SCHEDULES.add("one_cycle", one_cycle, "1cycle", "onecycle")
+SCHEDULES.add("warmup", warmup, "linear_warmup")
 # Performance scheduling is the one stateful schedule: the trainer feeds it the monitored
 # metric once per epoch (``update(metric, lr)``) instead of calling it with the step.
 SCHEDULES.add("reduce_on_plateau", PerformanceScheduler, "performance", "plateau")  # type: ignore[arg-type]
@@ -336,16 +341,18 @@ def make_schedule(
     """Build a schedule from a config: a registered name, or a callable that passes through.
 
     ``learning_rate`` fills ``lr``/``lr0``/``max_lr``; ``total_steps`` fills ``total_steps`` of
-    ``one_cycle``, the default ``decay_steps = total_steps - warmup_steps`` of ``cosine`` and
-    the default ``s = total_steps`` of ``power``/``exponential``. ``piecewise_constant`` takes
-    absolute ``values`` (Keras), so ``learning_rate`` is not used there; nor for a callable.
+    ``one_cycle`` and ``warmup``, the default ``decay_steps = total_steps - warmup_steps`` of
+    ``cosine`` and the default ``s = total_steps`` of ``power``/``exponential``.
+    ``piecewise_constant`` takes absolute ``values`` (Keras), so ``learning_rate`` is not used
+    there; nor for a callable.
 
     Args:
         identifier: a name in ``SCHEDULES`` (``constant``, ``power``, ``exponential``,
-            ``piecewise_constant``, ``cosine``, ``one_cycle``, ``reduce_on_plateau`` — the
-            last returns a :class:`PerformanceScheduler`, which the trainer updates once per
-            epoch from the monitored metric) or a ``step -> lr`` callable.
-        learning_rate: the base (peak for ``one_cycle``) learning rate.
+            ``piecewise_constant``, ``cosine``, ``one_cycle``, ``warmup``,
+            ``reduce_on_plateau`` — the last returns a :class:`PerformanceScheduler`, which
+            the trainer updates once per epoch from the monitored metric) or a ``step -> lr``
+            callable.
+        learning_rate: the base (peak for ``one_cycle`` and ``warmup``) learning rate.
         total_steps: number of optimizer steps in the run, when known.
         **kw: the factory's other arguments (``decay_rate``, ``alpha``, ``momentum``, ...).
 
@@ -401,4 +408,6 @@ def make_schedule(
                     hint="lower warmup_steps, train more epochs or set decay_steps")
             kw["decay_steps"] = total - warmup
         return cosine(learning_rate, **kw)
+    if name == "warmup":
+        return factory(learning_rate, _need_total(name, total_steps), **kw)
     return one_cycle(learning_rate, _need_total(name, total_steps), **kw)
