@@ -3,12 +3,15 @@
 Where it reads (Lightning 2.x, automatic optimization): Lightning calls
 ``on_before_optimizer_step`` once per optimizer step, after the gradients of all accumulated
 batches are summed, after AMP's loss scaler unscaled them (``scaler.unscale_`` precedes the
-hook in ``MixedPrecision.optimizer_step``) and before gradient clipping. On a sampled step the
-callback keeps a copy of those gradients there, and after ``optimizer.step()``
-(``on_train_batch_end`` of the batch that stepped) hands them to the monitor together with the
-weights after the update, so the report sees the unclipped, unscaled gradient and the update
-that was applied. With gradient accumulation the activation statistics are those of the last
-accumulated batch. Under ``strategy="ddp"`` every rank runs its own monitor (the gradients
+hook in ``MixedPrecision.optimizer_step``) and before gradient clipping. When the trainer
+clips (``gradient_clip_val``) or the module optimizes manually, the callback keeps a copy of
+those gradients on a sampled step, and after ``optimizer.step()`` (``on_train_batch_end`` of
+the batch that stepped) hands them to the monitor together with the weights after the update,
+so the report sees the unclipped, unscaled gradient and the update that was applied. Without
+clipping nothing changes the gradients between the two hooks (``torch.optim`` optimizers do
+not write to ``.grad``), so no copy is made: the monitor reads them at
+``on_train_batch_end``. With gradient accumulation the activation statistics are those of the
+last accumulated batch. Under ``strategy="ddp"`` every rank runs its own monitor (the gradients
 are identical after DDP's all-reduce), a stop decision is reduced over the ranks, and rank 0
 writes the report. With fp16 AMP (a ``GradScaler``, CUDA only) the back-propagated activation
 gradients (``grad_rms``) stay in loss-scaled units, as Lightning leaves them; bf16 has no
@@ -93,10 +96,13 @@ class GradientHealth(Callback):
         self.report: Any = None
         self._stash: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
         self._stepped = False
+        self._keep_unclipped = True  # set at on_train_start: whether the trainer clips
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.session.start(pl_module)
         self._stash, self._stepped = None, False
+        self._keep_unclipped = bool(trainer.gradient_clip_val) or not getattr(
+            pl_module, "automatic_optimization", True)
         # the periodic rule evaluations feed the loggers, on_error and callbacks that
         # monitor a health/ key; with none of them they would cost time for nothing
         self.session.live = bool(self.session.on_error or trainer.loggers or any(
@@ -105,7 +111,7 @@ class GradientHealth(Callback):
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         self._stepped = True
-        if self.session.armed:  # keep the unclipped gradients of a sampled step
+        if self._keep_unclipped and self.session.armed:  # the unclipped gradients
             self._stash = [(p, p.grad.detach().clone()) for p in pl_module.parameters()
                            if p.grad is not None]
 
