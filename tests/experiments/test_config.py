@@ -82,7 +82,7 @@ BAD_CONFIGS: list[tuple[dict, str]] = [
      "and global_clipnorm (all tensors); keep one; clipvalue may be added to either"),
     ({"train": {"schedule": "cosin"}},
      "train.schedule: got 'cosin'; expected one of constant, cosine, exponential, one_cycle, "
-     "piecewise_constant, power, reduce_on_plateau; did you mean 'cosine'?"),
+     "piecewise_constant, power, reduce_on_plateau, warmup; did you mean 'cosine'?"),
     ({"train": {"schedule": {"name": "cosine", "alpah": 0.1}}},
      "train.schedule.alpah: got unknown key 'alpah'; expected one of alpha, decay_steps, "
      "warmup_steps, warmup_target; did you mean 'alpha'?"),
