@@ -9,7 +9,6 @@ and the allowed range; memory-bound cases also assert the peak traced allocation
 
 from __future__ import annotations
 
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +20,10 @@ from steadygrad.experiments.config import config_from_dict
 from steadygrad.experiments.execute import build_model, load_data
 from steadygrad.experiments.loader import MAX_CONFIG_DEPTH, parse_value, read_table
 from steadygrad.experiments.space import MAX_RUNS, sweep_from_dict
+from tests.reliability._memory import MiB, traced_peak
 
 BASE: dict[str, Any] = {"data": {"name": "digits", "n_train": 64}, "model": {"hidden": [8]},
                         "train": {"epochs": 1}, "diagnostics": {"enabled": False}}
-MiB = 1 << 20
-
-
-def _peak(fn: Any) -> tuple[BaseException | None, int]:
-    """Run ``fn``; return the exception it raised (or None) and its peak traced allocation."""
-    tracemalloc.start()
-    try:
-        fn()
-        err: BaseException | None = None
-    except Exception as exc:  # the caller asserts the type
-        err = exc
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return err, peak
 
 
 @pytest.mark.parametrize("payload", [
@@ -106,7 +92,7 @@ def test_duplicate_keys_rejected_like_toml(tmp_path: Path, suffix: str, text: st
 
 def test_grid_size_is_computed_before_expansion() -> None:
     raw = {"axes": {f"model.x{i}": list(range(20)) for i in range(7)}}  # 20^7 = 1.28e9 runs
-    err, peak = _peak(lambda: sweep_from_dict(raw))
+    err, peak = traced_peak(lambda: sweep_from_dict(raw))
     assert isinstance(err, ConfigError), err
     assert str(MAX_RUNS) in str(err) and "1280000000" in str(err)
     assert peak < 64 * MiB
@@ -115,7 +101,7 @@ def test_grid_size_is_computed_before_expansion() -> None:
 def test_random_budget_is_capped_before_drawing() -> None:
     raw = {"random": {"budget": 10**9, "params": {
         "model.dropout": {"dist": "uniform", "low": 0.0, "high": 0.5}}}}
-    err, peak = _peak(lambda: sweep_from_dict(raw))
+    err, peak = traced_peak(lambda: sweep_from_dict(raw))
     assert isinstance(err, ConfigError), err
     assert err.path == "random.budget" and str(MAX_RUNS) in str(err)
     assert peak < 64 * MiB
@@ -125,7 +111,7 @@ def test_grid_times_budget_times_seeds_counted_before_drawing() -> None:
     raw = {"axes": {"model.dropout": [0.0, 0.1, 0.2, 0.3]}, "seeds": list(range(100)),
            "random": {"budget": 1000, "params": {
                "model.l2": {"dist": "loguniform", "low": 1e-6, "high": 1e-2}}}}
-    err, peak = _peak(lambda: sweep_from_dict(raw))
+    err, peak = traced_peak(lambda: sweep_from_dict(raw))
     assert isinstance(err, ConfigError) and "400000" in str(err), err
     assert peak < 64 * MiB
 

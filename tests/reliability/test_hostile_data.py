@@ -11,10 +11,8 @@ from __future__ import annotations
 import gzip
 import io
 import struct
-import tracemalloc
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -25,20 +23,7 @@ from steadygrad.data.datasets import npz
 from steadygrad.data.limits import MAX_CLASSES, expansion_limit
 from steadygrad.data.tabular import read_npz
 from steadygrad.errors import ConfigError, DataError
-
-MiB = 1 << 20
-
-
-def _peak(fn: Any) -> tuple[BaseException | None, int]:
-    tracemalloc.start()
-    try:
-        fn()
-        err: BaseException | None = None
-    except Exception as exc:  # the caller asserts the type
-        err = exc
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return err, peak
+from tests.reliability._memory import MiB, traced_peak
 
 
 def _npz(tmp_path: Path, **arrays: np.ndarray) -> Path:
@@ -69,7 +54,7 @@ def test_npz_header_claiming_huge_shape(tmp_path: Path, shape: tuple[int, ...]) 
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("x.npy", _lying_npy(shape))
         z.writestr("y.npy", _lying_npy((8,)))
-    err, peak = _peak(lambda: read_npz(path))
+    err, peak = traced_peak(lambda: read_npz(path))
     assert isinstance(err, DataError), repr(err)
     assert "x" in str(err) and str(shape) in str(err)
     assert peak < 16 * MiB
@@ -89,7 +74,7 @@ def test_npz_deflate_bomb_bounded(tmp_path: Path) -> None:
         for _ in range(300):
             f.write(chunk)
     assert path.stat().st_size < MiB
-    err, peak = _peak(lambda: read_npz(path))
+    err, peak = traced_peak(lambda: read_npz(path))
     assert isinstance(err, DataError) and "expand" in str(err), repr(err)
     assert peak < 16 * MiB
 
@@ -145,7 +130,7 @@ def test_idx_gz_decompression_is_bounded(tmp_path: Path) -> None:
         raw.write(zeros)
     raw.close()
     assert path.stat().st_size < MiB
-    err, peak = _peak(lambda: read_idx(path))
+    err, peak = traced_peak(lambda: read_idx(path))
     assert isinstance(err, DataError) and "expand" in str(err), repr(err)
     assert peak < expansion_limit(path.stat().st_size) + 16 * MiB
     assert peak < 300 * MiB
@@ -162,7 +147,7 @@ def test_stray_label_class_count_limit() -> None:
     x = np.zeros((20, 2))
     y = np.arange(20) % 3
     y[13] = 10**9
-    err, peak = _peak(lambda: from_arrays(x, y))
+    err, peak = traced_peak(lambda: from_arrays(x, y))
     assert isinstance(err, DataError), repr(err)
     assert peak < 16 * MiB  # refused before a 10^9-wide anything is allocated
     assert "row 13" in str(err) and str(MAX_CLASSES) in str(err) and "1000000000" in str(err)

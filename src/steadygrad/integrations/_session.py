@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -43,7 +44,10 @@ from steadygrad.integrations.tensorboard import compact_scalars
 if TYPE_CHECKING:
     from steadygrad.diagnostics.report import HealthReport
 
-__all__ = ["ON_ERROR", "Check", "HealthError", "HealthSession", "write_report"]
+__all__ = [
+    "ON_ERROR", "Check", "HealthError", "HealthSession", "host_base", "require_host",
+    "write_report",
+]
 
 ON_ERROR = (None, "warn", "stop", "raise")
 """What a host callback does when the rules report an ``error`` finding."""
@@ -235,6 +239,32 @@ class HealthSession:
         self.monitor.detach()
         self.report = self.monitor.report(**meta)
         return self.report
+
+
+def host_base(module: str, name: str) -> Any:
+    """The host's callback base class ``module.name``, or ``object`` when the host is not
+    installed: the integration module stays importable and :func:`require_host` says what to
+    install when the callback is constructed.
+
+    >>> host_base("torch.nn", "Module").__name__, host_base("no_such_host_pkg", "Callback")
+    ('Module', <class 'object'>)
+    """
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the environment
+        return object
+
+
+def require_host(base: Any, missing: str) -> None:
+    """Raise ``ImportError(missing)`` when ``base`` is the stand-in of a missing host.
+
+    >>> require_host(object, "needs the host: pip install it")
+    Traceback (most recent call last):
+    ...
+    ImportError: needs the host: pip install it
+    """
+    if base is object:  # pragma: no cover - depends on the environment
+        raise ImportError(missing)
 
 
 def write_report(report: HealthReport, folder: str | Path, name: str = "health") -> Path:

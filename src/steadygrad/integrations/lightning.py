@@ -26,22 +26,28 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from steadygrad.diagnostics.monitor import DEFAULT_EVERY
 from steadygrad.diagnostics.rules import Thresholds
-from steadygrad.integrations._session import Check, HealthError, HealthSession, write_report
+from steadygrad.integrations._session import (
+    Check,
+    HealthError,
+    HealthSession,
+    host_base,
+    require_host,
+    write_report,
+)
 from steadygrad.integrations.tensorboard import compact_scalars
 
 _MISSING = ("steadygrad.integrations.lightning needs PyTorch Lightning: "
             "pip install 'steadygrad[lightning]' (or pip install lightning)")
-try:
+if TYPE_CHECKING:
     from lightning.pytorch import Callback
-except ImportError:  # pragma: no cover - depends on the environment
-    # the module stays importable; constructing the callback says what to install
-    Callback = object  # type: ignore[misc,assignment]
+else:
+    Callback = host_base("lightning.pytorch", "Callback")
 
 __all__ = ["GradientHealth", "HealthError"]
 
@@ -87,8 +93,7 @@ class GradientHealth(Callback):
                  evaluate_every: int = 8, on_error: str | None = None,
                  report_dir: str | Path | bool | None = None,
                  baseline_loss: float | None = None) -> None:
-        if Callback is object:  # pragma: no cover - depends on the environment
-            raise ImportError(_MISSING)
+        require_host(Callback, _MISSING)
         self.session = HealthSession(every, thresholds=thresholds,
                                      evaluate_every=evaluate_every, on_error=on_error,
                                      baseline_loss=baseline_loss)

@@ -32,21 +32,26 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from steadygrad.diagnostics.monitor import DEFAULT_EVERY
 from steadygrad.diagnostics.rules import Thresholds
-from steadygrad.integrations._session import HealthError, HealthSession, write_report
+from steadygrad.integrations._session import (
+    HealthError,
+    HealthSession,
+    host_base,
+    require_host,
+    write_report,
+)
 
 _MISSING = ("steadygrad.integrations.transformers needs Hugging Face transformers: "
             "pip install 'steadygrad[transformers]' (or pip install transformers accelerate)")
-try:
+if TYPE_CHECKING:
     from transformers import TrainerCallback
-except ImportError:  # pragma: no cover - depends on the environment
-    # the module stays importable; constructing the callback says what to install
-    TrainerCallback = object  # type: ignore[misc,assignment]
+else:
+    TrainerCallback = host_base("transformers", "TrainerCallback")
 
 __all__ = ["GradientHealthCallback", "HealthError"]
 
@@ -78,8 +83,7 @@ class GradientHealthCallback(TrainerCallback):
                  evaluate_every: int = 8, on_error: str | None = None,
                  report_dir: str | Path | bool | None = None,
                  baseline_loss: float | None = None) -> None:
-        if TrainerCallback is object:  # pragma: no cover - depends on the environment
-            raise ImportError(_MISSING)
+        require_host(TrainerCallback, _MISSING)
         self.session = HealthSession(every, thresholds=thresholds,
                                      evaluate_every=evaluate_every, on_error=on_error,
                                      baseline_loss=baseline_loss)

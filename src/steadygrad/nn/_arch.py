@@ -31,6 +31,7 @@ __all__ = [
     "finish",
     "init_head",
     "init_layer",
+    "keras_uniform_",
     "make_activation",
     "norm_layer",
     "sequence_input",
@@ -104,6 +105,22 @@ def init_layer(
         bias = getattr(layer, "bias", None)
         if bias is not None:
             init.get(opts.bias_initializer)(bias, generator=opts.generator)
+
+
+def keras_uniform_(weight: torch.Tensor, opts: Options) -> None:
+    """Keras's ``Embedding`` initializer, in place: uniform(-0.05, 0.05) drawn from the
+    builder's generator (token embeddings and learned positions).
+
+    >>> o = check_options(activation="relu", kernel_initializer="auto",
+    ...     bias_initializer="zeros", dropout=0.0, dropout_kind="dropout", l1=0.0, l2=0.0,
+    ...     max_norm=None, output="binary", num_outputs=None, seed=0, generator=None)
+    >>> w = torch.empty(100, 4)
+    >>> keras_uniform_(w, o)
+    >>> bool(w.abs().max() <= 0.05), w.requires_grad
+    (True, False)
+    """
+    with torch.no_grad():
+        weight.uniform_(-0.05, 0.05, generator=opts.generator)
 
 
 def init_head(layer: nn.Linear, opts: Options) -> None:

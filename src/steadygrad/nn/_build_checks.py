@@ -21,6 +21,7 @@ __all__ = [
     "check_choice",
     "check_float",
     "check_int",
+    "check_ints",
     "check_max_norm",
     "input_features",
     "resolve_layers",
@@ -74,6 +75,25 @@ def check_int(path: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(path, value, f"an int >= {minimum}")
     return value
+
+
+def check_ints(path: str, value: Any, *, empty: bool = False, hint: str | None = None) -> list[int]:
+    """``value`` as a list if it is a sequence (not a str) of ints >= 1, each checked by
+    :func:`check_int` as ``path[i]``; ``empty``: an empty sequence is allowed.
+
+    Example:
+        >>> check_ints("filters", (32, 64)), check_ints("dense", (), empty=True)
+        ([32, 64], [])
+        >>> check_ints("filters", 32, hint="e.g. (32, 64)")
+        Traceback (most recent call last):
+        ...
+        steadygrad.errors.ConfigError: filters: got 32; expected a non-empty sequence ...
+    """
+    if isinstance(value, (str, int)) or not isinstance(value, Sequence) or not (value or empty):
+        expected = "a sequence of positive ints (may be empty)" if empty else (
+            "a non-empty sequence of positive ints")
+        raise ConfigError(path, value, expected, hint=hint)
+    return [check_int(f"{path}[{i}]", v) for i, v in enumerate(value)]
 
 
 def check_float(path: str, value: Any, lo: float, hi: float, *, hi_open: bool = False) -> float:

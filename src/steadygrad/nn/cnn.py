@@ -42,6 +42,7 @@ from steadygrad.nn._build_checks import (
     InitSpec,
     check_choice,
     check_int,
+    check_ints,
 )
 
 __all__ = ["HEADS", "POOLS", "cnn"]
@@ -149,13 +150,8 @@ def cnn(
         True
     """
     c_in, h, w = image_shape(input_shape)
-    if isinstance(filters, (str, int)) or not isinstance(filters, Sequence) or not filters:
-        raise ConfigError("filters", filters, "a non-empty sequence of positive ints",
-                          hint="e.g. (32, 64)")
-    chans = [check_int(f"filters[{i}]", f) for i, f in enumerate(filters)]
-    if isinstance(dense, (str, int)) or not isinstance(dense, Sequence):
-        raise ConfigError("dense", dense, "a sequence of positive ints (may be empty)")
-    units = [check_int(f"dense[{i}]", u) for i, u in enumerate(dense)]
+    chans = check_ints("filters", filters, hint="e.g. (32, 64)")
+    units = check_ints("dense", dense, empty=True)
     k = check_int("kernel_size", kernel_size)
     if k % 2 == 0:
         raise ConfigError("kernel_size", kernel_size, "an odd int >= 1 ('same' padding)")

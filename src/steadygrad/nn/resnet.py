@@ -40,7 +40,13 @@ from steadygrad.nn._arch import (
     make_activation,
     norm_layer,
 )
-from steadygrad.nn._build_checks import Activation, InitSpec, check_choice, check_int
+from steadygrad.nn._build_checks import (
+    Activation,
+    InitSpec,
+    check_choice,
+    check_int,
+    check_ints,
+)
 from steadygrad.nn.cnn import image_shape
 
 __all__ = ["RESNET_NORMALIZATIONS", "BasicBlock", "resnet"]
@@ -193,10 +199,7 @@ def resnet(
         True
     """
     c_in, h, w = image_shape(input_shape)
-    if isinstance(stages, (str, int)) or not isinstance(stages, Sequence) or not stages:
-        raise ConfigError("stages", stages, "a non-empty sequence of positive ints",
-                          hint="e.g. (16, 32, 64)")
-    chans = [check_int(f"stages[{i}]", c) for i, c in enumerate(stages)]
+    chans = check_ints("stages", stages, hint="e.g. (16, 32, 64)")
     if isinstance(blocks_per_stage, int) and not isinstance(blocks_per_stage, bool):
         blocks = [check_int("blocks_per_stage", blocks_per_stage)] * len(chans)
     elif isinstance(blocks_per_stage, Sequence) and not isinstance(blocks_per_stage, str):

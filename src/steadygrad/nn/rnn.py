@@ -45,10 +45,17 @@ from steadygrad.nn._arch import (
     TokenEmbedding,
     check_options,
     dense_head,
+    keras_uniform_,
     norm_layer,
     sequence_input,
 )
-from steadygrad.nn._build_checks import Activation, InitSpec, check_choice, check_int
+from steadygrad.nn._build_checks import (
+    Activation,
+    InitSpec,
+    check_choice,
+    check_int,
+    check_ints,
+)
 
 __all__ = ["CELLS", "LastStep", "rnn"]
 
@@ -148,9 +155,7 @@ def rnn(
     n_layers = check_int("layers", layers)
     emb = check_int("embedding_dim", embedding_dim)
     check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
-    if isinstance(dense, (str, int)) or not isinstance(dense, Sequence):
-        raise ConfigError("dense", dense, "a sequence of positive ints (may be empty)")
-    units = [check_int(f"dense[{i}]", u) for i, u in enumerate(dense)]
+    units = check_ints("dense", dense, empty=True)
     if not isinstance(unit_forget_bias, bool):
         raise ConfigError("unit_forget_bias", unit_forget_bias, "True or False")
     check_choice("normalization", normalization, ("none", "after"))
@@ -165,8 +170,7 @@ def rnn(
     mods: OrderedDict[str, nn.Module] = OrderedDict()
     if vocab is not None:
         embedding = torch.nn.utils.skip_init(TokenEmbedding, vocab, emb)
-        with torch.no_grad():  # Keras Embedding: uniform(-0.05, 0.05)
-            embedding.weight.uniform_(-0.05, 0.05, generator=opts.generator)
+        keras_uniform_(embedding.weight, opts)
         mods["embedding"] = embedding
         features = emb
     assert features is not None

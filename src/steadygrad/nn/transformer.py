@@ -39,6 +39,7 @@ from steadygrad.nn._arch import (
     TokenEmbedding,
     assemble,
     check_options,
+    keras_uniform_,
     make_activation,
     sequence_input,
 )
@@ -275,8 +276,7 @@ def transformer(
         weighted: list[tuple[nn.Module, nn.Module | None]] = []
         if vocab is not None:
             embedding = TokenEmbedding(vocab, d)
-            with torch.no_grad():  # Keras Embedding: uniform(-0.05, 0.05)
-                embedding.weight.uniform_(-0.05, 0.05, generator=opts.generator)
+            keras_uniform_(embedding.weight, opts)
             mods["embedding"] = embedding
         else:
             assert features is not None
@@ -285,8 +285,7 @@ def transformer(
             weighted.append((proj, None))
         if positions == "learned":
             learned = LearnedPositions(length, d)
-            with torch.no_grad():
-                learned.weight.uniform_(-0.05, 0.05, generator=opts.generator)
+            keras_uniform_(learned.weight, opts)
             pos: nn.Module = learned
         else:
             pos = SinusoidalPositions(length, d)
