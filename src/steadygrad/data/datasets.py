@@ -153,10 +153,17 @@ def _image_loader(
     each load, so the module's ``FASHION_MNIST``/``MNIST`` are read when the loader runs."""
 
     def loader(
-        *, root: str | os.PathLike[str] | None = None, download: bool = False,
-        val_size: _Size = 5000, seed: int | None = None, stratify: bool = True,
-        scale: bool = True, standardize: bool | str = True, n_train: int | None = None,
-        dtype: torch.dtype = torch.float32, shape: str = "default",
+        *,
+        root: str | os.PathLike[str] | None = None,
+        download: bool = False,
+        val_size: _Size = 5000,
+        seed: int | None = None,
+        stratify: bool = True,
+        scale: bool = True,
+        standardize: bool | str = True,
+        n_train: int | None = None,
+        dtype: torch.dtype = torch.float32,
+        shape: str = "default",
     ) -> Dataset:
         src = source()
         a, _ = _read_images(src, root, download)
