@@ -145,46 +145,40 @@ def _read_images(
     return {k: read_idx(idx_file(path, f)) for k, (f, _) in source.files.items()}, path
 
 
-def _image_loader(
-    source: Callable[[], ImageSource], class_names: tuple[str, ...], name: str, doc: str
-) -> Callable[..., Dataset]:
-    """The loader of one grey-image source (Fashion-MNIST, MNIST): the same options, split
-    and steps for each; only the files and the class names differ. ``source`` is called on
-    each load, so the module's ``FASHION_MNIST``/``MNIST`` are read when the loader runs."""
-
-    def loader(
-        *,
-        root: str | os.PathLike[str] | None = None,
-        download: bool = False,
-        val_size: _Size = 5000,
-        seed: int | None = None,
-        stratify: bool = True,
-        scale: bool = True,
-        standardize: bool | str = True,
-        n_train: int | None = None,
-        dtype: torch.dtype = torch.float32,
-        shape: str = "default",
-    ) -> Dataset:
-        src = source()
-        a, _ = _read_images(src, root, download)
-        ds = build_dataset(
-            {"train": (a["x_train"], a["y_train"]), "test": (a["x_test"], a["y_test"])},
-            names={"train": ("x_train", "y_train")},
-            task="multiclass", num_classes=len(class_names), class_names=class_names,
-            val_size=val_size, seed=seed, stratify=stratify, scale=255.0 if scale else None,
-            standardize=standardize, n_train=n_train, dtype=dtype,
-            name=src.name.replace("-", "_"),
-        )
-        h, w = ds.input_shape[-2:]  # grey images: (H, W) -> one channel
-        return with_shape(ds, shape, (1, h, w))
-
-    loader.__name__ = loader.__qualname__ = name
-    loader.__doc__ = doc
-    return loader
+def _image_dataset(
+    source: ImageSource,
+    class_names: tuple[str, ...],
+    root: str | os.PathLike[str] | None,
+    download: bool,
+    **options: Any,
+) -> Dataset:
+    a, _ = _read_images(source, root, download)
+    scale = options.pop("scale")
+    shape = options.pop("shape")
+    ds = build_dataset(
+        {"train": (a["x_train"], a["y_train"]), "test": (a["x_test"], a["y_test"])},
+        names={"train": ("x_train", "y_train")},
+        task="multiclass", num_classes=len(class_names), class_names=class_names,
+        scale=255.0 if scale else None, name=source.name.replace("-", "_"), **options,
+    )
+    h, w = ds.input_shape[-2:]  # grey images: (H, W) -> one channel
+    return with_shape(ds, shape, (1, h, w))
 
 
-fashion_mnist = DATASETS.register("fashion_mnist", "fmnist")(_image_loader(
-    lambda: FASHION_MNIST, FASHION_MNIST_CLASSES, "fashion_mnist",
+@DATASETS.register("fashion_mnist", "fmnist")
+def fashion_mnist(
+    *,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    val_size: _Size = 5000,
+    seed: int | None = None,
+    stratify: bool = True,
+    scale: bool = True,
+    standardize: bool | str = True,
+    n_train: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    shape: str = "default",
+) -> Dataset:
     """Fashion-MNIST (Xiao et al., 2017): 70,000 28x28 grey images of 10 clothing classes.
 
     Read from an ``.npz`` (keys ``x_train``, ``y_train``, ``x_test``, ``y_test``) or the
@@ -206,11 +200,28 @@ fashion_mnist = DATASETS.register("fashion_mnist", "fmnist")(_image_loader(
     >>> ds = fashion_mnist(root=path, val_size=5)
     >>> ds.input_shape, len(ds.x_train), len(ds.x_val), len(ds.x_test), ds.class_names[9]
     ((28, 28), 25, 5, 10, 'Ankle boot')
-    """,
-))
+    """
+    return _image_dataset(
+        FASHION_MNIST, FASHION_MNIST_CLASSES, root, download, val_size=val_size, seed=seed,
+        stratify=stratify, scale=scale, standardize=standardize, n_train=n_train, dtype=dtype,
+        shape=shape,
+    )
 
-mnist = DATASETS.register("mnist")(_image_loader(
-    lambda: MNIST, _DIGIT_CLASSES, "mnist",
+
+@DATASETS.register("mnist")
+def mnist(
+    *,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    val_size: _Size = 5000,
+    seed: int | None = None,
+    stratify: bool = True,
+    scale: bool = True,
+    standardize: bool | str = True,
+    n_train: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    shape: str = "default",
+) -> Dataset:
     """MNIST handwritten digits (LeCun et al., 1998): 70,000 28x28 grey images, 10 classes.
 
     Same lookup, options and default split as :func:`fashion_mnist` (``mnist.npz`` as saved by
@@ -228,8 +239,12 @@ mnist = DATASETS.register("mnist")(_image_loader(
     >>> ds = mnist(root=folder, val_size=4, standardize=False)
     >>> len(ds.x_train), ds.y_val.tolist(), float(ds.x_train.max()) <= 1.0
     (16, [6, 7, 8, 9], True)
-    """,
-))
+    """
+    return _image_dataset(
+        MNIST, _DIGIT_CLASSES, root, download, val_size=val_size, seed=seed,
+        stratify=stratify, scale=scale, standardize=standardize, n_train=n_train, dtype=dtype,
+        shape=shape,
+    )
 
 
 @DATASETS.register("npz")
