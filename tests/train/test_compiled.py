@@ -40,30 +40,3 @@ def test_compiled_run_resets_dynamo_so_later_runs_still_compile() -> None:
                 assert make(i + 0.5)(torch.ones(1)).item() == i + 0.5
         graphs[reset] = counters["stats"]["unique_graphs"]
     assert graphs == {False: 2, True: 4}
-
-
-def test_an_eager_fit_on_cpu_flushes_denormals_during_training_and_restores() -> None:
-    """Eager ``fit`` trains with denormals flushed (as compiled runs and XLA do), and the
-    caller's setting is back afterwards; the premise: without flushing, 1e-38 / 10 is a
-    non-zero subnormal on this CPU."""
-    from steadygrad.train.callbacks import Callback
-    from steadygrad.train.loop import fit
-
-    seen: list[bool] = []
-
-    class Probe(Callback):
-        def on_batch_end(self, step: int, logs: dict) -> None:
-            seen.append(flushes_denormals())
-
-    before = flushes_denormals()
-    try:
-        torch.set_flush_denormal(False)
-        assert (torch.tensor([1e-38]) / 10).item() > 0  # premise: subnormals survive
-        x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
-        history = fit(torch.nn.Linear(4, 2), (x, y), epochs=1, batch_size=16, verbose=0,
-                      monitor=False, callbacks=[Probe()])
-        assert history.params["engine"] == "eager"
-        assert seen == [True] * 4  # every step of the run flushed
-        assert not flushes_denormals()  # restored
-    finally:
-        torch.set_flush_denormal(before)

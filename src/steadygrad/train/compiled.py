@@ -1,8 +1,6 @@
-"""Set-up and tear-down of a ``fit`` run: denormal flushing (every CPU run) and, for a
-compiled run, a fresh Dynamo.
+"""Set-up and tear-down of a compiled ``fit`` run.
 
-:func:`begin_compiled_run` (compiled) or :func:`begin_flushing` (eager) and
-:func:`end_compiled_run` bracket a ``fit``:
+:func:`begin_compiled_run` / :func:`end_compiled_run` bracket a compiled ``fit``:
 
 * ``torch._dynamo.reset()`` first: every ``fit`` compiles new closures over a new model and
   optimizer, and after ~8 runs in one process Dynamo hits its recompile limit and *silently*
@@ -10,10 +8,8 @@ compiled run, a fresh Dynamo.
 * On CPU, denormal floats are flushed to zero (``torch.set_flush_denormal(True)``), as XLA
   does by default: late in training of a deep net some gradients and optimizer moments become
   subnormal and the x86 microcode assists for them doubled the compiled epoch time (10.7 →
-  5.5 s); eager epochs of the same net took ~5% longer. The previous setting is restored
-  afterwards. Values below ~1.2e-38 (float32) become 0; training results are unaffected in
-  practice (Keras/JAX train this way). The eager step then matches a plain torch loop run with
-  ``torch.set_flush_denormal(True)``.
+  5.5 s). The previous setting is restored afterwards. Values below ~1.2e-38 (float32) become
+  0; training results are unaffected in practice (Keras/JAX train this way).
 
 Example:
     >>> import torch
@@ -29,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["begin_compiled_run", "begin_flushing", "end_compiled_run", "flushes_denormals"]
+__all__ = ["begin_compiled_run", "end_compiled_run", "flushes_denormals"]
 
 
 def flushes_denormals() -> bool:
@@ -66,24 +62,6 @@ def begin_compiled_run(device: torch.device) -> bool | None:
     import torch._dynamo
 
     torch._dynamo.reset()
-    return begin_flushing(device)
-
-
-def begin_flushing(device: torch.device) -> bool | None:
-    """On CPU, turn denormal flushing on; returns what :func:`end_compiled_run` restores.
-
-    Args:
-        device: the training device (other devices: nothing changes).
-
-    Returns:
-        The previous flush-denormal setting on CPU (when the CPU supports flushing), else None.
-
-    Example:
-        >>> prev = begin_flushing(torch.device("cpu"))
-        >>> flushes_denormals() or prev is None
-        True
-        >>> end_compiled_run(prev)
-    """
     if device.type != "cpu":
         return None
     previous = flushes_denormals()
@@ -93,8 +71,7 @@ def begin_flushing(device: torch.device) -> bool | None:
 
 
 def end_compiled_run(previous: bool | None) -> None:
-    """Restore the flush-denormal setting that :func:`begin_compiled_run` or
-    :func:`begin_flushing` returned.
+    """Restore the flush-denormal setting that :func:`begin_compiled_run` returned.
 
     Args:
         previous: the returned value; None leaves the setting alone.

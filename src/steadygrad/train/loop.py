@@ -35,7 +35,7 @@ from torch import nn
 from steadygrad.errors import CheckpointError, ConfigError, DataError, NonFiniteError
 from steadygrad.train.callbacks import Callback, CallbackList, Trainer
 from steadygrad.train.checkpoint import CheckpointManager
-from steadygrad.train.compiled import begin_compiled_run, begin_flushing, end_compiled_run
+from steadygrad.train.compiled import begin_compiled_run, end_compiled_run
 from steadygrad.train.distributed import World
 from steadygrad.train.evaluate import default_metrics, model_device
 from steadygrad.train.history import History
@@ -151,11 +151,10 @@ def fit(
             happen when it is traced); otherwise the eager step runs with a
             ``torch.compile``-d forward (``"compiled"``). Each
             compiled run starts with ``torch._dynamo.reset()`` (else after ~8 runs in one
-            process Dynamo's recompile limit silently leaves the step uncompiled). On CPU every
-            run, eager or compiled, flushes denormal floats to zero for its duration
-            (``torch.set_flush_denormal``, as XLA does; the previous setting is restored at
-            the end): subnormal gradients and moments otherwise made a deep net's compiled
-            epochs twice as slow and its eager epochs ~5% slower.
+            process Dynamo's recompile limit silently leaves the step uncompiled), and on CPU
+            flushes denormal floats to zero for its duration (``torch.set_flush_denormal``,
+            as XLA does; the previous setting is restored at the end): subnormal gradients
+            and moments otherwise made a deep net's compiled epochs twice as slow.
         device: move the model and data there (default: the model's device).
         verbose: ``"auto"`` (live bar on a terminal, silent otherwise), 0, 1 or 2 (epoch lines).
         checkpoint_dir: write a full checkpoint (weights, optimizer, RNG, callbacks, history)
@@ -301,8 +300,7 @@ def fit(
     start_epoch = run.restore(ckpt) if ckpt is not None else 0
     if sched is not None:
         set_learning_rate(opt, sched, trainer.global_step)
-    # CPU: denormals flushed to zero (both engines); compiled: Dynamo reset too
-    flush_before = begin_compiled_run(dev) if compile else begin_flushing(dev)
+    flush_before = begin_compiled_run(dev) if compile else None  # Dynamo reset, CPU FTZ
     run.step = build_step(
         model if world is None else world.wrap(model, dev), loss_fn, opt,
         clipper=clipper,
