@@ -104,11 +104,14 @@ def cpu_model() -> str:
 
 
 def _version(module: str) -> str | None:
+    """The installed version of ``module``'s distribution, read without importing it (an
+    imported JAX would start XLA's threads in the benchmark's own process)."""
+    from importlib import metadata
+
     try:
-        mod = __import__(module)
-    except Exception:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
         return None
-    return str(getattr(mod, "__version__", "?"))
 
 
 def system_info(threads: int, *, keras: bool = True) -> dict[str, Any]:

@@ -33,6 +33,7 @@ __all__ = [
     "run_fit",
     "run_fit_foreach",
     "run_keras",
+    "run_keras_isolated",
     "run_minimal",
     "run_proto_compile",
     "torch_optimizer",
@@ -301,15 +302,24 @@ def run_proto_compile(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> R
 
 # ------------------------------------------------------------------------------ keras
 def keras_available() -> str | None:
-    """None when Keras 3 with the JAX backend imports, else the reason it does not."""
-    try:
-        import jax  # noqa: F401
-        import keras
-    except Exception as exc:  # ImportError, or a broken install
-        return f"keras/jax not importable ({type(exc).__name__}: {exc})"
-    if keras.backend.backend() != "jax":
-        return f"KERAS_BACKEND is {keras.backend.backend()!r}, not 'jax'"
-    return None
+    """None when Keras 3 with the JAX backend imports, else the reason it does not.
+
+    Checked in a child process, as :func:`run_keras_isolated` runs it: JAX is never imported
+    into the process that times the torch contenders.
+    """
+    import subprocess
+    import sys
+
+    code = ("import jax, keras\n"
+            "b = keras.backend.backend()\n"
+            "print('ok' if b == 'jax' else f'KERAS_BACKEND is {b!r}, not \\'jax\\'')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return f"keras/jax not importable ({last})"
+    out = proc.stdout.strip().splitlines()
+    return None if out and out[-1] == "ok" else (out[-1] if out else "keras: no answer")
 
 
 def keras_model(wl: Workload, seed: int) -> Any:
@@ -334,11 +344,60 @@ def keras_model(wl: Workload, seed: int) -> Any:
     return model
 
 
+def run_keras_isolated(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
+    """:func:`run_keras` in a child process, so that JAX's thread pool never shares a process
+    with the torch contenders.
+
+    In one process, the torch contenders that ran after Keras at 2 threads were distorted by
+    XLA's idle worker threads: the same epoch of the hand-written loop took 1.46 s in a run
+    without Keras and 2.16 s in one with it (shallow MLP, 2026-12-06). The child gets the
+    same environment (``OMP_NUM_THREADS``, ``XLA_FLAGS``, ``KERAS_BACKEND``) and the same rows
+    (through a temporary ``.npy`` pair), and its :class:`Run` comes back as JSON.
+
+    Raises:
+        RuntimeError: the child failed (the tail of its stderr is in the message).
+    """
+    import dataclasses
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    here = str(Path(__file__).resolve().parent)
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "x.npy", x.numpy())
+        np.save(Path(tmp) / "y.npy", y.numpy())
+        code = (
+            "import dataclasses, json, sys\n"
+            f"sys.path.insert(0, {here!r})\n"
+            "import numpy as np\n"
+            "import _contenders as c\n"
+            f"wl = c.workloads()[{wl.name!r}]\n"
+            f"x, y = np.load({tmp + '/x.npy'!r}), np.load({tmp + '/y.npy'!r})\n"
+            f"run = c.run_keras(wl, x, y, {int(epochs)}, {int(seed)})\n"
+            "print(json.dumps(dataclasses.asdict(run)))\n")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the Keras child process failed ({proc.returncode}): "
+                           f"{proc.stderr[-2000:]}")
+    fields = json.loads(proc.stdout.strip().splitlines()[-1])
+    names = {f.name for f in dataclasses.fields(Run)}
+    return Run(**{k: v for k, v in fields.items() if k in names})
+
+
 def run_keras(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
-    """Keras 3 ``model.fit`` (JAX backend); the warm-up call's wall time is the compile time."""
+    """Keras 3 ``model.fit`` (JAX backend); the warm-up call's wall time is the compile time.
+
+    ``x``/``y``: torch tensors or numpy arrays (what :func:`run_keras_isolated` passes).
+    """
     import keras
 
-    xn, yn = x.numpy(), y.numpy()
+    xn = x.numpy() if hasattr(x, "numpy") else x
+    yn = y.numpy() if hasattr(y, "numpy") else y
     model = keras_model(wl, seed)
     times: list[float] = []
     cpu: list[float] = []

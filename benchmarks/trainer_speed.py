@@ -28,7 +28,9 @@ Threads (``--thread-counts``, default ``1,default``): every torch contender runs
 (``default``: torch's own default on this machine, read before anything sets it); ``fit``
 contenders get ``threads=<count>``, so they train at exactly that count. Keras runs once per
 repeat at XLA's default threading (XLA's thread pool is fixed at start-up), labelled
-``keras@xla``. ``--threads N`` instead runs everything at N threads (also XLA, as before).
+``keras@xla``, in a child process of its own (``run_keras_isolated``: XLA's idle worker
+threads in this process distorted the torch contenders' 2-thread epochs). ``--threads N``
+instead runs everything at N threads (also XLA, as before).
 
 Contenders × thread counts are interleaved repeat by repeat (the order rotates every repeat)
 so machine-load drift hits all of them alike; every run builds a fresh model from the same
@@ -64,7 +66,7 @@ from _contenders import (
     run_dataloader,
     run_fit,
     run_fit_foreach,
-    run_keras,
+    run_keras_isolated,
     run_minimal,
     run_proto_compile,
     workloads,
@@ -90,7 +92,7 @@ def runner(name: str) -> Runner:
         "minimal": lambda *a, threads: run_minimal(*a),
         "dataloader": lambda *a, threads: run_dataloader(*a),
         "fit_compile": lambda *a, threads: run_fit(*a, compile=True, threads=threads),
-        "keras": lambda *a, threads: run_keras(*a),
+        "keras": lambda *a, threads: run_keras_isolated(*a),
         "fit_compile_monitor": lambda *a, threads: run_fit(*a, compile=True, monitor=True,
                                                            threads=threads),
         "fit_foreach": lambda *a, threads: run_fit_foreach(*a, threads=threads),
