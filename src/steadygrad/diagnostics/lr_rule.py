@@ -35,24 +35,42 @@ from steadygrad.diagnostics.thresholds import Finding, Thresholds
 from steadygrad.diagnostics.thresholds import evidence_round as _r
 from steadygrad.diagnostics.thresholds import gated_severity as _gated
 
-__all__ = ["learning_rate"]
+__all__ = ["StepSpikes", "learning_rate", "step_spikes"]
+
+StepSpikes = tuple[np.ndarray, np.ndarray]
+"""Per step of every step's loss: ``(spike, strong spike)`` masks."""
 
 
-def _step_spike_onset(s: HealthSeries, th: Thresholds, ref: float | None
-                      ) -> tuple[int, int] | None:
-    """``(first, raised)`` steps of loss spikes held over ``persistence`` consecutive steps,
-    from every step's loss (between checks too), None when not tracked or none."""
+def step_spikes(s: HealthSeries, th: Thresholds, ref: float | None) -> StepSpikes | None:
+    """Every step's loss spikes at the ``loss_spike`` level and at the strong level (one
+    running median for both), None when every step's loss was not tracked.
+
+    >>> s = HealthSeries.empty(["a"], steps=[0])
+    >>> s.step_loss = np.array([2.3, 2.2, 5.0, 500.0])
+    >>> [m.tolist() for m in step_spikes(s, Thresholds(), 2.3)]
+    [[False, False, True, True], [False, False, False, True]]
+    """
     sl = np.asarray(s.step_loss, dtype=float)
     if not sl.size or not np.any(~np.isnan(sl)):
         return None
     mask, strong = step_loss_spike_levels(
         sl, (th.loss_spike, (1 + th.loss_spike) * th.strong_factor - 1), ref)
-    return confirmed_onset([bool(x) for x in mask], list(range(sl.size)), th.persistence,
+    return mask, strong
+
+
+def _step_spike_onset(levels: StepSpikes | None, th: Thresholds) -> tuple[int, int] | None:
+    """``(first, raised)`` steps of loss spikes held over ``persistence`` consecutive steps,
+    from every step's loss (between checks too), None when not tracked or none."""
+    if levels is None:
+        return None
+    mask, strong = levels
+    return confirmed_onset([bool(x) for x in mask], list(range(mask.size)), th.persistence,
                            [bool(x) for x in strong])
 
 
 def learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diverged: bool,
-                  spikes: np.ndarray, ref: float | None) -> Finding | None:
+                  spikes: np.ndarray, ref: float | None, *,
+                  levels: StepSpikes | None = None) -> Finding | None:
     """The ``learning_rate`` finding: "too high" (median update/weight ratio above
     ``lr_high``, or loss spikes, at the checks or held over ``persistence`` steps of every
     step's loss) before "too low" (median ratio below ``lr_low``; never when ``diverged``).
@@ -64,6 +82,7 @@ def learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diverg
         diverged: the run diverged, spiked or ended above its reference loss (no "too low").
         spikes: per check, a loss spike since the previous check.
         ref: the reference loss (chance level, else the first loss) of the spike test.
+        levels: :func:`step_spikes` of ``s`` when the caller has them (else computed here).
 
     >>> s = HealthSeries.empty(["a"], steps=[0, 1, 2])
     >>> s.values["update_ratio"][:] = 1e-6
@@ -82,7 +101,8 @@ def learning_rate(s: HealthSeries, th: Thresholds, impaired: bool | None, diverg
     strong = [bool(x > th.lr_high * th.strong_factor) for x in med]
     on_hi = confirmed_onset(high, s.steps, th.persistence, strong)
     hi = None if on_hi is None else (int(s.steps[on_hi[0]]), int(s.steps[on_hi[1]]))
-    per_step = _step_spike_onset(s, th, ref)
+    per_step = _step_spike_onset(levels if levels is not None else step_spikes(s, th, ref),
+                                 th)
     if per_step is not None and (hi is None or per_step[1] < hi[1]):
         hi = per_step  # raised earlier from every step's loss
     cases: list[tuple[str, tuple[int, int] | None]] = [("too high", hi)]

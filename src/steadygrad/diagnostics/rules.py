@@ -32,7 +32,7 @@ import numpy as np
 
 from steadygrad.diagnostics.attention_rule import attention_saturation
 from steadygrad.diagnostics.early import growth_over_min, relative_rise, step_loss_spikes
-from steadygrad.diagnostics.lr_rule import learning_rate
+from steadygrad.diagnostics.lr_rule import StepSpikes, learning_rate, step_spikes
 from steadygrad.diagnostics.progress import confirmed_onset
 from steadygrad.diagnostics.progress import learning_progress as _progress
 from steadygrad.diagnostics.remedies import REMEDIES, Remedy
@@ -156,15 +156,15 @@ def _profile(g: np.ndarray) -> tuple[float, float]:
     return span, ratio
 
 
-def _check_spikes(s: HealthSeries, th: Thresholds, ref: float | None) -> np.ndarray:
+def _check_spikes(s: HealthSeries, th: Thresholds, ref: float | None,
+                  levels: StepSpikes | None) -> np.ndarray:
     """Per check: a loss spike at that check (or, with every step's loss, at any step since
-    the previous check)."""
-    sl = np.asarray(s.step_loss, dtype=float)
-    if sl.size and np.any(~np.isnan(sl)):
-        per_step = step_loss_spikes(sl, th.loss_spike, ref)
+    the previous check; ``levels``: :func:`~steadygrad.diagnostics.lr_rule.step_spikes`)."""
+    if levels is not None:
+        per_step, sl_size = levels[0], levels[0].size
         out, prev = np.zeros(s.checks, dtype=bool), -1
         for k, st in enumerate(s.steps):
-            out[k] = bool(per_step[prev + 1: st + 1].any()) if st < sl.size else False
+            out[k] = bool(per_step[prev + 1: st + 1].any()) if st < sl_size else False
             prev = st
         return out
     return step_loss_spikes(np.asarray(s.loss, dtype=float), th.loss_spike, ref)
@@ -365,7 +365,8 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     diverged = bool(prog["diverged"]) or nonfinite is not None
     if diverged:
         impaired = True  # NaN/Inf anywhere means training failed, whatever the loss said before
-    spikes = _check_spikes(series, th, prog["reference"])
+    levels = step_spikes(series, th, prog["reference"])  # one running median for both rules
+    spikes = _check_spikes(series, th, prog["reference"], levels)
     found: list[Finding | None] = [nonfinite]
     found += _gradient_profile(series, th, impaired, spikes)
     found.append(_per_layer(series, th, impaired, "dead_units", RELU_FAMILY, "dead_frac",
@@ -377,7 +378,7 @@ def evaluate(series: HealthSeries, thresholds: Thresholds | None = None) -> list
     # "too low" is never said of a run that diverged, spiked or ended clearly above its
     # reference loss
     found.append(learning_rate(series, th, impaired, diverged or worse or bool(spikes.any()),
-                               spikes, prog["reference"]))
+                               spikes, prog["reference"], levels=levels))
     probes = _probe_evidence(series)
     found = [_with_probes(f, probes) for f in found]
     return sorted((f for f in found if f is not None), key=lambda f: KINDS.index(f.kind))

@@ -35,7 +35,6 @@ import bisect
 import difflib
 import inspect
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +46,7 @@ from steadygrad.optim._checks import set_frozen as _set
 from steadygrad.optim._checks import steps as _steps
 from steadygrad.optim.one_cycle import OneCycle, one_cycle
 from steadygrad.optim.plateau import PerformanceScheduler
-from steadygrad.optim.warmup import Warmup, warmup
+from steadygrad.optim.warmup import Warmup, half_cosine, warmup
 
 __all__ = [
     "SCHEDULES",
@@ -207,7 +206,7 @@ class Cosine:
         if step < self.warmup_steps:
             return self.lr0 + (peak - self.lr0) * step / self.warmup_steps
         done = min(step - self.warmup_steps, self.decay_steps) / self.decay_steps
-        return peak * ((1.0 - self.alpha) * 0.5 * (1.0 + math.cos(math.pi * done)) + self.alpha)
+        return peak * ((1.0 - self.alpha) * half_cosine(done) + self.alpha)
 
 
 # ---------------------------------------------------------------------------- factories

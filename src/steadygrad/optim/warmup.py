@@ -33,10 +33,20 @@ from steadygrad.optim._checks import number as _num
 from steadygrad.optim._checks import set_frozen as _set
 from steadygrad.optim._checks import steps as _steps
 
-__all__ = ["DECAYS", "Warmup", "warmup", "warmup_rate"]
+__all__ = ["DECAYS", "Warmup", "half_cosine", "warmup", "warmup_rate"]
 
 DECAYS = ("constant", "linear", "cosine")
 """What follows the warm-up."""
+
+
+def half_cosine(done: float) -> float:
+    """The half-cosine annealing factor at fraction ``done`` of the decay: 1 at 0, 0 at 1
+    (Loshchilov & Hutter 2017, without restarts; also the shape of Keras ``CosineDecay``).
+
+    >>> half_cosine(0.0), half_cosine(0.5), half_cosine(1.0)
+    (1.0, 0.5, 0.0)
+    """
+    return 0.5 * (1.0 + math.cos(math.pi * done))
 
 
 def warmup_rate(step: int, lr: float, warmup_steps: int, total_steps: int,
@@ -58,7 +68,7 @@ def warmup_rate(step: int, lr: float, warmup_steps: int, total_steps: int,
     done = min(step - warmup_steps, span) / span if span > 0 else 1.0
     if decay == "linear":
         return lr * (1.0 - done)
-    return lr * 0.5 * (1.0 + math.cos(math.pi * done))
+    return lr * half_cosine(done)
 
 
 @dataclass(frozen=True)
