@@ -344,6 +344,11 @@ def keras_model(wl: Workload, seed: int) -> Any:
     return model
 
 
+_KERAS_DATA: dict[tuple[Any, ...], Any] = {}
+"""The ``.npy`` copies of the data sets handed to the Keras child (a temporary folder each,
+removed when the process exits)."""
+
+
 def run_keras_isolated(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
     """:func:`run_keras` in a child process, so that JAX's thread pool never shares a process
     with the torch contenders.
@@ -365,22 +370,28 @@ def run_keras_isolated(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> 
     from pathlib import Path
 
     import numpy as np
+    import torch
 
     here = str(Path(__file__).resolve().parent)
-    with tempfile.TemporaryDirectory() as tmp:
-        np.save(Path(tmp) / "x.npy", x.numpy())
-        np.save(Path(tmp) / "y.npy", y.numpy())
-        code = (
-            "import dataclasses, json, sys\n"
-            f"sys.path.insert(0, {here!r})\n"
-            "import numpy as np\n"
-            "import _contenders as c\n"
-            f"wl = c.workloads()[{wl.name!r}]\n"
-            f"x, y = np.load({tmp + '/x.npy'!r}), np.load({tmp + '/y.npy'!r})\n"
-            f"run = c.run_keras(wl, x, y, {int(epochs)}, {int(seed)})\n"
-            "print(json.dumps(dataclasses.asdict(run)))\n")
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=False)
+    key = (x.data_ptr(), tuple(x.shape), float(x.sum(dtype=torch.float64)), y.data_ptr(),
+           tuple(y.shape), int(y.sum()))  # the sums: a new tensor at a freed address
+    if key not in _KERAS_DATA:  # written once per data set, not once per repeat
+        folder = tempfile.TemporaryDirectory()
+        np.save(Path(folder.name) / "x.npy", x.numpy())
+        np.save(Path(folder.name) / "y.npy", y.numpy())
+        _KERAS_DATA[key] = folder
+    tmp = _KERAS_DATA[key].name
+    code = (
+        "import dataclasses, json, sys\n"
+        f"sys.path.insert(0, {here!r})\n"
+        "import numpy as np\n"
+        "import _contenders as c\n"
+        f"wl = c.workloads()[{wl.name!r}]\n"
+        f"x, y = np.load({tmp + '/x.npy'!r}), np.load({tmp + '/y.npy'!r})\n"
+        f"run = c.run_keras(wl, x, y, {int(epochs)}, {int(seed)})\n"
+        "print(json.dumps(dataclasses.asdict(run)))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"the Keras child process failed ({proc.returncode}): "
                            f"{proc.stderr[-2000:]}")
