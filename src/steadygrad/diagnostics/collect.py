@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from steadygrad.diagnostics.checks import Layout, LayoutBuilder
-from steadygrad.diagnostics.stats import row_norms, tensor_norms, weight_sample
+from steadygrad.diagnostics.stats import norms_of, weight_sample
 
 __all__ = ["WORKSPACE_BYTES", "Group", "Plan", "WeightSamples", "make_plan"]
 
@@ -287,11 +287,7 @@ class WeightSamples:
             return
         before, now = self._bufs
         torch._foreach_copy_(self._rows[1], self.views)
-        rec[first:first + n].copy_(row_norms(now))
-        first += n
-        if self.taken:
-            rec[first:first + n].copy_(row_norms(before.sub_(now)))
-            first += n
+        rows = [now, before.sub_(now)] if self.taken else [now]
         present = [g for g in grads if g is not None]
-        if present:
-            rec[first:first + len(present)].copy_(tensor_norms(present))
+        norms = norms_of(rows, present)
+        rec[first:first + norms.numel()].copy_(norms)

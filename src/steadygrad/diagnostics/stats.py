@@ -28,11 +28,11 @@ __all__ = [
     "histogram_range",
     "moments",
     "nonfinite_units",
+    "norms_of",
     "persistent_onset",
     "row_norms",
     "saturation_params",
     "stack_stats",
-    "tensor_norms",
     "unit_view",
     "weight_sample",
 ]
@@ -132,9 +132,9 @@ def stack_stats(
     layers = x.shape[0]
     rows = x.view(layers, -1)
     f64 = torch.float64  # finite float32/16 entries can neither overflow a float64 sum nor norm
-    norms = row_norms(rows)
+    norms, finite = _row_norms(rows)
     acc = norms.dtype
-    if x.device.type == "cpu" and math.isfinite(float(norms.sum())):
+    if finite:
         bad = norms.new_zeros(layers)
     elif shapes is None:  # exact count
         bad = nonfinite_units(x).to(f64)
@@ -184,31 +184,51 @@ def row_norms(rows: torch.Tensor) -> torch.Tensor:
     >>> n.dtype, n.tolist() == [5.0, 2.0**100 * 2**0.5]
     (torch.float64, True)
     """
+    return _row_norms(rows)[0]
+
+
+def _row_norms(rows: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """:func:`row_norms` and whether they are known finite: on CPU every norm is checked (one
+    scalar read); on an accelerator nothing is read and the flag is False."""
     acc = accumulation(rows)
     norms = torch.linalg.vector_norm(rows, dim=1, dtype=acc)
-    if acc != torch.float64 and not math.isfinite(float(norms.sum())):
-        norms = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64)
-    return norms
+    if rows.device.type != "cpu":
+        return norms, False
+    if math.isfinite(float(norms.sum())):
+        return norms, True
+    if acc == torch.float64:
+        return norms, False
+    norms = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64)  # a float32 overflow?
+    return norms, math.isfinite(float(norms.sum()))
 
 
-def tensor_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The L2 norm of each tensor, stacked, as :func:`row_norms` computes them (float32 on CPU
-    unless a result is not finite, float64 otherwise).
+def norms_of(rows: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The row norms of each 2-D tensor in ``rows`` and the norm of each tensor in
+    ``tensors``, concatenated, in the :func:`accumulation` dtype (float32 on CPU) with one
+    finiteness check (one scalar read), all redone in float64 when a norm is not finite, as
+    :func:`row_norms` does for one tensor.
 
-    >>> tensor_norms([torch.tensor([3.0, 4.0]), torch.tensor([2.0**100, 2.0**100])]).tolist()
+    >>> norms_of([torch.tensor([[3.0, 4.0]])], [torch.tensor([2.0**100, 2.0**100])]).tolist()
     [5.0, 1.7927286...e+30]
-    >>> tensor_norms([torch.tensor([3.0, 4.0])]).dtype  # finite: float32 is enough
+    >>> norms_of([torch.tensor([[3.0, 4.0]])], []).dtype
     torch.float32
     """
     f64 = torch.float64
-    if not tensors:
-        return torch.zeros(0, dtype=f64)
-    cpu = tensors[0].device.type == "cpu" and all(t.dtype != f64 for t in tensors)
-    if cpu:
-        n = torch.stack(torch._foreach_norm(list(tensors), 2, dtype=torch.float32))
-        if math.isfinite(float(n.sum())):
-            return n
-    return torch.stack(torch._foreach_norm(list(tensors), 2, dtype=f64))
+    every = [*rows, *tensors]
+    cpu = all(t.device.type == "cpu" for t in every)
+    acc = torch.float32 if cpu and all(
+        t.dtype != f64 for t in every) and all(accumulation(r) != f64 for r in rows) else f64
+
+    def compute(dtype: torch.dtype) -> torch.Tensor:
+        parts = [torch.linalg.vector_norm(r, dim=1, dtype=dtype) for r in rows]
+        if tensors:
+            parts.append(torch.stack(torch._foreach_norm(list(tensors), 2, dtype=dtype)))
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype)
+
+    out = compute(acc)
+    if acc != f64 and not math.isfinite(float(out.sum())):
+        out = compute(f64)
+    return out
 
 
 def moments(total: float, total_sq: float, n: float) -> tuple[float, float]:
