@@ -75,8 +75,9 @@ class _HostMonitor(GradientMonitor):
 
     A host hands over one loss per optimizer step. :class:`GradientMonitor` reads each one at
     once (``.item()`` and bookkeeping, a few microseconds per step); here a detached scalar
-    CPU loss is only appended to a list, and the values are read when the series is built
-    (each evaluation, the report) or every :attr:`FLUSH` steps, with the same result: the
+    floating-point CPU loss is only appended to a list, and the values are read together (one
+    ``torch.stack(...).tolist()``, exact: a stack only widens the dtype) when the series is
+    built (each evaluation, the report) or every :attr:`FLUSH` steps, with the same result: the
     same floats at the same steps and the same first non-finite step.
 
     >>> net = nn.Linear(2, 1)
@@ -99,7 +100,7 @@ class _HostMonitor(GradientMonitor):
 
     def _track(self, loss: torch.Tensor | float) -> None:
         if (self._armed or not isinstance(loss, torch.Tensor) or not loss.is_cpu
-                or loss.dim() or loss.requires_grad):
+                or loss.dim() or loss.requires_grad or not loss.is_floating_point()):
             self._flush_losses()  # keep the order of the steps
             super()._track(loss)
             return
@@ -112,7 +113,7 @@ class _HostMonitor(GradientMonitor):
         """Record the pending losses as :meth:`GradientMonitor._track` would have."""
         if not self._pending:
             return
-        values = [t.item() for t in self._pending]
+        values = torch.stack(self._pending).tolist()  # one read for all, not one per step
         steps = self._pending_steps
         self._pending, self._pending_steps = [], []
         losses = self._losses
