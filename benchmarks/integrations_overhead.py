@@ -2,7 +2,8 @@
 
 Workload: Fashion-MNIST, the shallow MLP (Flatten → Dense 300 relu → Dense 100 relu → Dense 10),
 SGD lr 0.01, batch 32, one epoch per run, fresh model from the same seed each run. Contenders,
-interleaved repeat by repeat (rotating order):
+interleaved repeat by repeat (:func:`repeat_order`: each host next to its ``+health``, the host
+first in even repeats and second in odd ones):
 
 - ``lightning``: ``lightning.pytorch.Trainer`` (CPU, no logger, no checkpointing, no progress
   bar, no model summary);
@@ -123,6 +124,20 @@ def _hf(x: Any, y: Any, seed: int, health: bool, log: bool) -> tuple[float, floa
     return wall, cpu, float(out.training_loss)
 
 
+def repeat_order(r: int) -> list[str]:
+    """The contenders' order in repeat ``r``: each host right next to its ``+health``
+    (their ratio is what counts), the pairs rotated by one per repeat, and within every pair
+    the host first in even repeats and second in odd ones (so a drift of the machine's speed
+    during a pair favours neither side over the run).
+
+    >>> repeat_order(0)[:4], repeat_order(1)[-2:]
+    (['lightning', 'lightning+health', 'hf', 'hf+health'], ['lightning+health', 'lightning'])
+    """
+    pairs = [CONTENDERS[i:i + 2] for i in range(0, len(CONTENDERS), 2)]
+    k = r % len(pairs)
+    return [c for pair in pairs[k:] + pairs[:k] for c in (pair if r % 2 == 0 else pair[::-1])]
+
+
 def run(name: str, x: Any, y: Any, seed: int) -> tuple[float, float, float]:
     """One timed epoch of contender ``name``: (wall s, CPU s, final loss)."""
     host, _, health = name.partition("+")
@@ -174,9 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     cpu: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     for r in range(args.repeats):
-        k = r % len(CONTENDERS)
-        order = list(CONTENDERS[k:]) + list(CONTENDERS[:k])
-        for c in order:
+        for c in repeat_order(r):
             w, t, loss = run(c, x, y, args.seed + r)
             wall[c].append(w)
             cpu[c].append(t)
@@ -203,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"MLP on Fashion-MNIST ({x.shape[0]:,} rows, batch {BATCH}, {steps:,} steps), "
         f"{args.repeats} interleaved repeat(s) per contender (a ratio is the median over "
         "repeats of the ratio within each repeat, where host and host+callback run back to "
-        "back); the callbacks at default "
+        "back, the host first in even repeats and second in odd ones); the callbacks at default "
         f"sampling (the first {DENSE_START} steps, then one in {DEFAULT_EVERY}). `/log`: "
         "the hosts' logging on at their defaults (Lightning `CSVLogger`, a log every 50 "
         "steps; HF `logging_steps=500`); without `/log` nothing reads the callbacks' "
