@@ -5,18 +5,20 @@ so that nothing compiled earlier in the process is reused. steadygrad: the step 
 ``fit`` builds it (``build_step(compile=True)``) and called as in an epoch with a partial last
 batch: an eager first step where the optimizer creates its state (SGD without momentum has
 none: the first step is flat and compiles), the first flat step (it compiles), the partial
-batch, one more full step; the CPU split is that of the four calls. "cold" sets
-``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1`` (Inductor compiles every kernel and its own probes
-from scratch, in a fresh temporary folder); "warm" runs the same graph twice more with the
-on-disk caches on and reports the second. Reported: the seconds ``history.compile_seconds``
-counts (wall), and where they go in CPU seconds: ``make_fx`` tracing, the rest of the Python
-side (AOT autograd, Inductor lowering and code generation) and the C++ compiler processes.
+batch, one more full step; the CPU split is that of the four calls. "cold" points
+``TORCHINDUCTOR_CACHE_DIR`` and ``TMPDIR`` (where Inductor keeps its precompiled headers) at a
+new empty folder (no FX graph, kernel, autotuning or precompiled-header cache: Inductor
+compiles everything from scratch); "warm" runs the same graph again in a new process on the
+caches the cold run filled. Reported: the seconds ``history.compile_seconds`` counts (wall),
+and where they go in CPU seconds: ``make_fx`` tracing, the rest of the Python side (AOT
+autograd, Inductor lowering and code generation) and the C++ compiler processes.
 Keras: ``model.fit`` on one full and one partial batch (what ``trainer_speed.py`` counts as
 Keras's compile time; JAX has no persistent cache by default, so every process is cold), CPU
 seconds of all threads of the process.
 
 ``--isa-check`` compiles with Inductor's per-ISA probe check (which the flat step skips with a
-recent compiler), ``--python-wrapper`` without the C++ wrapper, to show what each costs.
+recent compiler), ``--python-wrapper`` without the C++ wrapper, ``--pch`` with Inductor's
+precompiled header (which the flat step turns off), to show what each costs.
 
 Usage::
 
@@ -32,6 +34,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -77,7 +80,8 @@ def measure_one(name: str, variant: str) -> dict[str, Any]:
     from steadygrad.train.compiled import begin_compiled_run, end_compiled_run
     from steadygrad.train.step import build_step
 
-    drop = {"python-wrapper": "cpp_wrapper", "isa-check": "cpp.vec_isa_ok"}.get(variant)
+    drop = {"python-wrapper": "cpp_wrapper", "isa-check": "cpp.vec_isa_ok",
+            "pch": "cpp_cache_precompile_headers"}.get(variant)
     flat_module.cpu_options = lambda: {  # type: ignore[assignment]
         k: v for k, v in cpu_options().items() if k != drop}
     traced = [0.0]
@@ -133,11 +137,12 @@ def measure_keras(name: str) -> dict[str, Any]:
             "cpu": time.process_time() - cpu}
 
 
-def run(name: str, cold: bool, variant: str, threads: int) -> dict[str, Any]:
-    """One measurement in a fresh interpreter."""
+def run(name: str, cache_dir: str, variant: str, threads: int) -> dict[str, Any]:
+    """One measurement in a fresh interpreter, with Inductor's caches in ``cache_dir``."""
     env = dict(os.environ)
-    if cold:
-        env["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
+    env["TORCHINDUCTOR_CACHE_DIR"] = cache_dir
+    env["TMPDIR"] = cache_dir  # Inductor's precompiled headers go under the temp folder
+    env.pop("TORCHINDUCTOR_FORCE_DISABLE_CACHES", None)
     args = [sys.executable, __file__, "--one", name, "--threads", str(threads),
             "--variant", variant]
     proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
@@ -156,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="also measure with Inductor's per-ISA probe check")
     p.add_argument("--python-wrapper", action="store_true",
                    help="also measure without Inductor's C++ wrapper")
+    p.add_argument("--pch", action="store_true",
+                   help="also measure with Inductor's precompiled header")
     p.add_argument("--write", action="store_true",
                    help=f"replace the '{SECTION}' section of docs/benchmarks.md")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -177,14 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         p.error(f"--workloads: got {bad}; expected names from {', '.join(WORKLOADS)}")
     variants = ["default"] + ["isa-check"] * args.isa_check + (
-        ["python-wrapper"] * args.python_wrapper)
+        ["python-wrapper"] * args.python_wrapper) + ["pch"] * args.pch
     info = common.system_info(args.threads, keras=not args.no_keras)
     rows = []
     for name in names:
         for variant in variants:
-            cold = run(name, True, variant, args.threads)
-            run(name, False, variant, args.threads)  # fills the on-disk caches
-            warm = run(name, False, variant, args.threads)
+            with tempfile.TemporaryDirectory() as cache:  # empty: a cold start
+                cold = run(name, cache, variant, args.threads)  # fills the caches
+                warm = run(name, cache, variant, args.threads)
             rows.append([name, f"steadygrad {cold['engine']} ({variant})",
                          f"{cold['compile_s']:.1f}", f"{cold['trace_cpu']:.1f}",
                          f"{cold['python_cpu']:.1f}", f"{cold['compiler_cpu']:.1f}",
@@ -192,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{1000 * cold['calls_s'][3]:.2f}"])
             print(rows[-1], flush=True)
         if name != "tiny" and not args.no_keras:
-            keras = run(name, True, "keras", args.threads)
+            with tempfile.TemporaryDirectory() as cache:
+                keras = run(name, cache, "keras", args.threads)
             rows.append([name, "Keras 3 on JAX (jit)", f"{keras['compile_s']:.1f}", "—",
                          f"{keras['cpu']:.1f} (all)", "—", "—", "—", "—"])
             print(rows[-1], flush=True)
@@ -215,9 +223,10 @@ def render(info: dict[str, Any], rows: list[list[str]]) -> str:
     return "\n".join([
         "Measured by `benchmarks/compile_time.py` (issue 20). Each figure comes from a fresh "
         "process. steadygrad: the step built and called as `fit(compile=True)` does (batch "
-        f"{BATCH}, then a partial batch of {PARTIAL} rows); cold = Inductor's caches disabled "
-        "(`TORCHINDUCTOR_FORCE_DISABLE_CACHES=1`), warm = the same graph in a new process with "
-        "the on-disk caches filled; compile seconds are what `history.compile_seconds` counts "
+        f"{BATCH}, then a partial batch of {PARTIAL} rows); cold = Inductor's caches in a new "
+        "empty folder (`TORCHINDUCTOR_CACHE_DIR` and `TMPDIR`: no graph, kernel or "
+        "precompiled-header cache), warm = the same graph in a new process on the caches "
+        "the cold run filled; compile seconds are what `history.compile_seconds` counts "
         "(wall). CPU seconds of the cold compile: `make_fx` tracing, the rest of the Python "
         "side (AOT autograd, Inductor lowering, code generation), the C++ compiler processes. "
         "Keras 3 on JAX: the wall time of its first `fit` on one full and one partial batch "
@@ -227,7 +236,8 @@ def render(info: dict[str, Any], rows: list[list[str]]) -> str:
         table,
         "",
         "- `isa-check` rows: with Inductor's per-ISA probe check, which the flat step skips "
-        "with GCC >= 11 / Clang >= 12; `python-wrapper` rows: without Inductor's C++ wrapper.",
+        "with GCC >= 11 / Clang >= 12; `python-wrapper` rows: without Inductor's C++ wrapper; "
+        "`pch` rows: with Inductor's precompiled header, which the flat step turns off.",
         "- partial batch ms: the partial batch's step (eager, with the flat update: no graph is "
         "compiled for it); next step ms: the compiled step after it.",
         *([f"- {note}"] if note else []),

@@ -6,8 +6,10 @@ and the tracer's documented refusal of data-dependent Python control flow.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,3 +115,29 @@ def test_skipping_the_isa_check_finds_the_isas_the_check_finds() -> None:
     found = [subprocess.run([sys.executable, "-c", _ISA_LIST.format(ok=ok)], check=True,
                             capture_output=True, text=True).stdout for ok in ("None", "True")]
     assert found[0] == found[1] and found[0].strip() != "[]"
+
+
+_COMPILE_ONE = (
+    "import sys, torch\n"
+    "from steadygrad.train._flat.trace import cpu_options, trace_and_compile\n"
+    "opts = cpu_options()\n"
+    "if sys.argv[1] == 'inductor-default':\n"
+    "    opts.pop('cpp_cache_precompile_headers')\n"
+    "def step(x, tree):\n"
+    "    return ((x @ tree[0]).sum(),)\n"
+    "f = trace_and_compile(step, (torch.ones(2, 3),), ([torch.ones(3)],), opts)\n"
+    "print(float(f(torch.ones(2, 3))[0]))\n")
+
+
+@pytest.mark.parametrize("variant", ["flat-step", "inductor-default"])
+def test_the_flat_step_builds_no_precompiled_header(tmp_path: Path, variant: str) -> None:
+    """Oracle: Inductor's precompiled-header folder in an empty cache folder. With Inductor's
+    default the first C++-wrapper compile builds a header there (the premise); with the flat
+    step's options it builds none, and the result is the same."""
+    tmp = tmp_path  # Inductor keeps the headers under TMPDIR, not under its cache dir
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp / "inductor"), "TMPDIR": str(tmp)}
+    out = subprocess.run([sys.executable, "-c", _COMPILE_ONE, variant], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert float(out.strip().splitlines()[-1]) == 6.0
+    headers = list(tmp.glob("torchinductor_*/precompiled_headers/*"))
+    assert bool(headers) == (variant == "inductor-default"), headers
