@@ -1,9 +1,13 @@
 """Host overhead of the integrations: Lightning and Hugging Face with and without the callback.
 
 Workload: Fashion-MNIST, the shallow MLP (Flatten → Dense 300 relu → Dense 100 relu → Dense 10),
-SGD lr 0.01, batch 32, one epoch per run, fresh model from the same seed each run. Contenders,
-interleaved repeat by repeat (:func:`repeat_order`: each host next to its ``+health``, the host
-first in even repeats and second in odd ones):
+SGD lr 0.01, batch 32, one epoch per run, fresh model from the same seed in both runs of a
+repeat. Each contender is measured against its host in a lockstep pair (:func:`run_pair`,
+:class:`_lockstep.Turn`): two child processes, pinned to one core at one thread, take turns
+every ``--turn-steps`` steps (a waiting process uses no CPU time), so that both runs see the
+same slow and fast spells of the machine (on this VM a core's speed drifts by tens of percent
+within seconds; two epochs timed one after the other differed by ±15% for the same work). An
+A/A pair (``--pairs lightning:lightning``) shows the method's own noise. Contenders:
 
 - ``lightning``: ``lightning.pytorch.Trainer`` (CPU, no logger, no checkpointing, no progress
   bar, no model summary);
@@ -16,13 +20,15 @@ first in even repeats and second in odd ones):
   ``logging_strategy="steps"``, ``logging_steps=500``), where the callbacks also evaluate
   their rules periodically and log the health scalars (without a reader they skip that).
 
-Timed: the wall and CPU time of ``trainer.fit`` / ``trainer.train`` (the callback's report at
-the end included). Goal: each ``+health`` ≤ 1.05 × its host (median over repeats).
+Timed: the CPU time of ``trainer.fit`` / ``trainer.train`` (the callback's report at the end
+included; both sides also carry the small callback that passes the turns). Goal: each
+``+health`` ≤ 1.05 × its host (median over repeats of the per-repeat ratio).
 
 Usage::
 
-    python benchmarks/integrations_overhead.py --quick            # smoke test, small subset
-    python benchmarks/integrations_overhead.py --repeats 5 --threads 1 --write
+    python benchmarks/integrations_overhead.py --quick --repeats 1   # smoke test, small subset
+    python benchmarks/integrations_overhead.py --pairs lightning:lightning --repeats 5  # A/A
+    python benchmarks/integrations_overhead.py --repeats 7 --write
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import _common as common
+from _lockstep import Turn, pin_to
 
 CONTENDERS = ("lightning", "lightning+health", "hf", "hf+health",
               "lightning/log", "lightning/log+health", "hf/log", "hf/log+health")
@@ -44,10 +51,14 @@ SECTION = "Host integration overhead"
 QUICK_ROWS = 2048
 BATCH = 32
 GOAL = 1.05
+TURN_STEPS = 64
+"""Steps per turn of a lockstep pair (about 0.1 s of the shallow MLP under a host)."""
+PAIRS = [(CONTENDERS[i], CONTENDERS[i + 1]) for i in range(0, len(CONTENDERS), 2)]
+"""Each host and its ``+health``."""
 
 
-def _lightning(x: Any, y: Any, seed: int, health: bool,
-               log: bool) -> tuple[float, float, float]:
+def _lightning(x: Any, y: Any, seed: int, health: bool, log: bool,
+               turn: Turn | None = None) -> tuple[float, float, float]:
     import lightning.pytorch as pl
     import torch
     from torch import nn
@@ -76,15 +87,48 @@ def _lightning(x: Any, y: Any, seed: int, health: bool,
         trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=logger,
                              enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False, default_root_dir=tmp,
-                             callbacks=[GradientHealth(report_dir=False)] if health else [])
+                             callbacks=[*_lightning_turns(turn),
+                                        *([GradientHealth(report_dir=False)] if health else [])])
         module = Module()
+        if turn is not None:
+            turn.begin()
         w0, c0 = time.perf_counter(), time.process_time()
         trainer.fit(module, loader)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        if turn is not None:
+            turn.end()
     return wall, cpu, float(module.last)
 
 
-def _hf(x: Any, y: Any, seed: int, health: bool, log: bool) -> tuple[float, float, float]:
+def _lightning_turns(turn: Turn | None) -> list[Any]:
+    """A Lightning callback that hands the core over every ``turn.every`` batches."""
+    if turn is None:
+        return []
+    import lightning.pytorch as pl
+
+    class Turns(pl.Callback):
+        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                               batch_idx: int) -> None:
+            turn.step(batch_idx)
+
+    return [Turns()]
+
+
+def _hf_turns(turn: Turn | None) -> list[Any]:
+    """A ``TrainerCallback`` that hands the core over every ``turn.every`` steps."""
+    if turn is None:
+        return []
+    import transformers
+
+    class Turns(transformers.TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            turn.step(state.global_step - 1)
+
+    return [Turns()]
+
+
+def _hf(x: Any, y: Any, seed: int, health: bool, log: bool,
+        turn: Turn | None = None) -> tuple[float, float, float]:
     import torch
     import transformers
     from torch import nn
@@ -117,33 +161,43 @@ def _hf(x: Any, y: Any, seed: int, health: bool, log: bool) -> tuple[float, floa
         trainer = transformers.Trainer(
             model=model, args=args, train_dataset=Rows(),
             optimizers=(opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)),
-            callbacks=[GradientHealthCallback(report_dir=False)] if health else [])
+            callbacks=[*_hf_turns(turn),
+                       *([GradientHealthCallback(report_dir=False)] if health else [])])
+        if turn is not None:
+            turn.begin()
         w0, c0 = time.perf_counter(), time.process_time()
         out = trainer.train()
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        if turn is not None:
+            turn.end()
     return wall, cpu, float(out.training_loss)
 
 
-def repeat_order(r: int) -> list[str]:
-    """The contenders' order in repeat ``r``: each host right next to its ``+health``
-    (their ratio is what counts), the pairs rotated by one per repeat, and within every pair
-    the host first in even repeats and second in odd ones (so a drift of the machine's speed
-    during a pair favours neither side over the run).
-
-    >>> repeat_order(0)[:4], repeat_order(1)[-2:]
-    (['lightning', 'lightning+health', 'hf', 'hf+health'], ['lightning+health', 'lightning'])
-    """
-    pairs = [CONTENDERS[i:i + 2] for i in range(0, len(CONTENDERS), 2)]
-    k = r % len(pairs)
-    return [c for pair in pairs[k:] + pairs[:k] for c in (pair if r % 2 == 0 else pair[::-1])]
-
-
-def run(name: str, x: Any, y: Any, seed: int) -> tuple[float, float, float]:
+def run(name: str, x: Any, y: Any, seed: int,
+        turn: Turn | None = None) -> tuple[float, float, float]:
     """One timed epoch of contender ``name``: (wall s, CPU s, final loss)."""
     host, _, health = name.partition("+")
     host, _, log = host.partition("/")
     fn = _lightning if host == "lightning" else _hf
-    return fn(x, y, seed, bool(health), bool(log))
+    return fn(x, y, seed, bool(health), bool(log), turn)
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    """``"a:b,c:d"`` -> ``[("a", "b"), ("c", "d")]``, names checked against CONTENDERS.
+
+    >>> parse_pairs("lightning:lightning+health")
+    [('lightning', 'lightning+health')]
+    """
+    pairs = []
+    for item in filter(None, text.split(",")):
+        a, sep, b = item.partition(":")
+        if not sep or a not in CONTENDERS or b not in CONTENDERS:
+            raise ValueError(f"got {item!r}; expected REFERENCE:CONTENDER with names from "
+                             f"{', '.join(CONTENDERS)}")
+        pairs.append((a, b))
+    if not pairs:
+        raise ValueError("got no pair")
+    return pairs
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -151,8 +205,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Overhead of the Lightning/HF health callbacks.")
     p.add_argument("--limit", type=int, default=None,
                    help=f"training rows (default: all; --quick: {QUICK_ROWS:,})")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default 3)")
-    p.add_argument("--threads", type=int, default=None, help="compute threads (default: all)")
+    p.add_argument("--repeats", type=int, default=5, help="runs per pair (default 5)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="compute threads (default 1: both sides pinned to one core)")
+    p.add_argument("--turn-steps", type=int, default=TURN_STEPS,
+                   help=f"steps per turn of a lockstep pair (default {TURN_STEPS})")
+    p.add_argument("--pairs", default=",".join(f"{a}:{b}" for a, b in PAIRS),
+                   help="REFERENCE:CONTENDER pairs (default: each host and its +health; "
+                        "an A/A pair such as lightning:lightning shows the noise floor)")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} rows")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--write", action="store_true",
@@ -162,11 +222,82 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"--repeats: got {args.repeats}; expected an int >= 1")
     if args.limit is not None and args.limit < BATCH:
         p.error(f"--limit: got {args.limit}; expected at least one batch ({BATCH} rows)")
-    if args.threads is not None and args.threads < 1:
+    if args.threads < 1:
         p.error(f"--threads: got {args.threads}; expected an int >= 1")
+    if args.turn_steps < 1:
+        p.error(f"--turn-steps: got {args.turn_steps}; expected an int >= 1")
+    try:
+        args.pairs = parse_pairs(args.pairs)
+    except ValueError as exc:
+        p.error(f"--pairs: {exc}")
     if args.quick:
         args.limit = args.limit or QUICK_ROWS
     return args
+
+
+def _side(role: int, name: str, args: argparse.Namespace, r: int, mine: Any, theirs: Any,
+          barrier: Any, finished: tuple[Any, Any], results: Any) -> None:
+    """One side of a lockstep pair, in a child process: warm up, then repeat ``r``'s timed
+    epoch in turns with the other side; the result goes to ``results``."""
+    threads = common.configure_threads(args.threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    x, y = common.load_fashion_mnist(args.limit)
+    run(name, x[:4 * BATCH], y[:4 * BATCH], args.seed)  # untimed warm-up of the code path
+    if threads == 1:  # both sides on the same core: they share its slow and fast spells
+        pin_to(min(os.sched_getaffinity(0)))
+    turn = Turn(mine, theirs, args.turn_steps, barrier, finished)
+    turn.reset(starts=r % 2 == role)  # each side starts every other repeat
+    _, cpu, loss = run(name, x, y, args.seed + r, turn)
+    turn.done()
+    results.put((role, cpu, loss, turn.switches))
+
+
+def run_pair(pair: tuple[str, str], args: argparse.Namespace, r: int) -> tuple[float, float]:
+    """``(reference CPU s, contender CPU s)`` of repeat ``r``, the two in lockstep in two new
+    processes with the same hash seed (a process's hash seed and memory layout can make it a
+    few percent faster or slower for its whole life, so every repeat starts new ones)."""
+    import multiprocessing as mp
+    import queue
+
+    ctx = mp.get_context("spawn")
+    sems, barrier, results = (ctx.Semaphore(0), ctx.Semaphore(0)), ctx.Barrier(2), ctx.Queue()
+    flags = (ctx.Value("b", 0), ctx.Value("b", 0))
+    saved = os.environ.get("PYTHONHASHSEED")
+    os.environ["PYTHONHASHSEED"] = str(args.seed + r)  # inherited by both children
+    try:
+        procs = [ctx.Process(target=_side, args=(role, pair[role], args, r, sems[role],
+                                                 sems[1 - role], barrier,
+                                                 (flags[role], flags[1 - role]), results),
+                             daemon=True)
+                 for role in (0, 1)]
+        for proc in procs:
+            proc.start()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONHASHSEED", None)
+        else:
+            os.environ["PYTHONHASHSEED"] = saved
+    cpu: dict[int, float] = {}
+    try:
+        while len(cpu) < 2:
+            try:
+                role, seconds, loss, switches = results.get(timeout=5)
+            except queue.Empty:
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"a side of {pair} exited with {dead}") from None
+                continue
+            cpu[role] = seconds
+            print(f"[repeat {r + 1}/{args.repeats}] {pair[role]:20s} {seconds:.2f} s CPU, "
+                  f"loss {loss:.4f}, {switches} turns", flush=True)
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+    return cpu[0], cpu[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,49 +305,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     threads = common.configure_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import torch
-
     from steadygrad.diagnostics.monitor import DEFAULT_EVERY, DENSE_START
 
-    torch.set_num_threads(threads)
     info = common.system_info(threads, keras=False)
-    x, y = common.load_fashion_mnist(args.limit)
-    steps = math.ceil(x.shape[0] / BATCH)
-    print(f"{x.shape[0]:,} rows, {steps} steps/epoch, threads {threads}, "
+    rows_n = common.load_fashion_mnist(args.limit)[0].shape[0]
+    steps = math.ceil(rows_n / BATCH)
+    print(f"{rows_n:,} rows, {steps} steps/epoch, threads {threads}, "
           f"load {info['load_before']}", flush=True)
-    for name in CONTENDERS:  # untimed warm-up of every code path
-        run(name, x[:4 * BATCH], y[:4 * BATCH], args.seed)
-    wall: dict[str, list[float]] = {c: [] for c in CONTENDERS}
-    cpu: dict[str, list[float]] = {c: [] for c in CONTENDERS}
-    for r in range(args.repeats):
-        for c in repeat_order(r):
-            w, t, loss = run(c, x, y, args.seed + r)
-            wall[c].append(w)
-            cpu[c].append(t)
-            print(f"[repeat {r + 1}/{args.repeats}] {c:17s} {w:.2f} s wall, {t:.2f} s CPU, "
-                  f"loss {loss:.4f}", flush=True)
-    info["load_after"] = common.load_average()
-    med = {c: common.median(v) for c, v in wall.items()}
-    medc = {c: common.median(v) for c, v in cpu.items()}
     rows, verdicts = [], []
-    for c in CONTENDERS:
-        host = c.split("+")[0]
-        q, qc = (common.paired_ratio(wall[c], wall[host]),
-                 common.paired_ratio(cpu[c], cpu[host]))
-        rows.append([c, f"{med[c]:.2f}", f"{q:.2f}x", f"{medc[c]:.2f}", f"{qc:.2f}x",
-                     f"≤ {GOAL:.2f}x" if "+" in c else "—"])
-        if "+" in c:
-            each = [a / b for a, b in zip(cpu[c], cpu[host], strict=True)]
-            verdicts.append(common.verdict(f"{c} vs {host}", q, qc, GOAL)
-                            + f"; per-repeat CPU ratios {min(each):.2f}–{max(each):.2f}")
-    tab = common.markdown_table(["contender", "median epoch s (wall)", "wall ratio",
-                                 "median epoch CPU s", "CPU ratio", "goal"], rows)
+    for pair in args.pairs:
+        times = [run_pair(pair, args, r) for r in range(args.repeats)]
+        each = [b / a for a, b in times]
+        q = common.median(each)
+        rows.append([pair[1], pair[0], f"{common.median([a for a, _ in times]):.2f}",
+                     f"{common.median([b for _, b in times]):.2f}", f"{q:.3f}x",
+                     f"{min(each):.3f}–{max(each):.3f}", f"≤ {GOAL:.2f}x"])
+        verdicts.append(f"{pair[1]} vs {pair[0]}: {q:.3f}x CPU (goal ≤ {GOAL:.2f}x: "
+                        f"{'met' if q <= GOAL else 'NOT met'}); per-repeat "
+                        f"{', '.join(f'{v:.3f}' for v in each)}")
+    info["load_after"] = common.load_average()
+    tab = common.markdown_table(["contender", "reference", "reference median CPU s",
+                                 "contender median CPU s", "CPU ratio (median)",
+                                 "per-repeat range", "goal"], rows)
     body = "\n".join([
         "Measured by `benchmarks/integrations_overhead.py` (issue 17). One epoch of the shallow "
-        f"MLP on Fashion-MNIST ({x.shape[0]:,} rows, batch {BATCH}, {steps:,} steps), "
-        f"{args.repeats} interleaved repeat(s) per contender (a ratio is the median over "
-        "repeats of the ratio within each repeat, where host and host+callback run back to "
-        "back, the host first in even repeats and second in odd ones); the callbacks at default "
+        f"MLP on Fashion-MNIST ({rows_n:,} rows, batch {BATCH}, {steps:,} steps) per run, "
+        f"{args.repeats} run(s) per side. The two sides of a pair run in lockstep: two "
+        "processes pinned to one core take turns every "
+        f"{args.turn_steps} steps (`_lockstep.Turn`; a waiting process uses no CPU time), so "
+        "both see the same slow and fast spells of this VM's core, and each run's CPU time "
+        "(`time.process_time` of `fit`/`train`) is compared with its partner's; the ratio is "
+        "the median over repeats (each side starts every other repeat; every repeat runs in "
+        "two new processes, with the same hash seed, since a process's hash seed and memory "
+        "layout can bias it by a few percent for its whole life). Wall time is not "
+        "reported: in lockstep it includes the partner's turns. The callbacks run at default "
         f"sampling (the first {DENSE_START} steps, then one in {DEFAULT_EVERY}). `/log`: "
         "the hosts' logging on at their defaults (Lightning `CSVLogger`, a log every 50 "
         "steps; HF `logging_steps=500`); without `/log` nothing reads the callbacks' "
@@ -225,11 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         tab,
         "",
         *[f"- {v}" for v in verdicts],
-        *([f"- {common.load_note(info)}"] if common.load_note(info) else []),
         "",
         f"Environment: {info['date']}; CPU {info['cpu']}, {info['cores']} cores, "
         f"{threads} compute thread(s); Python {info['python']}, torch {info['torch']}; load "
-        f"average (1/5/15 min) before {info['load_before']}, after {info['load_after']}.",
+        f"average (1/5/15 min) before {info['load_before']}, after {info['load_after']} "
+        "(this benchmark's own two processes included).",
         "",
         f"Command: `{info['command']}`",
     ])

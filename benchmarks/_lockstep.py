@@ -1,0 +1,108 @@
+"""Two processes that take turns on one core, so both see the machine in the same state.
+
+On a shared VM the speed of a core drifts by tens of percent within seconds (a pure Python
+loop measured 0.13 s, then 0.21-0.22 s for five runs in a row, then 0.13 s again), so two
+epochs of a few seconds timed one after the other differ by ±15% for the same work, far more
+than a 5% overhead. :class:`Turn` interleaves two runs at a finer grain: two processes pinned
+to the same core pass a token every ``every`` steps, so each holds the core for a fraction of a
+second, then waits (a blocked process uses no CPU time) while the other runs. Both runs then
+share every slow and fast spell of the core, and the ratio of their CPU times
+(``time.process_time``) measures the difference in their work. Each switch costs both sides
+alike (two semaphore operations and some cache refill).
+
+Protocol, per round: both processes :meth:`Turn.reset` (drain the token, then meet at a
+barrier, and the side that starts this round takes the token), then run with
+:meth:`Turn.begin` before timing, :meth:`Turn.step` after every step, :meth:`Turn.end` after
+timing, and meet at the barrier again (:meth:`Turn.done`).
+
+Example (one process playing both sides, to show the token's path):
+    >>> import multiprocessing as mp
+    >>> ctx = mp.get_context("spawn")
+    >>> a, b = ctx.Semaphore(0), ctx.Semaphore(0)
+    >>> first = Turn(a, b, every=2, timeout=0.1)
+    >>> a.release(); first.begin()      # side A holds the token
+    >>> first.step(0); first.step(1)    # after 2 steps: hands it to B (and would wait)
+    Traceback (most recent call last):
+    ...
+    TimeoutError: no turn within 0.1 s
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["Turn", "pin_to"]
+
+
+class Turn:
+    """One side of a lockstep pair: ``mine`` is this side's token, ``theirs`` the other's.
+
+    Args:
+        mine: a semaphore this side acquires to run.
+        theirs: the other side's semaphore (released to hand over).
+        every: steps per turn.
+        barrier: a two-party barrier for :meth:`reset` and :meth:`done` (None: no rounds).
+        finished: two shared flags (``multiprocessing.Value``), this side's and the other's:
+            a side whose partner has finished its run runs on without handing over (None:
+            the partner is assumed to run as many steps).
+        timeout: seconds to wait for the token before giving up (a crashed partner).
+    """
+
+    def __init__(self, mine: Any, theirs: Any, every: int, barrier: Any = None,
+                 finished: tuple[Any, Any] | None = None, timeout: float = 600.0) -> None:
+        self.mine, self.theirs, self.every = mine, theirs, every
+        self.barrier, self.finished, self.timeout = barrier, finished, timeout
+        self.switches = 0
+
+    def _wait(self) -> None:
+        if not self.mine.acquire(timeout=self.timeout):
+            raise TimeoutError(f"no turn within {self.timeout} s")
+
+    def reset(self, starts: bool) -> None:
+        """Start a round: drain this side's token, meet the other side, and take the token if
+        this side ``starts``."""
+        while self.mine.acquire(block=False):
+            pass
+        if self.finished is not None:
+            self.finished[0].value = 0
+        if self.barrier is not None:
+            self.barrier.wait()
+        if starts:
+            self.mine.release()
+
+    def begin(self) -> None:
+        """Wait for the token (call before the timed region)."""
+        self._wait()
+
+    def step(self, index: int) -> None:
+        """After step ``index`` (0-based): every ``every`` steps, hand over and wait."""
+        if (index + 1) % self.every == 0 and not (
+                self.finished is not None and self.finished[1].value):
+            self.switches += 1
+            self.theirs.release()
+            self._wait()
+
+    def end(self) -> None:
+        """Hand over for good (call after the timed region): the other side runs alone."""
+        if self.finished is not None:
+            self.finished[0].value = 1
+        self.theirs.release()
+
+    def done(self) -> None:
+        """Meet the other side at the end of a round."""
+        if self.barrier is not None:
+            self.barrier.wait()
+
+
+def pin_to(core: int) -> bool:
+    """Pin this process to ``core`` (Linux); False where affinity cannot be set.
+
+    >>> pin_to(os.sched_getaffinity(0).copy().pop()) if hasattr(os, "sched_setaffinity") else True
+    True
+    """
+    try:
+        os.sched_setaffinity(0, {core})
+    except (AttributeError, OSError):
+        return False
+    return True
