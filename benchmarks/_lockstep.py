@@ -98,8 +98,8 @@ class Turn:
 def pin_to(core: int) -> bool:
     """Pin this process to ``core`` (Linux); False where affinity cannot be set.
 
-    >>> pin_to(os.sched_getaffinity(0).copy().pop()) if hasattr(os, "sched_setaffinity") else True
-    True
+    >>> pin_to(1 << 20)  # no such core (and False where affinity is not supported)
+    False
     """
     try:
         os.sched_setaffinity(0, {core})
