@@ -10,10 +10,13 @@ share every slow and fast spell of the core, and the ratio of their CPU times
 (``time.process_time``) measures the difference in their work. Each switch costs both sides
 alike (two semaphore operations and some cache refill).
 
-Protocol, per round: both processes :meth:`Turn.reset` (drain the token, then meet at a
-barrier, and the side that starts this round takes the token), then run with
-:meth:`Turn.begin` before timing, :meth:`Turn.step` after every step, :meth:`Turn.end` after
-timing, and meet at the barrier again (:meth:`Turn.done`).
+:func:`run_pair` starts the two processes (new ones every call, with the same hash seed: a
+process's hash seed and memory layout can make it a few percent faster or slower for its whole
+life) and collects their results. Each side's function gets its :class:`Turn`, prepares
+(untimed), calls :meth:`Turn.reset` (drain the token, meet the other side at a barrier, and the
+side that starts takes the token), then runs with :meth:`Turn.begin` before timing,
+:meth:`Turn.step` after every step and :meth:`Turn.end` after timing, and calls
+:meth:`Turn.done`.
 
 Example (one process playing both sides, to show the token's path):
     >>> import multiprocessing as mp
@@ -30,9 +33,11 @@ Example (one process playing both sides, to show the token's path):
 from __future__ import annotations
 
 import os
+import queue
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Turn", "pin_to"]
+__all__ = ["Turn", "pin_to", "run_pair"]
 
 
 class Turn:
@@ -106,3 +111,53 @@ def pin_to(core: int) -> bool:
     except (AttributeError, OSError):
         return False
     return True
+
+
+def _child(role: int, side: Callable[..., Any], side_args: tuple[Any, ...], every: int,
+           sems: tuple[Any, Any], barrier: Any, flags: tuple[Any, Any], results: Any) -> None:
+    """A side's process: its :class:`Turn`, then ``side(turn, role, *side_args)``."""
+    turn = Turn(sems[role], sems[1 - role], every, barrier, (flags[role], flags[1 - role]))
+    results.put((role, side(turn, role, *side_args)))
+
+
+def run_pair(side: Callable[..., Any], side_args: tuple[tuple[Any, ...], tuple[Any, ...]],
+             every: int, hash_seed: int) -> tuple[Any, Any]:
+    """Run ``side(turn, role, *side_args[role])`` for roles 0 and 1 in two new processes in
+    lockstep (``every`` steps per turn, ``PYTHONHASHSEED=hash_seed`` in both); returns their
+    results. ``side`` must be importable by the children (a module-level function) and call
+    the :class:`Turn` protocol. Raises RuntimeError when a side's process dies."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    sems, barrier, results = (ctx.Semaphore(0), ctx.Semaphore(0)), ctx.Barrier(2), ctx.Queue()
+    flags = (ctx.Value("b", 0), ctx.Value("b", 0))
+    saved = os.environ.get("PYTHONHASHSEED")
+    os.environ["PYTHONHASHSEED"] = str(hash_seed)  # inherited by both children
+    try:
+        procs = [ctx.Process(target=_child, args=(role, side, side_args[role], every, sems,
+                                                  barrier, flags, results), daemon=True)
+                 for role in (0, 1)]
+        for proc in procs:
+            proc.start()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONHASHSEED", None)
+        else:
+            os.environ["PYTHONHASHSEED"] = saved
+    out: dict[int, Any] = {}
+    try:
+        while len(out) < 2:
+            try:
+                role, result = results.get(timeout=5)
+            except queue.Empty:
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"a lockstep side exited with {dead}") from None
+                continue
+            out[role] = result
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+    return out[0], out[1]

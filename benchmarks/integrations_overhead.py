@@ -3,7 +3,7 @@
 Workload: Fashion-MNIST, the shallow MLP (Flatten → Dense 300 relu → Dense 100 relu → Dense 10),
 SGD lr 0.01, batch 32, one epoch per run, fresh model from the same seed in both runs of a
 repeat. Each contender is measured against its host in a lockstep pair (:func:`run_pair`,
-:class:`_lockstep.Turn`): two child processes, pinned to one core at one thread, take turns
+:mod:`_lockstep`): two child processes, pinned to one core at one thread, take turns
 every ``--turn-steps`` steps (a waiting process uses no CPU time), so that both runs see the
 same slow and fast spells of the machine (on this VM a core's speed drifts by tens of percent
 within seconds; two epochs timed one after the other differed by ±15% for the same work). An
@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import _common as common
+import _lockstep as lockstep
 from _lockstep import Turn, pin_to
 
 CONTENDERS = ("lightning", "lightning+health", "hf", "hf+health",
@@ -235,10 +236,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _side(role: int, name: str, args: argparse.Namespace, r: int, mine: Any, theirs: Any,
-          barrier: Any, finished: tuple[Any, Any], results: Any) -> None:
+def _side(turn: Turn, role: int, name: str, args: argparse.Namespace,
+          r: int) -> tuple[float, float, int]:
     """One side of a lockstep pair, in a child process: warm up, then repeat ``r``'s timed
-    epoch in turns with the other side; the result goes to ``results``."""
+    epoch in turns with the other side: ``(CPU s, final loss, turns handed over)``."""
     threads = common.configure_threads(args.threads)
     import torch
 
@@ -247,57 +248,21 @@ def _side(role: int, name: str, args: argparse.Namespace, r: int, mine: Any, the
     run(name, x[:4 * BATCH], y[:4 * BATCH], args.seed)  # untimed warm-up of the code path
     if threads == 1:  # both sides on the same core: they share its slow and fast spells
         pin_to(min(os.sched_getaffinity(0)))
-    turn = Turn(mine, theirs, args.turn_steps, barrier, finished)
     turn.reset(starts=r % 2 == role)  # each side starts every other repeat
     _, cpu, loss = run(name, x, y, args.seed + r, turn)
     turn.done()
-    results.put((role, cpu, loss, turn.switches))
+    return cpu, loss, turn.switches
 
 
 def run_pair(pair: tuple[str, str], args: argparse.Namespace, r: int) -> tuple[float, float]:
     """``(reference CPU s, contender CPU s)`` of repeat ``r``, the two in lockstep in two new
-    processes with the same hash seed (a process's hash seed and memory layout can make it a
-    few percent faster or slower for its whole life, so every repeat starts new ones)."""
-    import multiprocessing as mp
-    import queue
-
-    ctx = mp.get_context("spawn")
-    sems, barrier, results = (ctx.Semaphore(0), ctx.Semaphore(0)), ctx.Barrier(2), ctx.Queue()
-    flags = (ctx.Value("b", 0), ctx.Value("b", 0))
-    saved = os.environ.get("PYTHONHASHSEED")
-    os.environ["PYTHONHASHSEED"] = str(args.seed + r)  # inherited by both children
-    try:
-        procs = [ctx.Process(target=_side, args=(role, pair[role], args, r, sems[role],
-                                                 sems[1 - role], barrier,
-                                                 (flags[role], flags[1 - role]), results),
-                             daemon=True)
-                 for role in (0, 1)]
-        for proc in procs:
-            proc.start()
-    finally:
-        if saved is None:
-            os.environ.pop("PYTHONHASHSEED", None)
-        else:
-            os.environ["PYTHONHASHSEED"] = saved
-    cpu: dict[int, float] = {}
-    try:
-        while len(cpu) < 2:
-            try:
-                role, seconds, loss, switches = results.get(timeout=5)
-            except queue.Empty:
-                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
-                if dead:
-                    raise RuntimeError(f"a side of {pair} exited with {dead}") from None
-                continue
-            cpu[role] = seconds
-            print(f"[repeat {r + 1}/{args.repeats}] {pair[role]:20s} {seconds:.2f} s CPU, "
-                  f"loss {loss:.4f}, {switches} turns", flush=True)
-    finally:
-        for proc in procs:
-            proc.join(timeout=30)
-            if proc.is_alive():
-                proc.terminate()
-    return cpu[0], cpu[1]
+    processes (:func:`_lockstep.run_pair`)."""
+    sides = lockstep.run_pair(_side, ((pair[0], args, r), (pair[1], args, r)),
+                              every=args.turn_steps, hash_seed=args.seed + r)
+    for name, (cpu, loss, switches) in zip(pair, sides, strict=True):
+        print(f"[repeat {r + 1}/{args.repeats}] {name:20s} {cpu:.2f} s CPU, "
+              f"loss {loss:.4f}, {switches} turns", flush=True)
+    return sides[0][0], sides[1][0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
