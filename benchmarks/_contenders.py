@@ -91,8 +91,11 @@ def torch_optimizer(wl: Workload, model: Any) -> Any:
                              momentum_decay=1.0)
 
 
-def run_minimal(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
-    """The minimal hand-written loop: in-memory tensors, ``randperm`` slicing."""
+def run_minimal(wl: Workload, x: Any, y: Any, epochs: int, seed: int,
+                turn: Any = None) -> Run:
+    """The minimal hand-written loop: in-memory tensors, ``randperm`` slicing. ``turn``: a
+    :class:`_lockstep.Turn` to take turns with (``begin`` before the first epoch, ``step``
+    after every step, ``end`` after the last epoch)."""
     import torch
     import torch.nn.functional as F
 
@@ -102,6 +105,9 @@ def run_minimal(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
     n = x.shape[0]
     times, cpu, total = [], [], math.nan
     meter, busy = BusyMeter(), []
+    step = 0
+    if turn is not None:
+        turn.begin()
     for _ in range(epochs):
         meter.start()
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -116,9 +122,14 @@ def run_minimal(wl: Workload, x: Any, y: Any, epochs: int, seed: int) -> Run:
             opt.step()
             opt.zero_grad(set_to_none=True)
             total += loss.item() * idx.shape[0]
+            if turn is not None:
+                turn.step(step)
+                step += 1
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - cpu_start)
         busy.append(meter.stop())
+    if turn is not None:
+        turn.end()
     return Run(times, cpu, busy, loss=total / n)
 
 
@@ -174,14 +185,26 @@ def cpu_clock() -> Any:
     return CpuClock()
 
 
+def turns(turn: Any) -> Any:
+    """A ``steadygrad`` callback that hands the core over every ``turn.every`` steps."""
+    from steadygrad.train.callbacks import Callback
+
+    class Turns(Callback):
+        def on_batch_end(self, step: int, logs: Any) -> None:
+            turn.step(step)
+
+    return Turns()
+
+
 def run_fit(wl: Workload, x: Any, y: Any, epochs: int, seed: int, *, compile: bool = False,
             monitor: Any = False, prebuilt: tuple[Any, Any] | None = None,
-            threads: int | None = None) -> Run:
+            threads: int | None = None, turn: Any = None) -> Run:
     """``steadygrad.fit``; epoch seconds from ``history["seconds"]`` (compile excluded).
 
     ``setup_seconds`` is the rest of the ``fit`` call's wall time (validation, building the
     optimizer and step, the final report), not counted in the epoch times. CPU seconds come
     from a callback; with ``compile=True`` only epochs after the first (no compiling) count.
+    ``turn``: a :class:`_lockstep.Turn` to take turns with (a callback's ``on_batch_end``).
     """
     from steadygrad.train.loop import fit
 
@@ -193,10 +216,15 @@ def run_fit(wl: Workload, x: Any, y: Any, epochs: int, seed: int, *, compile: bo
     optim: dict[str, Any] = ({"optimizer": opt} if opt is not None else
                              {"optimizer": wl.optimizer, "learning_rate": wl.learning_rate})
     clock = cpu_clock()
+    callbacks = [clock] if turn is None else [clock, turns(turn)]
     start = time.perf_counter()
+    if turn is not None:
+        turn.begin()
     history = fit(model, (x, y), epochs=epochs, batch_size=BATCH, monitor=monitor,
-                  compile=compile, seed=seed, verbose=0, callbacks=[clock], threads=threads,
+                  compile=compile, seed=seed, verbose=0, callbacks=callbacks, threads=threads,
                   **optim)
+    if turn is not None:
+        turn.end()
     wall = time.perf_counter() - start
     seconds = [float(s) for s in history["seconds"]]
     comp = float(getattr(history, "compile_seconds", 0.0) or 0.0) if compile else None
