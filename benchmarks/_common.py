@@ -48,6 +48,7 @@ __all__ = [
     "ratio",
     "shallow_mlp",
     "system_info",
+    "thread_counts",
     "verdict",
     "write_section",
     "write_subsection",
@@ -88,6 +89,23 @@ def configure_threads(threads: int | None) -> int:
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
     return n
+
+
+def thread_counts(text: str) -> list[str]:
+    """``--thread-counts`` parsed: positive ints and/or ``"default"`` (torch's own count).
+
+    >>> thread_counts("1, default")
+    ['1', 'default']
+    >>> thread_counts("0")
+    Traceback (most recent call last):
+    ...
+    ValueError: got '0'; expected positive ints and/or 'default', comma-separated
+    """
+    counts = [c.strip() for c in text.split(",") if c.strip()]
+    if not counts or any(c != "default" and not (c.isdigit() and int(c) >= 1) for c in counts):
+        raise ValueError(f"got {text!r}; expected positive ints and/or 'default', "
+                         "comma-separated")
+    return counts
 
 
 def cpu_model() -> str:

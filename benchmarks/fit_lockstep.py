@@ -91,11 +91,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if bad or not args.workloads:
         p.error(f"--workloads: got {bad or args.workloads}; expected names from "
                 f"{', '.join(WORKLOADS)}")
-    counts = [c.strip() for c in args.thread_counts.split(",") if c.strip()]
-    if not counts or any(c != "default" and not (c.isdigit() and int(c) >= 1) for c in counts):
-        p.error(f"--thread-counts: got {args.thread_counts!r}; expected positive ints and/or "
-                "'default', comma-separated")
-    args.thread_counts = counts
+    try:
+        args.thread_counts = common.thread_counts(args.thread_counts)
+    except ValueError as exc:
+        p.error(f"--thread-counts: {exc}")
     if args.quick:
         args.limit = args.limit or QUICK_ROWS
     return args

@@ -296,11 +296,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"--threads: got {args.threads}; expected an int >= 1")
     if not 0.0 <= args.busy_threshold <= 1.0:
         p.error(f"--busy-threshold: got {args.busy_threshold}; expected a share in [0, 1]")
-    counts = [c.strip() for c in args.thread_counts.split(",") if c.strip()]
-    if not counts or any(c != "default" and not (c.isdigit() and int(c) >= 1) for c in counts):
-        p.error(f"--thread-counts: got {args.thread_counts!r}; expected positive ints and/or "
-                "'default', comma-separated")
-    args.thread_counts = counts
+    try:
+        args.thread_counts = common.thread_counts(args.thread_counts)
+    except ValueError as exc:
+        p.error(f"--thread-counts: {exc}")
     if args.quick:
         args.limit = args.limit or QUICK_ROWS
     for opt, allowed in (("contenders", CONTENDERS), ("workloads", WORKLOADS)):
