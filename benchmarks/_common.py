@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import fcntl
@@ -39,6 +40,7 @@ __all__ = [
     "configure_threads",
     "cpu_model",
     "deep_bn_mlp",
+    "environment",
     "load_average",
     "load_fashion_mnist",
     "load_note",
@@ -92,19 +94,20 @@ def configure_threads(threads: int | None) -> int:
 
 
 def thread_counts(text: str) -> list[str]:
-    """``--thread-counts`` parsed: positive ints and/or ``"default"`` (torch's own count).
+    """``--thread-counts`` parsed (an argparse ``type=``): positive ints and/or ``"default"``
+    (torch's own count).
 
     >>> thread_counts("1, default")
     ['1', 'default']
     >>> thread_counts("0")
     Traceback (most recent call last):
     ...
-    ValueError: got '0'; expected positive ints and/or 'default', comma-separated
+    argparse.ArgumentTypeError: got '0'; expected positive ints and/or 'default', comma-separated
     """
     counts = [c.strip() for c in text.split(",") if c.strip()]
     if not counts or any(c != "default" and not (c.isdigit() and int(c) >= 1) for c in counts):
-        raise ValueError(f"got {text!r}; expected positive ints and/or 'default', "
-                         "comma-separated")
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected positive ints and/or "
+                                         "'default', comma-separated")
     return counts
 
 
@@ -154,6 +157,32 @@ def system_info(threads: int, *, keras: bool = True) -> dict[str, Any]:
         info["keras"] = _version("keras")
         info["jax"] = _version("jax")
     return info
+
+
+def environment(info: dict[str, Any], *, threads: bool = True, note: str = "") -> list[str]:
+    """The closing lines of a benchmark's section: the environment line, a blank line and the
+    command (``threads``: name ``info["threads"]``; ``note``: appended to the load figures).
+
+    >>> info = {"date": "D", "cpu": "C", "cores": 2, "threads": 1, "python": "3", "torch": "T",
+    ...         "load_before": "a", "load_after": "b", "command": "python x.py"}
+    >>> print(*environment(info)[0].split("; "), sep="\\n")
+    Environment: D
+    CPU C, 2 cores, 1 compute thread(s)
+    Python 3, torch T
+    load average (1/5/15 min) before a, after b.
+    >>> print(*environment({**info, "keras": "K", "jax": "J"}, threads=False,
+    ...                    note=" (n)")[0].split("; ")[1:], sep="\\n")
+    CPU C, 2 cores
+    Python 3, torch T, keras K, jax J
+    load average (1/5/15 min) before a, after b (n).
+    """
+    versions = f"torch {info['torch']}" + (
+        f", keras {info['keras']}, jax {info['jax']}" if "keras" in info else "")
+    cores = f"{info['cores']} cores" + (
+        f", {info['threads']} compute thread(s)" if threads else "")
+    return [f"Environment: {info['date']}; CPU {info['cpu']}, {cores}; Python {info['python']}, "
+            f"{versions}; load average (1/5/15 min) before {info['load_before']}, after "
+            f"{info['load_after']}{note}.", "", f"Command: `{info['command']}`"]
 
 
 def load_average() -> str:

@@ -13,10 +13,10 @@ alike (two semaphore operations and some cache refill).
 :func:`run_pair` starts the two processes (new ones every call, with the same hash seed: a
 process's hash seed and memory layout can make it a few percent faster or slower for its whole
 life) and collects their results. Each side's function gets its :class:`Turn`, prepares
-(untimed), calls :meth:`Turn.reset` (drain the token, meet the other side at a barrier, and the
-side that starts takes the token), then runs with :meth:`Turn.begin` before timing,
-:meth:`Turn.step` after every step and :meth:`Turn.end` after timing, and calls
-:meth:`Turn.done`.
+(untimed), calls :meth:`Turn.reset` (pin to the shared core if asked, drain the token, meet
+the other side at a barrier, and the side that starts takes the token), then runs with
+:meth:`Turn.begin` before timing, :meth:`Turn.step` after every step and :meth:`Turn.end`
+after timing, and calls :meth:`Turn.done`.
 
 Example (one process playing both sides, to show the token's path):
     >>> import multiprocessing as mp
@@ -51,29 +51,36 @@ class Turn:
         finished: two shared flags (``multiprocessing.Value``), this side's and the other's:
             a side whose partner has finished its run runs on without handing over (None:
             the partner is assumed to run as many steps).
+        starts: whether this side takes the token first in :meth:`reset`.
+        core: pin this process to that core in :meth:`reset` (None: leave it unpinned).
         timeout: seconds to wait for the token before giving up (a crashed partner).
     """
 
     def __init__(self, mine: Any, theirs: Any, every: int, barrier: Any = None,
-                 finished: tuple[Any, Any] | None = None, timeout: float = 600.0) -> None:
+                 finished: tuple[Any, Any] | None = None, *, starts: bool = False,
+                 core: int | None = None, timeout: float = 600.0) -> None:
         self.mine, self.theirs, self.every = mine, theirs, every
         self.barrier, self.finished, self.timeout = barrier, finished, timeout
+        self.starts, self.core = starts, core
         self.switches = 0
 
     def _wait(self) -> None:
         if not self.mine.acquire(timeout=self.timeout):
             raise TimeoutError(f"no turn within {self.timeout} s")
 
-    def reset(self, starts: bool) -> None:
-        """Start a round: drain this side's token, meet the other side, and take the token if
-        this side ``starts``."""
+    def reset(self) -> None:
+        """Start the timed round (after any untimed preparation): pin to :attr:`core`, drain
+        this side's token, meet the other side, and take the token if this side
+        :attr:`starts`."""
+        if self.core is not None:
+            pin_to(self.core)
         while self.mine.acquire(block=False):
             pass
         if self.finished is not None:
             self.finished[0].value = 0
         if self.barrier is not None:
             self.barrier.wait()
-        if starts:
+        if self.starts:
             self.mine.release()
 
     def begin(self) -> None:
@@ -114,16 +121,21 @@ def pin_to(core: int) -> bool:
 
 
 def _child(role: int, side: Callable[..., Any], side_args: tuple[Any, ...], every: int,
-           sems: tuple[Any, Any], barrier: Any, flags: tuple[Any, Any], results: Any) -> None:
-    """A side's process: its :class:`Turn`, then ``side(turn, role, *side_args)``."""
-    turn = Turn(sems[role], sems[1 - role], every, barrier, (flags[role], flags[1 - role]))
-    results.put((role, side(turn, role, *side_args)))
+           sems: tuple[Any, Any], barrier: Any, flags: tuple[Any, Any], first: int,
+           pin: bool, results: Any) -> None:
+    """A side's process: its :class:`Turn`, then ``side(turn, *side_args)``."""
+    core = min(os.sched_getaffinity(0)) if pin and hasattr(os, "sched_getaffinity") else None
+    turn = Turn(sems[role], sems[1 - role], every, barrier, (flags[role], flags[1 - role]),
+                starts=role == first, core=core)
+    results.put((role, side(turn, *side_args)))
 
 
 def run_pair(side: Callable[..., Any], side_args: tuple[tuple[Any, ...], tuple[Any, ...]],
-             every: int, hash_seed: int) -> tuple[Any, Any]:
-    """Run ``side(turn, role, *side_args[role])`` for roles 0 and 1 in two new processes in
-    lockstep (``every`` steps per turn, ``PYTHONHASHSEED=hash_seed`` in both); returns their
+             every: int, hash_seed: int, *, first: int = 0,
+             pin: bool = False) -> tuple[Any, Any]:
+    """Run ``side(turn, *side_args[role])`` for roles 0 and 1 in two new processes in
+    lockstep (``every`` steps per turn, ``PYTHONHASHSEED=hash_seed`` in both, role ``first``
+    taking the first turn; ``pin``: both on the same core, for one-thread runs); returns their
     results. ``side`` must be importable by the children (a module-level function) and call
     the :class:`Turn` protocol. Raises RuntimeError when a side's process dies."""
     import multiprocessing as mp
@@ -135,7 +147,8 @@ def run_pair(side: Callable[..., Any], side_args: tuple[tuple[Any, ...], tuple[A
     os.environ["PYTHONHASHSEED"] = str(hash_seed)  # inherited by both children
     try:
         procs = [ctx.Process(target=_child, args=(role, side, side_args[role], every, sems,
-                                                  barrier, flags, results), daemon=True)
+                                                  barrier, flags, first, pin, results),
+                             daemon=True)
                  for role in (0, 1)]
         for proc in procs:
             proc.start()

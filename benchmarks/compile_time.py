@@ -218,8 +218,6 @@ def render(info: dict[str, Any], rows: list[list[str]]) -> str:
         ["workload", "step", "cold compile s", "trace CPU s", "Python CPU s",
          "C++ compiler CPU s", "warm compile s", "partial batch ms", "next step ms"], rows)
     note = common.load_note(info)
-    versions = f"torch {info['torch']}" + (
-        f", keras {info['keras']}, jax {info['jax']}" if "keras" in info else "")
     return "\n".join([
         "Measured by `benchmarks/compile_time.py` (issue 20). Each figure comes from a fresh "
         "process. steadygrad: the step built and called as `fit(compile=True)` does (batch "
@@ -242,11 +240,7 @@ def render(info: dict[str, Any], rows: list[list[str]]) -> str:
         "compiled for it); next step ms: the compiled step after it.",
         *([f"- {note}"] if note else []),
         "",
-        f"Environment: {info['date']}; CPU {info['cpu']}, {info['cores']} cores, "
-        f"{info['threads']} compute thread(s); Python {info['python']}, {versions}; load "
-        f"average (1/5/15 min) before {info['load_before']}, after {info['load_after']}.",
-        "",
-        f"Command: `{info['command']}`",
+        *common.environment(info),
     ])
 
 

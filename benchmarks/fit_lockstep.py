@@ -28,7 +28,7 @@ from typing import Any
 
 import _common as common
 import _lockstep as lockstep
-from _lockstep import Turn, pin_to
+from _lockstep import Turn
 
 WORKLOADS = ("shallow", "deep")
 BATCH = 32
@@ -38,8 +38,8 @@ SECTION = "Trainer speed"
 SUBSECTION = "Eager fit vs the minimal loop, lockstep pairs"
 
 
-def _side(turn: Turn, role: int, contender: str, workload: str, threads: int,
-          limit: int | None, seed: int, r: int) -> tuple[float, float]:
+def _side(turn: Turn, contender: str, workload: str, threads: int, limit: int | None,
+          seed: int, r: int) -> tuple[float, float]:
     """One side, in a child process: warm up, then one timed epoch in turns with the other
     side: ``(epoch CPU s, final loss)``."""
     common.configure_threads(threads)
@@ -56,9 +56,7 @@ def _side(turn: Turn, role: int, contender: str, workload: str, threads: int,
         return contenders.run_minimal(wl, x[:n], y[:n], 1, s, turn=t)
 
     run(8 * BATCH, seed, None)  # untimed warm-up of the code path
-    if threads == 1:  # both sides on the same core: they share its slow and fast spells
-        pin_to(min(os.sched_getaffinity(0)))
-    turn.reset(starts=r % 2 == role)  # each side starts every other repeat
+    turn.reset()
     out = run(x.shape[0], seed + r, turn)
     turn.done()
     return out.cpu[0], out.loss
@@ -69,7 +67,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     p.add_argument("--repeats", type=int, default=5, help="pairs per cell (default 5)")
     p.add_argument("--workloads", default=",".join(WORKLOADS))
-    p.add_argument("--thread-counts", default="1,default",
+    p.add_argument("--thread-counts", default="1,default", type=common.thread_counts,
                    help="comma-separated counts; 'default' is torch's (default: 1,default)")
     p.add_argument("--turn-steps", type=int, default=64,
                    help="steps per turn (default 64)")
@@ -91,10 +89,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if bad or not args.workloads:
         p.error(f"--workloads: got {bad or args.workloads}; expected names from "
                 f"{', '.join(WORKLOADS)}")
-    try:
-        args.thread_counts = common.thread_counts(args.thread_counts)
-    except ValueError as exc:
-        p.error(f"--thread-counts: {exc}")
     if args.quick:
         args.limit = args.limit or QUICK_ROWS
     return args
@@ -123,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     a, b = lockstep.run_pair(
                         _side, ((ref, w, t, args.limit, args.seed, r),
                                 (con, w, t, args.limit, args.seed, r)),
-                        every=args.turn_steps, hash_seed=args.seed + r)
+                        every=args.turn_steps, hash_seed=args.seed + r,
+                        first=r % 2,  # each side starts every other repeat
+                        pin=t == 1)  # one core: both share its slow and fast spells
                     each.append(b[0] / a[0])
                     cpus.append((a[0], b[0]))
                     print(f"[{w} @{t}, repeat {r + 1}/{args.repeats}] {ref} {a[0]:.2f} s, "
@@ -158,12 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         *[f"- {v}" for v in verdicts],
         "",
-        f"Environment: {info['date']}; CPU {info['cpu']}, {info['cores']} cores; Python "
-        f"{info['python']}, torch {info['torch']}; load average (1/5/15 min) before "
-        f"{info['load_before']}, after {info['load_after']} (this benchmark's own two "
-        "processes included).",
-        "",
-        f"Command: `{info['command']}`",
+        *common.environment(info, threads=False,
+                            note=" (this benchmark's own two processes included)"),
     ])
     print("\n" + body)
     if args.write:

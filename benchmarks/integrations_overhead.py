@@ -44,7 +44,7 @@ from typing import Any
 
 import _common as common
 import _lockstep as lockstep
-from _lockstep import Turn, pin_to
+from _lockstep import Turn
 
 CONTENDERS = ("lightning", "lightning+health", "hf", "hf+health",
               "lightning/log", "lightning/log+health", "hf/log", "hf/log+health")
@@ -236,8 +236,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _side(turn: Turn, role: int, name: str, args: argparse.Namespace,
-          r: int) -> tuple[float, float, int]:
+def _side(turn: Turn, name: str, args: argparse.Namespace, r: int) -> tuple[float, float, int]:
     """One side of a lockstep pair, in a child process: warm up, then repeat ``r``'s timed
     epoch in turns with the other side: ``(CPU s, final loss, turns handed over)``."""
     threads = common.configure_threads(args.threads)
@@ -246,9 +245,7 @@ def _side(turn: Turn, role: int, name: str, args: argparse.Namespace,
     torch.set_num_threads(threads)
     x, y = common.load_fashion_mnist(args.limit)
     run(name, x[:4 * BATCH], y[:4 * BATCH], args.seed)  # untimed warm-up of the code path
-    if threads == 1:  # both sides on the same core: they share its slow and fast spells
-        pin_to(min(os.sched_getaffinity(0)))
-    turn.reset(starts=r % 2 == role)  # each side starts every other repeat
+    turn.reset()
     _, cpu, loss = run(name, x, y, args.seed + r, turn)
     turn.done()
     return cpu, loss, turn.switches
@@ -258,7 +255,9 @@ def run_pair(pair: tuple[str, str], args: argparse.Namespace, r: int) -> tuple[f
     """``(reference CPU s, contender CPU s)`` of repeat ``r``, the two in lockstep in two new
     processes (:func:`_lockstep.run_pair`)."""
     sides = lockstep.run_pair(_side, ((pair[0], args, r), (pair[1], args, r)),
-                              every=args.turn_steps, hash_seed=args.seed + r)
+                              every=args.turn_steps, hash_seed=args.seed + r,
+                              first=r % 2,  # each side starts every other repeat
+                              pin=args.threads == 1)  # one core: its slow and fast spells
     for name, (cpu, loss, switches) in zip(pair, sides, strict=True):
         print(f"[repeat {r + 1}/{args.repeats}] {name:20s} {cpu:.2f} s CPU, "
               f"loss {loss:.4f}, {switches} turns", flush=True)
@@ -316,12 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         *[f"- {v}" for v in verdicts],
         "",
-        f"Environment: {info['date']}; CPU {info['cpu']}, {info['cores']} cores, "
-        f"{threads} compute thread(s); Python {info['python']}, torch {info['torch']}; load "
-        f"average (1/5/15 min) before {info['load_before']}, after {info['load_after']} "
-        "(this benchmark's own two processes included).",
-        "",
-        f"Command: `{info['command']}`",
+        *common.environment(info, note=" (this benchmark's own two processes included)"),
     ])
     print("\n" + body)
     if args.write:

@@ -232,11 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "`.item()` on every leaf layer's output mean/std and output-gradient norm (for "
         "context: what a straightforward per-step monitor costs).",
         "",
-        f"Environment: {info['date']}; CPU {info['cpu']}, {info['cores']} cores, "
-        f"{threads} compute thread(s); Python {info['python']}, torch {info['torch']}; load "
-        f"average (1/5/15 min) before {info['load_before']}, after {info['load_after']}.",
-        "",
-        f"Command: `{info['command']}`",
+        *common.environment(info),
     ])
     print("\n" + body)
     if args.write:

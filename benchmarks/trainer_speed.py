@@ -263,7 +263,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default 3)")
     p.add_argument("--threads", type=int, default=None,
                    help="run everything at this many threads (instead of --thread-counts)")
-    p.add_argument("--thread-counts", default="1,default",
+    p.add_argument("--thread-counts", default="1,default", type=common.thread_counts,
                    help="comma-separated torch thread counts; 'default' is torch's default "
                         "(default: 1,default)")
     p.add_argument("--busy-threshold", type=float, default=0.25,
@@ -296,10 +296,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"--threads: got {args.threads}; expected an int >= 1")
     if not 0.0 <= args.busy_threshold <= 1.0:
         p.error(f"--busy-threshold: got {args.busy_threshold}; expected a share in [0, 1]")
-    try:
-        args.thread_counts = common.thread_counts(args.thread_counts)
-    except ValueError as exc:
-        p.error(f"--thread-counts: {exc}")
     if args.quick:
         args.limit = args.limit or QUICK_ROWS
     for opt, allowed in (("contenders", CONTENDERS), ("workloads", WORKLOADS)):
@@ -442,13 +438,7 @@ def render(info: dict[str, Any], args: argparse.Namespace, rows: int, table: str
         "(steadygrad: `history.compile_seconds`; Keras: a warm-up `fit` on one full and one "
         "partial batch).",
         "",
-        f"Environment: {info['date']}; CPU {info['cpu']}, {info['cores']} cores, "
-        f"{info['threads']} compute thread(s); Python {info['python']}, torch {info['torch']}"
-        + (f", keras {info.get('keras')}, jax {info.get('jax')}" if skip is None else "")
-        + f"; load average (1/5/15 min) before {info['load_before']}, after "
-        f"{info['load_after']}.",
-        "",
-        f"Command: `{info['command']}`",
+        *common.environment(info),  # keras and jax named when the Keras column ran
     ]
     return "\n".join(lines)
 
