@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import os
 import queue
+import statistics
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Turn", "pin_to", "run_pair"]
+__all__ = ["Turn", "pin_to", "run_pair", "summary"]
 
 
 class Turn:
@@ -105,6 +106,31 @@ class Turn:
         """Meet the other side at the end of a round."""
         if self.barrier is not None:
             self.barrier.wait()
+
+
+def summary(times: list[tuple[float, float]], goal: float,
+            same: bool = False) -> tuple[list[str], str]:
+    """Table cells and verdict of a pair's ``(reference, contender)`` CPU seconds per repeat:
+    ``[reference median, contender median, median ratio, per-repeat range, goal]`` and the
+    verdict text; ``same``: an A/A pair (the noise floor, not judged against ``goal``).
+
+    >>> cells, verdict = summary([(1.0, 1.02), (2.0, 2.08), (1.0, 1.01)], 1.05)
+    >>> cells
+    ['1.00', '1.02', '1.020x', '1.010–1.040', '≤ 1.05x']
+    >>> verdict
+    '1.020x CPU (goal ≤ 1.05x: met); per-repeat 1.020, 1.040, 1.010'
+    >>> summary([(1.0, 1.0)], 1.05, same=True)[1]
+    '1.000x CPU (A/A, the noise floor); per-repeat 1.000'
+    """
+    each = [b / a for a, b in times]
+    q = statistics.median(each)
+    cells = [f"{statistics.median([a for a, _ in times]):.2f}",
+             f"{statistics.median([b for _, b in times]):.2f}", f"{q:.3f}x",
+             f"{min(each):.3f}–{max(each):.3f}",
+             "— (A/A: noise floor)" if same else f"≤ {goal:.2f}x"]
+    judged = "A/A, the noise floor" if same else (
+        f"goal ≤ {goal:.2f}x: {'met' if q <= goal else 'NOT met'}")
+    return cells, f"{q:.3f}x CPU ({judged}); per-repeat {', '.join(f'{v:.3f}' for v in each)}"
 
 
 def pin_to(core: int) -> bool:

@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for w in args.workloads:
         for t in counts:
             for ref, con in pairs:
-                each, cpus = [], []
+                cpus = []
                 for r in range(args.repeats):
                     a, b = lockstep.run_pair(
                         _side, ((ref, w, t, args.limit, args.seed, r),
@@ -120,22 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         every=args.turn_steps, hash_seed=args.seed + r,
                         first=r % 2,  # each side starts every other repeat
                         pin=t == 1)  # one core: both share its slow and fast spells
-                    each.append(b[0] / a[0])
                     cpus.append((a[0], b[0]))
                     print(f"[{w} @{t}, repeat {r + 1}/{args.repeats}] {ref} {a[0]:.2f} s, "
                           f"{con} {b[0]:.2f} s CPU (losses {a[1]:.4f}, {b[1]:.4f})",
                           flush=True)
-                q = common.median(each)
-                same = ref == con
-                rows.append([w, f"{con}@{t}", f"{ref}@{t}",
-                             f"{common.median([a for a, _ in cpus]):.2f}",
-                             f"{common.median([b for _, b in cpus]):.2f}", f"{q:.3f}x",
-                             f"{min(each):.3f}–{max(each):.3f}",
-                             "— (A/A: noise floor)" if same else f"≤ {GOAL:.2f}x"])
-                verdict = "A/A, the noise floor" if same else (
-                    f"goal ≤ {GOAL:.2f}x: {'met' if q <= GOAL else 'NOT met'}")
-                verdicts.append(f"{w}: {con}@{t} / {ref}@{t}: {q:.3f}x CPU ({verdict}); "
-                                f"per-repeat {', '.join(f'{v:.3f}' for v in each)}")
+                cells, verdict = lockstep.summary(cpus, GOAL, same=ref == con)
+                rows.append([w, f"{con}@{t}", f"{ref}@{t}", *cells])
+                verdicts.append(f"{w}: {con}@{t} / {ref}@{t}: {verdict}")
     info["load_after"] = common.load_average()
     table = common.markdown_table(
         ["workload", "contender", "reference", "reference median epoch CPU s",

@@ -279,17 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows, verdicts = [], []
     for pair in args.pairs:
         times = [run_pair(pair, args, r) for r in range(args.repeats)]
-        each = [b / a for a, b in times]
-        q = common.median(each)
-        same = pair[0] == pair[1]  # an A/A pair: the method's own noise, no goal
-        rows.append([pair[1], pair[0], f"{common.median([a for a, _ in times]):.2f}",
-                     f"{common.median([b for _, b in times]):.2f}", f"{q:.3f}x",
-                     f"{min(each):.3f}–{max(each):.3f}",
-                     "— (A/A: noise floor)" if same else f"≤ {GOAL:.2f}x"])
-        verdict = "A/A, the noise floor" if same else (
-            f"goal ≤ {GOAL:.2f}x: {'met' if q <= GOAL else 'NOT met'}")
-        verdicts.append(f"{pair[1]} vs {pair[0]}: {q:.3f}x CPU ({verdict}); per-repeat "
-                        f"{', '.join(f'{v:.3f}' for v in each)}")
+        cells, verdict = lockstep.summary(times, GOAL, same=pair[0] == pair[1])
+        rows.append([pair[1], pair[0], *cells])
+        verdicts.append(f"{pair[1]} vs {pair[0]}: {verdict}")
     info["load_after"] = common.load_average()
     tab = common.markdown_table(["contender", "reference", "reference median CPU s",
                                  "contender median CPU s", "CPU ratio (median)",
