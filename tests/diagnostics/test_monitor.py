@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
@@ -236,3 +238,30 @@ def test_a_replaced_weight_is_measured_not_the_old_one() -> None:
     assert s.values["weight_rms"][1, 0] != pytest.approx(3.0)
     assert s.values["weight_rms"][3, 0] == pytest.approx(3.0)
     assert s.values["update_ratio"][3, 0] == pytest.approx(0.0)  # no optimizer step
+
+
+@settings(max_examples=30, deadline=None)
+@given(every=st.integers(1, 6), dense=st.integers(0, 5),
+       attached=st.lists(st.booleans(), min_size=1, max_size=30))
+def test_the_steps_collected_are_the_sampled_steps_while_attached(
+        every: int, dense: int, attached: list[bool]) -> None:
+    """The monitor skips the work of unsampled steps (it keeps the next sampled step), yet
+    arms exactly the steps that :meth:`GradientMonitor.sampled` names, also across
+    detach/attach: the oracle is the definition, step by step."""
+    net = _net()
+    x = torch.randn(4, 6)
+    mon = GradientMonitor(net, every=every, dense_start=dense)
+    want = []
+    for step, on in enumerate(attached):
+        if on:
+            mon.attach()
+        else:
+            mon.detach()
+        assert mon.armed == (on and mon.sampled(step))
+        if mon.armed:
+            want.append(step)
+        net(x).sum().backward()
+        mon.step(float(step))
+    mon.detach()
+    assert mon.series().steps == want
+    assert mon.series().step_loss.tolist() == [float(s) for s in range(len(attached))]

@@ -65,15 +65,15 @@ def test_batched_losses_equal_the_monitor(steps, every, flush):
 
 
 def test_scalar_cpu_losses_wait_until_the_series_is_read():
-    """The batching really happens: between two sampled steps the scalar losses are only
-    kept (the monitor's list does not grow), and reading the series records them."""
+    """The batching really happens: the scalar losses are only kept, sampled steps included
+    (the monitor's list does not grow), and reading the series records them."""
     steps = [("scalar", float(i)) for i in range(10)]
     net = nn.Linear(2, 1)
     mon = _HostMonitor(net, every=8, dense_start=0).attach()  # sampled: 0 and 8
     for kind, value in steps:
         net(torch.randn(4, 2)).sum().backward()
         mon.step(_loss(kind, value))
-    assert len(mon._losses) == 9 and len(mon._pending) == 1  # step 8 sampled: flushed there
+    assert mon._losses == [] and len(mon._pending) == 10  # steps 0 and 8 sampled: kept too
     assert mon.series().step_loss.tolist() == [float(i) for i in range(10)]
     assert mon._pending == []
 

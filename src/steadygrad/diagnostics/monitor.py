@@ -52,6 +52,7 @@ Example:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,9 @@ if TYPE_CHECKING:
     from steadygrad.diagnostics.report import HealthReport
 
 __all__ = ["DEFAULT_EVERY", "DENSE_START", "GradientMonitor"]
+
+_NEVER = sys.maxsize
+"""``_next`` of a detached monitor: no step is armed."""
 
 DEFAULT_EVERY = 32
 """Default sampling period (steps), chosen from measured cost: a sampled step (hooks, fused
@@ -176,6 +180,7 @@ class GradientMonitor(SampledStep):
         self._plans: dict[Any, Plan] = {}
         self._rings: dict[Any, list[Any]] = {}
         self._step = 0
+        self._next = _NEVER  # while attached: the first sampled step after ``_step``
         self._armed = False
         self._attached = False
         self._records = Records()
@@ -199,6 +204,7 @@ class GradientMonitor(SampledStep):
             self._attached = True
             if self.sampled(self._step):
                 self._arm()
+            self._next = self._sampled_after(self._step)
         return self
 
     def detach(self) -> None:
@@ -206,6 +212,7 @@ class GradientMonitor(SampledStep):
         self._remove_hooks()
         self._armed = False
         self._attached = False
+        self._next = _NEVER
         self._outs.clear()
         self._inputs.clear()
         self._probes.clear()
@@ -221,6 +228,16 @@ class GradientMonitor(SampledStep):
         """Whether ``step`` (0-based) is sampled: one of the first ``dense_start`` steps,
         or a multiple of ``every``."""
         return step < self.dense_start or step % self.every == 0
+
+    def _sampled_after(self, step: int) -> int:
+        """The first sampled step after ``step``.
+
+        >>> mon = GradientMonitor(nn.Linear(1, 1), every=8, dense_start=3)
+        >>> [mon._sampled_after(s) for s in (0, 1, 2, 3, 8, 9)]
+        [1, 2, 8, 8, 16, 16]
+        """
+        nxt = step + 1
+        return nxt if nxt < self.dense_start else -(-nxt // self.every) * self.every
 
     @property
     def steps_seen(self) -> int:
@@ -238,6 +255,9 @@ class GradientMonitor(SampledStep):
         if loss is not None:
             self._track(loss)
         collected = self._armed
+        if not collected and self._step + 1 < self._next:  # most steps: nothing to do
+            self._step += 1
+            return
         if collected:
             self._collect(loss)
         self._step += 1
@@ -248,6 +268,7 @@ class GradientMonitor(SampledStep):
         elif self._armed:
             self._remove_hooks()
             self._armed = False
+        self._next = self._sampled_after(self._step)
 
     def _arm(self, fresh: bool = False) -> None:
         """Install the hooks and snapshot the weight samples. ``fresh``: the previous step was

@@ -46,21 +46,25 @@ class LossAndProbes:
     def _track(self, loss: torch.Tensor | float) -> None:
         """Every step: the loss as a float on CPU; on an accelerator only the first
         non-finite step, kept on the device (no synchronization)."""
-        if isinstance(loss, torch.Tensor) and loss.device.type != "cpu":
-            if self._first_bad is None:
-                self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
-            bad = torch.isfinite(loss.detach().reshape(-1)[:1]).logical_not_()[0]
-            self._first_bad = torch.where(bad & (self._first_bad < 0),
-                                          torch.full_like(self._first_bad, self._step),
-                                          self._first_bad)
-            return
-        if isinstance(loss, torch.Tensor):  # .item(): no autograd or view op on the hot path
+        if type(loss) is float:  # fit's step hands over the float it has read
+            value = loss
+        elif isinstance(loss, torch.Tensor):
+            if loss.device.type != "cpu":
+                if self._first_bad is None:
+                    self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+                bad = torch.isfinite(loss.detach().reshape(-1)[:1]).logical_not_()[0]
+                self._first_bad = torch.where(bad & (self._first_bad < 0),
+                                              torch.full_like(self._first_bad, self._step),
+                                              self._first_bad)
+                return
+            # .item(): no autograd or view op on the hot path
             value = loss.item() if loss.numel() == 1 else float(loss.detach().reshape(-1)[0])
         else:
             value = float(loss)
-        if len(self._losses) < self._step:
-            self._losses.extend([math.nan] * (self._step - len(self._losses)))
-        self._losses.append(value)
+        losses = self._losses
+        if len(losses) < self._step:
+            losses.extend([math.nan] * (self._step - len(losses)))
+        losses.append(value)
         if self._first_bad_cpu is None and not math.isfinite(value):
             self._first_bad_cpu = self._step
 

@@ -74,18 +74,20 @@ class _HostMonitor(GradientMonitor):
     """The monitor with the every-step loss read in batches.
 
     A host hands over one loss per optimizer step. :class:`GradientMonitor` reads each one at
-    once (``.item()`` and bookkeeping, a few microseconds per step); here a detached scalar
-    floating-point CPU loss is only appended to a list, and the values are read together (one
-    ``torch.stack(...).tolist()``, exact: a stack only widens the dtype) when the series is
-    built (each evaluation, the report) or every :attr:`FLUSH` steps, with the same result: the
-    same floats at the same steps and the same first non-finite step.
+    once (``.item()`` and bookkeeping, a few microseconds per step); here a CPU loss that
+    needs no gradient (a detached scalar, as the hosts hand over) is only appended to a list,
+    sampled steps included, and the run of consecutive pending losses is read in one
+    ``torch.stack(...).tolist()`` (exact: a stack only widens the dtype) when the series is
+    built (each evaluation, the report), every :attr:`FLUSH` steps, or when a loss of another
+    kind arrives, with the same result: the same floats at the same steps and the same first
+    non-finite step.
 
     >>> net = nn.Linear(2, 1)
     >>> mon = _HostMonitor(net, every=4, dense_start=0).attach()
     >>> for v in (1.0, float("inf"), 0.5):
     ...     _ = net(torch.randn(3, 2)).sum().backward(); mon.step(torch.tensor(v))
-    >>> len(mon._pending)  # steps 1 and 2 wait (step 0 was sampled: read at once)
-    2
+    >>> len(mon._pending), mon._losses  # nothing read yet
+    (3, [])
     >>> mon.series().step_loss.tolist(), mon._first_bad_cpu
     ([1.0, inf, 0.5], 1)
     """
@@ -96,33 +98,39 @@ class _HostMonitor(GradientMonitor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending: list[torch.Tensor] = []
-        self._pending_steps: list[int] = []
+        self._pending_from = 0  # the step of the first pending loss (the others follow it)
 
     def _track(self, loss: torch.Tensor | float) -> None:
-        if (self._armed or not isinstance(loss, torch.Tensor) or not loss.is_cpu
-                or loss.dim() or loss.requires_grad or not loss.is_floating_point()):
-            self._flush_losses()  # keep the order of the steps
-            super()._track(loss)
+        pending = self._pending
+        if (isinstance(loss, torch.Tensor) and loss.is_cpu and not loss.requires_grad
+                and not loss.dim()):
+            if not pending:
+                self._pending_from = self._step
+            elif self._pending_from + len(pending) != self._step:  # a step without a loss
+                self._flush_losses()
+                self._pending_from = self._step
+            pending.append(loss)
+            if len(pending) >= self.FLUSH:
+                self._flush_losses()
             return
-        self._pending.append(loss)
-        self._pending_steps.append(self._step)
-        if len(self._pending) >= self.FLUSH:
-            self._flush_losses()
+        self._flush_losses()  # keep the order of the steps
+        super()._track(loss)
 
     def _flush_losses(self) -> None:
         """Record the pending losses as :meth:`GradientMonitor._track` would have."""
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             return
-        values = torch.stack(self._pending).tolist()  # one read for all, not one per step
-        steps = self._pending_steps
-        self._pending, self._pending_steps = [], []
-        losses = self._losses
-        for step, value in zip(steps, values, strict=True):
-            if len(losses) < step:
-                losses.extend([math.nan] * (step - len(losses)))
-            losses.append(value)
-            if self._first_bad_cpu is None and not math.isfinite(value):
-                self._first_bad_cpu = step
+        stacked = torch.stack(pending).to(torch.float64)  # one read for all, not one per step
+        values = stacked.tolist()
+        pending.clear()  # in place: the list stays the one _track appends to
+        start, losses = self._pending_from, self._losses
+        if len(losses) < start:
+            losses.extend([math.nan] * (start - len(losses)))
+        losses.extend(values)
+        if self._first_bad_cpu is None and not bool(stacked.isfinite().all()):
+            self._first_bad_cpu = start + next(
+                i for i, v in enumerate(values) if not math.isfinite(v))
 
     def series(self) -> HealthSeries:
         self._flush_losses()

@@ -95,7 +95,7 @@ def eager_step(model: nn.Module, loss_fn: Callable[..., torch.Tensor],
             pv, nv = _host(pen), _host(norm)
             if not (math.isfinite(lv) and (nv is None or math.isfinite(nv))):
                 if monitor is not None:
-                    monitor.step(loss.detach())
+                    monitor.step(lv)
                 return StepResult(out.detach(), lv, pv, nv, False)
         else:
             pv, nv = None if pen is None else pen.detach(), norm
@@ -104,7 +104,7 @@ def eager_step(model: nn.Module, loss_fn: Callable[..., torch.Tensor],
             with torch.no_grad():
                 constrain(model)
         if monitor is not None:
-            monitor.step(loss.detach())
+            monitor.step(lv)
         if schedule is not None:                                      # schedule
             set_learning_rate(optimizer, schedule, t + 1)
         optimizer.zero_grad(set_to_none=True)
