@@ -123,6 +123,11 @@ class SampledStep(LossAndProbes):
 
         return hook
 
+    def _weight_grads(self, weights: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        """What the gradient norms of the monitored ``weights`` are taken of: their ``.grad``
+        (a subclass may hand over the norms themselves: the norm of a 0-dim norm is itself)."""
+        return [w.grad for w in weights]
+
     def _remove_hooks(self) -> None:
         for h in self._handles:
             h.remove()
@@ -189,7 +194,7 @@ class SampledStep(LossAndProbes):
                 grads.append((r.index, unit_view(g, r.unit_dim)))
         dev = next(iter(outs.values())).device if outs else torch.device("cpu")
         samples = self._samples
-        wgrads = [w.grad for w in samples.weights]
+        wgrads = self._weight_grads(samples.weights)
         has_delta = samples.taken
         key = (tuple((i, v.shape, v.dtype) for i, v in acts),
                tuple((i, v.shape, v.dtype) for i, v in grads),

@@ -38,6 +38,7 @@ from torch import nn
 from steadygrad.diagnostics.monitor import DEFAULT_EVERY, GradientMonitor
 from steadygrad.diagnostics.rules import Finding, Thresholds
 from steadygrad.diagnostics.series import HealthSeries
+from steadygrad.diagnostics.stats import norms_of
 from steadygrad.errors import ConfigError, SteadygradError
 from steadygrad.integrations.tensorboard import compact_scalars
 
@@ -45,8 +46,8 @@ if TYPE_CHECKING:
     from steadygrad.diagnostics.report import HealthReport
 
 __all__ = [
-    "ON_ERROR", "Check", "HealthError", "HealthSession", "host_base", "require_host",
-    "write_report",
+    "ON_ERROR", "Check", "HealthError", "HealthSession", "gradient_norms", "host_base",
+    "require_host", "write_report",
 ]
 
 ON_ERROR = (None, "warn", "stop", "raise")
@@ -99,6 +100,20 @@ class _HostMonitor(GradientMonitor):
         super().__init__(*args, **kwargs)
         self._pending: list[torch.Tensor] = []
         self._pending_from = 0  # the step of the first pending loss (the others follow it)
+        self.unclipped: dict[int, torch.Tensor] | None = None
+        """``id(weight) -> norm of its gradient`` read before the host clipped it (see
+        :meth:`HealthSession.step`); None: the norms are taken of ``.grad``."""
+
+    @property
+    def weights_read(self) -> list[torch.Tensor]:
+        """The weights whose gradient norms the current sampled step reads."""
+        return self._samples.weights
+
+    def _weight_grads(self, weights: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        norms = self.unclipped
+        if norms is None:
+            return super()._weight_grads(weights)
+        return [norms.get(id(w)) for w in weights]
 
     def _track(self, loss: torch.Tensor | float) -> None:
         pending = self._pending
@@ -177,7 +192,7 @@ class HealthSession:
         self.baseline_loss = baseline_loss
         self.evaluate_every = evaluate_every
         self.on_error = on_error
-        self.monitor: GradientMonitor | None = None
+        self.monitor: _HostMonitor | None = None
         self.checks = 0
         self.live = True
         """False: :meth:`step` runs no periodic evaluation (set by a host when nothing would
@@ -191,22 +206,42 @@ class HealthSession:
         """True while the current step is sampled (its gradients will be read)."""
         return self.monitor is not None and self.monitor.armed
 
+    @property
+    def weights_read(self) -> list[torch.Tensor]:
+        """The weights whose gradient norms a sampled step reads (empty before :meth:`start`)."""
+        return self.monitor.weights_read if self.monitor is not None else []
+
     def start(self, module: nn.Module) -> None:
         """Attach a fresh :class:`GradientMonitor` to ``module``."""
         if self.monitor is not None:
             self.monitor.detach()
         self.monitor = _HostMonitor(module, self.every, thresholds=self.thresholds,
-                                    baseline_loss=self.baseline_loss).attach()
+                                    baseline_loss=self.baseline_loss)
+        self.monitor.attach()
         self.checks = 0
         self.report = None
 
-    def step(self, loss: torch.Tensor | float | None = None) -> Check | None:
-        """Record one optimizer step; returns a :class:`Check` when the rules ran."""
+    def step(self, loss: torch.Tensor | float | None = None,
+             unclipped: dict[int, torch.Tensor] | None = None) -> Check | None:
+        """Record one optimizer step; returns a :class:`Check` when the rules ran.
+
+        ``unclipped``: on a sampled step where the host clipped the gradients, the norms of
+        the monitored weights' gradients before clipping (:func:`gradient_norms` of
+        :attr:`weights_read`, read at a host hook before the clipping); the report then shows
+        them in place of the clipped ones.
+        """
         mon = self.monitor
         if mon is None:
             return None
         sampled = mon.armed
-        mon.step(loss)
+        if unclipped is None:
+            mon.step(loss)
+        else:
+            mon.unclipped = unclipped
+            try:
+                mon.step(loss)
+            finally:
+                mon.unclipped = None
         if not sampled:
             return None
         self.checks += 1
@@ -248,6 +283,27 @@ class HealthSession:
         self.monitor.detach()
         self.report = self.monitor.report(**meta)
         return self.report
+
+
+def gradient_norms(weights: list[torch.Tensor]) -> dict[int, torch.Tensor]:
+    """``id(weight) -> norm of weight.grad`` for the weights that have a gradient, as the
+    monitor computes them (:func:`~steadygrad.diagnostics.stats.norms_of`: one finiteness
+    check, redone in float64 when a norm is not finite). Only norms: a host that clips the
+    gradients afterwards costs no copy of them.
+
+    >>> w = torch.nn.Parameter(torch.zeros(2)); w.grad = torch.tensor([3.0, 4.0])
+    >>> gradient_norms([w, torch.nn.Parameter(torch.zeros(1))]) == {id(w): 5.0}
+    True
+    """
+    ids, grads = [], []
+    for w in weights:
+        g = w.grad
+        if g is not None:
+            ids.append(id(w))
+            grads.append(g)
+    if not grads:
+        return {}
+    return dict(zip(ids, norms_of([], grads).unbind(), strict=True))
 
 
 def host_base(module: str, name: str) -> Any:

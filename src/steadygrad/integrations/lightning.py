@@ -3,19 +3,19 @@
 Where it reads (Lightning 2.x, automatic optimization): Lightning calls
 ``on_before_optimizer_step`` once per optimizer step, after the gradients of all accumulated
 batches are summed, after AMP's loss scaler unscaled them (``scaler.unscale_`` precedes the
-hook in ``MixedPrecision.optimizer_step``) and before gradient clipping. When the trainer
-clips (``gradient_clip_val``) or the module optimizes manually, the callback keeps a copy of
-those gradients on a sampled step, and after ``optimizer.step()`` (``on_train_batch_end`` of
-the batch that stepped) hands them to the monitor together with the weights after the update,
-so the report sees the unclipped, unscaled gradient and the update that was applied. Without
-clipping nothing changes the gradients between the two hooks (``torch.optim`` optimizers do
-not write to ``.grad``), so no copy is made: the monitor reads them at
-``on_train_batch_end``. With gradient accumulation the activation statistics are those of the
-last accumulated batch. Under ``strategy="ddp"`` every rank runs its own monitor (the gradients
-are identical after DDP's all-reduce), a stop decision is reduced over the ranks, and rank 0
-writes the report. With fp16 AMP (a ``GradScaler``, CUDA only) the back-propagated activation
-gradients (``grad_rms``) stay in loss-scaled units, as Lightning leaves them; bf16 has no
-scaler.
+hook in ``MixedPrecision.optimizer_step``) and before gradient clipping. When the trainer clips
+(``gradient_clip_val``) or the module optimizes manually, the callback takes the norms of the
+monitored weights' gradients there on a sampled step (no copy of the gradients), and after
+``optimizer.step()`` (``on_train_batch_end`` of the batch that stepped) hands them to the
+monitor together with the weights after the update, so the report sees the unclipped, unscaled
+gradient norms and the update that was applied. Without clipping nothing changes the gradients
+between the two hooks (``torch.optim`` optimizers do not write to ``.grad``): the monitor reads
+them at ``on_train_batch_end``. With gradient accumulation the activation statistics are those
+of the last accumulated batch. Under ``strategy="ddp"`` every rank runs its own monitor (the
+gradients are identical after DDP's all-reduce), a stop decision is reduced over the ranks, and
+rank 0 writes the report. With fp16 AMP (a ``GradScaler``, CUDA only) the back-propagated
+activation gradients (``grad_rms``) stay in loss-scaled units, as Lightning leaves them; bf16
+has no scaler.
 
 Example:
     >>> import importlib.util
@@ -36,6 +36,7 @@ from steadygrad.integrations._session import (
     Check,
     HealthError,
     HealthSession,
+    gradient_norms,
     host_base,
     require_host,
     write_report,
@@ -99,13 +100,13 @@ class GradientHealth(Callback):
                                      baseline_loss=baseline_loss)
         self.report_dir = report_dir
         self.report: Any = None
-        self._stash: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
+        self._unclipped: dict[int, torch.Tensor] | None = None
         self._stepped = False
         self._keep_unclipped = True  # set at on_train_start: whether the trainer clips
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.session.start(pl_module)
-        self._stash, self._stepped = None, False
+        self._unclipped, self._stepped = None, False
         self._keep_unclipped = bool(trainer.gradient_clip_val) or not getattr(
             pl_module, "automatic_optimization", True)
         # the periodic rule evaluations feed the loggers, on_error and callbacks that
@@ -116,9 +117,8 @@ class GradientHealth(Callback):
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         self._stepped = True
-        if self._keep_unclipped and self.session.armed:  # the unclipped gradients
-            self._stash = [(p, p.grad.detach().clone()) for p in pl_module.parameters()
-                           if p.grad is not None]
+        if self._keep_unclipped and self.session.armed:  # the unclipped gradient norms
+            self._unclipped = gradient_norms(self.session.weights_read)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
@@ -129,19 +129,8 @@ class GradientHealth(Callback):
         k = trainer.accumulate_grad_batches  # Lightning divided the loss by it
         if k != 1 and isinstance(loss, torch.Tensor):
             loss = loss * k
-        stash = self._stash
-        if stash is None:  # the common case: a step that is not sampled
-            check = self.session.step(loss)
-        else:  # the monitor reads the gradients as they were before clipping
-            self._stash = None
-            applied = [p.grad for p, _ in stash]
-            for p, g in stash:
-                p.grad = g
-            try:
-                check = self.session.step(loss)
-            finally:
-                for (p, _), g in zip(stash, applied, strict=True):
-                    p.grad = g
+        unclipped, self._unclipped = self._unclipped, None
+        check = self.session.step(loss, unclipped)
         if check is not None:
             self._log(trainer, pl_module, check)
 

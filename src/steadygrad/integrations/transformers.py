@@ -7,12 +7,13 @@ clips the gradients (``max_grad_norm``, default 1.0) *before* it calls
 comes after ``zero_grad`` (transformers #26143, #31033). The callback therefore hands the
 gradients to the monitor in ``on_optimizer_step`` (after the update, so the update/weight ratio
 is the applied one) and, when the trainer clips (``max_grad_norm > 0``) in a single process,
-gives it the gradients **before clipping**: on a sampled step, ``on_step_begin`` puts a
-``register_post_accumulate_grad_hook`` on every parameter that keeps a copy of the gradient
-each time backward finishes accumulating into it (the last copy is the complete accumulated
-gradient, taken before the trainer clips), and the copies stand in for ``.grad`` while the
-monitor reads. Under ``torch.distributed`` those hooks would fire before DDP's all-reduce, so
-there the monitor reads the gradients the optimizer used: after clipping.
+gives it the gradient norms **before clipping**: on a sampled step, ``on_step_begin`` puts a
+``register_post_accumulate_grad_hook`` on each monitored weight that takes the norm of the
+gradient each time backward finishes accumulating into it (the last one is the norm of the
+complete accumulated gradient, taken before the trainer clips; no copy of the gradient), and
+the monitor reports those norms. Under ``torch.distributed`` those hooks would fire before
+DDP's all-reduce, so there the monitor reads the gradients the optimizer used: after
+clipping.
 
 The loss of each step is taken from the model's output (``loss`` of the
 returned ``ModelOutput``/dict) by a forward hook; with gradient accumulation the
@@ -41,6 +42,7 @@ from steadygrad.diagnostics.rules import Thresholds
 from steadygrad.integrations._session import (
     HealthError,
     HealthSession,
+    gradient_norms,
     host_base,
     require_host,
     write_report,
@@ -92,7 +94,7 @@ class GradientHealthCallback(TrainerCallback):
         self._loss: torch.Tensor | None = None
         self._handle: Any = None
         self._scalars: dict[str, float] = {}
-        self._stash: dict[torch.Tensor, torch.Tensor] = {}
+        self._unclipped: dict[int, torch.Tensor] = {}
         self._grad_hooks: list[Any] = []
 
     def _keep_loss(self, module: Any, args: Any, output: Any) -> None:
@@ -123,32 +125,24 @@ class GradientHealthCallback(TrainerCallback):
         if not (args.max_grad_norm and args.max_grad_norm > 0) or (
                 torch.distributed.is_available() and torch.distributed.is_initialized()):
             return
-        stash = self._stash
+        unclipped = self._unclipped
 
-        def keep(p: torch.Tensor) -> None:  # the accumulated gradient, before any clipping
-            if p.grad is not None:
-                stash[p] = p.grad.detach().clone()
+        def keep(p: torch.Tensor) -> None:  # the accumulated gradient's norm, before clipping
+            unclipped.update(gradient_norms([p]))
 
         self._grad_hooks = [p.register_post_accumulate_grad_hook(keep)
-                            for p in model.parameters() if p.requires_grad]
+                            for p in self.session.weights_read if p.requires_grad]
 
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         loss, self._loss = self._loss, None
-        if not self._grad_hooks:  # the common case: no gradients kept before clipping
+        if not self._grad_hooks:  # the common case: no norms taken before clipping
             check = self.session.step(loss)
         else:
             for h in self._grad_hooks:
                 h.remove()
             self._grad_hooks = []
-            stash, self._stash = self._stash, {}
-            applied = {p: p.grad for p in stash}
-            for p, g in stash.items():  # the monitor reads the gradients before clipping
-                p.grad = g
-            try:
-                check = self.session.step(loss)
-            finally:
-                for p, old in applied.items():
-                    p.grad = old
+            unclipped, self._unclipped = self._unclipped, {}
+            check = self.session.step(loss, unclipped)
         if check is None:
             return control
         self._scalars = check.scalars
