@@ -159,7 +159,7 @@ class LayoutBuilder:
 
 class Records:
     """The packed checks, kept on the device in one growable ``(checks, size)`` table per
-    :class:`Layout`: a sampled step writes its numbers into a preallocated row (no per-step
+    :class:`Layout`: a sampled step's numbers go into a preallocated row (no per-step
     allocation, no concatenation of thousands of small tensors at report time).
 
     >>> rec = Records(); lay = LayoutBuilder().build(size=3)
@@ -192,6 +192,16 @@ class Records:
         checks.append(len(self.steps))
         self.steps.append(step)
         return table[len(checks) - 1]
+
+    def filled(self, layout: Layout) -> int:
+        """How many checks the table of ``layout`` holds."""
+        entry = self._tables.get(id(layout))
+        return len(entry[1][1]) if entry is not None else 0
+
+    def rows(self, layout: Layout, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of the table of ``layout``: a view of the table as it is now (a
+        row returned by :meth:`row` may belong to a table that has grown since)."""
+        return self._tables[id(layout)][1][0][start:stop]
 
     def blocks(self) -> list[tuple[Layout, np.ndarray, np.ndarray]]:
         """``(layout, check positions, (checks, size) float64 host array)`` per layout (one

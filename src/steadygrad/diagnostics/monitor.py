@@ -18,16 +18,20 @@ too high learning rate shows), then one step in ``every``.
 
 Cost model: hooks are attached only for sampled steps. The :meth:`~GradientMonitor.step` call
 *before* a sampled step arms the monitor (installs the hooks and snapshots a fixed sample of
-each weight into a preallocated buffer); the step after it collects the statistics of the
-whole network in a couple of dozen tensor ops, independent of depth: the caught activations
-and gradients are copied into one reused stack (:mod:`steadygrad.diagnostics.collect`) and
-reduced row-wise (:func:`~steadygrad.diagnostics.stats.stack_stats`), the weight, update and
-gradient norms take one row-wise or ``torch._foreach_norm`` op each, and every number is
-written straight into a preallocated row of an on-device table
-(:class:`~steadygrad.diagnostics.checks.Records`). Nothing waits on an accelerator until
-:meth:`~GradientMonitor.report`, which copies the tables to the host once and decodes them
-with whole-array numpy. On the 20 x [Dense 100 -> BN -> ELU] net (CPU, batch 32) statistics
-on every step cost about 1.25x a plain step; the default sampling about 1.01x.
+each weight into a preallocated buffer); the step after it *stages* the step: it copies the
+caught activations and gradients into one slot of a reused stack
+(:mod:`steadygrad.diagnostics.collect`), the weight samples into a slot of their own, and
+takes the weight gradients' norms (one ``torch._foreach_norm``). The statistics of up to
+eight staged steps are then computed together, independent of depth and of the number of
+steps: a couple of dozen tensor ops reduce the stacks row-wise
+(:func:`~steadygrad.diagnostics.stats.stack_stats`) and write every number straight into the
+steps' preallocated rows of an on-device table
+(:class:`~steadygrad.diagnostics.checks.Records`), when the slots are full or when the series
+is read; the numbers are the same, bit for bit, as one reduction per step. Nothing waits on
+an accelerator until :meth:`~GradientMonitor.report`, which copies the tables to the host
+once and decodes them with whole-array numpy. On the 20 x [Dense 100 -> BN -> ELU] net (CPU,
+batch 32) statistics on every step cost about 1.25x a plain step, the default sampling about
+1.01x (``docs/benchmarks.md``, measured before the staging).
 
 Example:
     >>> import torch
@@ -178,7 +182,8 @@ class GradientMonitor(SampledStep):
         self._sat: dict[int, tuple[float, float]] = {}
         self._relu: set[int] = set()
         self._plans: dict[Any, Plan] = {}
-        self._rings: dict[Any, list[Any]] = {}
+        self._rings: dict[Any, torch.Tensor] = {}
+        self._staged: list[Any] | None = None
         self._step = 0
         self._next = _NEVER  # while attached: the first sampled step after ``_step``
         self._armed = False
@@ -289,7 +294,7 @@ class GradientMonitor(SampledStep):
         if any(w is None for w in weights):  # a parameter was deleted or renamed
             self._weight_slots = [self._weight_slot(i) for i in leaves]
             weights = [params[name] for params, name in self._weight_slots]
-        self._samples.snapshot(weights, fresh)  # type: ignore[arg-type]
+        self._samples.snapshot(weights, fresh, self._reduce_staged)  # type: ignore[arg-type]
         self._armed = True
 
     def _weight_slot(self, leaf: int) -> tuple[dict[str, Any], str]:
@@ -305,6 +310,7 @@ class GradientMonitor(SampledStep):
     # ------------------------------------------------------------------ reporting
     def series(self) -> HealthSeries:
         """Synchronize once and return the recorded statistics as host-side arrays."""
+        self._reduce_staged()
         rows = self._rows or []
         steps = list(self._records.steps)
         s = HealthSeries.empty([r.name for r in rows], steps)

@@ -4,10 +4,12 @@ after the backward pass reduces them, with the weight samples, into one prealloc
 the on-device table (:class:`~steadygrad.diagnostics.checks.Records`).
 
 The mixin holds no state of its own: the monitor's ``__init__`` creates the attributes it
-uses (listed below as annotations). The statistics of the whole network take a couple of
-dozen tensor ops, independent of depth: the caught activations and gradients are copied into
-one reused stack per group of same-shape layers (:mod:`steadygrad.diagnostics.collect`) and
-reduced row-wise (:func:`~steadygrad.diagnostics.stats.stack_stats`).
+uses (listed below as annotations). A sampled step copies the caught activations and
+gradients into one slot of a reused stack per group of same-shape layers
+(:mod:`steadygrad.diagnostics.collect`); the statistics of the whole network, a couple of
+dozen tensor ops independent of depth, run on all staged slots at once
+(:func:`~steadygrad.diagnostics.stats.stack_stats`) when the slots are full or the series is
+read (:meth:`SampledStep._reduce_staged`).
 
 Example:
     >>> import torch
@@ -70,7 +72,8 @@ class SampledStep(LossAndProbes):
     _sat: dict[int, tuple[float, float]]
     _relu: set[int]
     _plans: dict[Any, Plan]
-    _rings: dict[Any, list[Any]]
+    _rings: dict[Any, torch.Tensor]
+    _staged: list[Any] | None  # [plan, first table row, steps staged]
     _records: Records
     _hists: dict[int, torch.Tensor]
 
@@ -208,27 +211,24 @@ class SampledStep(LossAndProbes):
             plan = self._plans[key] = make_plan(acts, grads, sat=self._sat, relu=self._relu,
                                                 weights=weights, dev=dev,
                                                 has_delta=has_delta)
+        staged = self._staged
+        if staged is not None and staged[0] is not plan:  # the batch shape changed
+            self._reduce_staged()
+            staged = None
+        if staged is None:
+            staged = self._staged = [plan, self._records.filled(plan.layout), 0]
+        slot = staged[2]
         rec = self._records.row(self._step, plan.layout, dev)
         hists: dict[int, torch.Tensor] = {}
-        for group, (first, dead) in zip(plan.groups, plan.spans, strict=True):
-            x, scratch = group.stack([acts[i][1] for i in group.act]
-                                     + [grads[i][1] for i in group.grad])
-            stack_stats(x, len(group.act), group.saturation, scratch, out=rec[first:dead],
-                        shapes=group.ragged)
-            d = dead
-            for a, b, n, u in group.relu:  # rectifier units silent over the last checks
-                ring = self._ring(tuple(acts[i][0] for i in group.act[a:b]), u, x)
-                torch.amax(group.unit_rows(x, a, b, n, u), 1,
-                           out=ring[0][ring[1] % ring[0].shape[0]])
-                ring[1] += 1
-                torch.sum(ring[0].amax(0).le(0), 1, dtype=rec.dtype, out=rec[d:d + b - a])
-                d += b - a
+        for group in plan.groups:
+            group.stage([acts[i][1] for i in group.act] + [grads[i][1] for i in group.grad],
+                        slot)
             if sparse:
                 for i in group.act:
                     row, v = acts[i]
                     lo, hi = histogram_range(self._row_bounds[row])
                     hists[row] = torch.histc(v.float().clamp(lo, hi), self.bins, lo, hi)
-        samples.write(rec, plan.weights_first, wgrads)
+        samples.stage(slot, wgrads, plan.slots)
         tail = rec[plan.layout.input_col:]
         if sparse:
             tail[:2].copy_(self._input_stats(rows, dev))
@@ -240,17 +240,54 @@ class SampledStep(LossAndProbes):
             tail[2:].fill_(math.nan if loss is None else float(loss))
         if hists and len(hists) == len(rows):
             self._keep_histogram(check, torch.stack([hists[r.index] for r in rows]))
+        staged[2] = slot + 1
+        if slot + 1 == plan.slots:
+            self._reduce_staged()
 
-    def _ring(self, rows: tuple[int, ...], units: int, like: torch.Tensor) -> list[Any]:
-        """``[buffer, count]``: the per-unit maxima of the last checks of these rows (the
-        dead-unit window: ``persistence`` steps' worth of checks, at least 2), in a ring
-        buffer filled with -inf (a window not yet full reduces over the checks seen so far)."""
-        key = (rows, units)  # not the batch size: the last batch may be short
-        ring = self._rings.get(key)
-        if ring is None:
+    def _reduce_staged(self) -> None:
+        """Reduce the staged sampled steps (:mod:`~steadygrad.diagnostics.collect`) into their
+        rows of the records: one :func:`~steadygrad.diagnostics.stats.stack_stats` per group,
+        the dead-unit counts and the weight norms, for all of them at once."""
+        staged, self._staged = self._staged, None
+        if staged is None:
+            return
+        plan, start, n = staged
+        with torch.no_grad():
+            table = self._records.rows(plan.layout, start, start + n)
+            for group, (first, dead) in zip(plan.groups, plan.spans, strict=True):
+                x, scratch = group.staged(n)
+                stack_stats(x, len(group.act), group.saturation, scratch,
+                            out=table[:, first:dead], shapes=group.ragged)
+                d = dead
+                for a, b, m, u in group.relu:  # rectifier units silent over the last checks
+                    maxima = torch.amax(group.unit_rows(x, a, b, m, u), 2)
+                    table[:, d:d + b - a].copy_(
+                        self._silent_units((tuple(group.act_rows[a:b]), u), maxima))
+                    d += b - a
+            self._samples.reduce(table[:, plan.weights_first:], n, plan.has_delta,
+                                 plan.n_grads)
+
+    def _silent_units(self, key: Any, maxima: torch.Tensor) -> torch.Tensor:
+        """Per staged step (``maxima``: ``(steps, rows, units)`` per-unit maxima), how many
+        units of each row were never positive over the dead-unit window ending at that step:
+        ``persistence`` steps' worth of checks, at least 2; a window not yet full covers the
+        checks so far. The maxima of the last window's earlier checks are kept per ``key``
+        (the rows and their units; not the batch size: the last batch may be short).
+
+        >>> import torch
+        >>> from steadygrad.diagnostics.monitor import GradientMonitor
+        >>> mon = GradientMonitor(torch.nn.Linear(1, 1), every=100)  # window: 2 checks
+        >>> m = torch.tensor([[[0.0, 1.0]], [[-1.0, 0.0]], [[2.0, 3.0]]])
+        >>> mon._silent_units("k", m[:2]).tolist(), mon._silent_units("k", m[2:]).tolist()
+        ([[1.0], [1.0]], [[0.0]])
+        """
+        prev = self._rings.get(key)
+        if prev is None:
             window = max(2, math.ceil(self.thresholds.persistence / self.every))
-            ring = self._rings[key] = [like.new_full((window, len(rows), units), -math.inf), 0]
-        return ring
+            prev = maxima.new_full((window - 1, *maxima.shape[1:]), -math.inf)
+        seen = torch.cat([prev, maxima])
+        self._rings[key] = seen[maxima.shape[0]:]
+        return seen.unfold(0, prev.shape[0] + 1, 1).amax(-1).le(0).sum(-1, dtype=torch.float64)
 
     def _keep_histogram(self, check: int, hist: torch.Tensor) -> None:
         self._hists[check] = hist

@@ -97,11 +97,14 @@ def stack_stats(
     Sums, norms, non-finite units, non-zero and saturated counts in few passes over the stack
     (on CPU the cost is memory traffic once the per-op overhead is amortized over the
     layers): the first ``n_act`` layers of ``x`` are activations, the rest gradients of
-    the same shape. Every reduction runs along contiguous ``(layers, samples * units)`` rows,
+    the same shape. A 4-D ``x`` is a batch of such stacks, ``(checks, layers, samples,
+    units)``, reduced by the same ops (the monitor reduces several sampled steps at once).
+    Every reduction runs along contiguous ``(layers, samples * units)`` rows,
     accumulated as :func:`accumulation` says: in float32 on CPU (3x faster than converting to
-    float64; torch sums in cascades, so the relative error stays ~1e-7), redone in float64 when
-    a float32 norm is not finite (a float32 sum of squares of finite entries overflows from
-    ``|x| ~ 1e19``: then a finite layer would read as non-finite); in float64 on an
+    float64; torch sums in cascades, so the relative error stays ~1e-7), a row's norm redone in
+    float64 when its float32 norm is not finite (a float32 sum of squares of finite entries
+    overflows from ``|x| ~ 1e19``: then a finite layer would read as non-finite), so that a
+    row's numbers do not depend on the other rows or checks reduced with it; in float64 on an
     accelerator, where nothing may synchronize. Sums of squares come out as L2 norms (``‖x‖``,
     one read, no temporary: the host squares them), the non-zero count as ``‖sign(x)‖`` (its
     square is the count, exact after rounding). A NaN/Inf entry makes its layer's ``‖x‖``
@@ -110,49 +113,76 @@ def stack_stats(
     asynchronous queue to stall); on an accelerator the count is always computed.
 
     Args:
-        x: contiguous ``(layers, samples, units)`` stack; activations first.
+        x: contiguous ``(layers, samples, units)`` stack, activations first, or a contiguous
+            ``(checks, layers, samples, units)`` batch of stacks.
         n_act: how many leading layers are activations (the others are gradients).
         saturation: ``(centre, half_width)`` of shape ``(n_sat, 1, 1)`` for the first
             ``n_sat`` activation layers (:func:`saturation_params`), or None.
-        scratch: a contiguous tensor like ``x`` to hold temporaries (allocated when None).
-        out: where to write the result (e.g. a slice of a preallocated record), or None.
+        scratch: a contiguous tensor of at least ``checks * n_act * samples * units``
+            entries of ``x``'s dtype to hold temporaries (allocated when None).
+        out: where to write the result (e.g. a slice of a preallocated record, or the
+            ``(checks, columns)`` block of a table), or None.
         shapes: for a zero-padded ``(layers, 1, width)`` stack of differently shaped layers,
             each layer's ``(samples, units)`` (it starts its row); None for a plain stack.
 
     Returns:
         The concatenated per-layer ``sum`` and ``‖x‖`` (``layers`` each), the number of units
         with a non-finite entry (``layers``), then for the activation layers ``‖sign(x)‖``
-        (``n_act``) and the saturated count of the ``n_sat`` saturating ones.
+        (``n_act``) and the saturated count of the ``n_sat`` saturating ones; for a batch,
+        one such row per check.
 
     >>> x = torch.tensor([[[0.0, 1.0], [0.0, 3.0]], [[3.0, float("nan")], [4.0, 0.0]]])
     >>> flat = stack_stats(x, 1, (torch.tensor([[[0.0]]]), torch.tensor([[[0.98]]])))
     >>> [round(v, 4) for v in flat.tolist()]  # sqrt(10) = 3.1623, sqrt(2) = 1.4142
     [4.0, nan, 3.1623, nan, 0.0, 1.0, 1.4142, 2.0]
+    >>> both = stack_stats(torch.stack([x, x.nan_to_num(0.0)]), 1)  # two checks at once
+    >>> both.shape, both[0].nan_to_num(-1).tolist() == stack_stats(x, 1).nan_to_num(-1).tolist()
+    (torch.Size([2, 7]), True)
     """
-    layers = x.shape[0]
-    rows = x.view(layers, -1)
+    batched = x.dim() == 4
+    xb = x if batched else x.unsqueeze(0)
+    checks, layers = xb.shape[0], xb.shape[1]
+    rows = xb.view(checks * layers, -1)
     f64 = torch.float64  # finite float32/16 entries can neither overflow a float64 sum nor norm
+    acc = accumulation(rows)
     norms, finite = _row_norms(rows)
-    acc = norms.dtype
+    sums = rows.sum(1, dtype=acc)
+    dt = norms.dtype  # float64 after a redo: the other parts follow (exactly)
     if finite:
-        bad = norms.new_zeros(layers)
-    elif shapes is None:  # exact count
-        bad = nonfinite_units(x).to(f64)
+        bad = norms.new_zeros(checks * layers)
     else:
-        bad = torch.cat([nonfinite_units(rows[i, : s * u].view(1, s, u))
-                         for i, (s, u) in enumerate(shapes)]).to(f64)
-    parts = [rows.sum(1, dtype=acc), norms, bad.to(acc)]
+        if dt != acc:  # a sum is redone like a norm: per row, where float32 is not finite
+            sums = _redo_nonfinite(sums, rows.sum(1, dtype=f64))
+        if shapes is None:  # exact count
+            bad = nonfinite_units(xb.view(checks * layers, *xb.shape[2:])).to(f64)
+        else:
+            bad = torch.cat([nonfinite_units(rows[j, : s * u].view(1, s, u))
+                             for j in range(checks * layers)
+                             for s, u in (shapes[j % layers],)]).to(f64)
+    parts = [sums.to(dt).view(checks, layers), norms.view(checks, layers),
+             bad.to(dt).view(checks, layers)]
     if n_act:
-        tmp = (torch.empty_like(x) if scratch is None else scratch)[:n_act].view(n_act, -1)
-        parts.append(torch.linalg.vector_norm(torch.sign(rows[:n_act], out=tmp), dim=1,
-                                              dtype=acc))
+        cells = xb.shape[2:]
+        size = checks * n_act * math.prod(cells)
+        tmp = (torch.empty(size, dtype=x.dtype, device=x.device) if scratch is None
+               else scratch.view(-1)[:size]).view(checks, n_act, *cells)
+        torch.sign(xb[:, :n_act], out=tmp)
+        parts.append(torch.linalg.vector_norm(tmp.view(checks, n_act, -1), dim=2, dtype=acc)
+                     .to(dt))
         if saturation is not None:
             n_sat = saturation[0].shape[0]
-            t = tmp[:n_sat].view(n_sat, *x.shape[1:])
-            torch.sub(x[:n_sat], saturation[0], out=t)
-            parts.append(t.abs_().sub_(saturation[1]).clamp_(min=0).sign_().view(n_sat, -1)
-                         .sum(1, dtype=acc))
-    return torch.cat(parts, out=out) if out is not None else torch.cat(parts).to(f64)
+            t = tmp[:, :n_sat]
+            torch.sub(xb[:, :n_sat], saturation[0], out=t)
+            parts.append(t.abs_().sub_(saturation[1]).clamp_(min=0).sign_()
+                         .sum((2, 3), dtype=acc).to(dt))
+    if out is not None:  # torch.cat would restride a strided ``out`` (a table's columns)
+        if out.is_contiguous():
+            torch.cat(parts, 1, out=out.view(checks, -1))
+        else:
+            out.copy_(torch.cat(parts, 1))
+        return out
+    flat = torch.cat(parts, 1).to(f64)
+    return flat if batched else flat[0]
 
 
 EXACT_F32_WIDTH = 2**20
@@ -176,9 +206,10 @@ def accumulation(t: torch.Tensor) -> torch.dtype:
 
 
 def row_norms(rows: torch.Tensor) -> torch.Tensor:
-    """The L2 norm of each row of the 2-D ``rows``, in the :func:`accumulation` dtype, redone
-    in float64 when a float32 norm is not finite (a float32 overflow, or a real NaN/Inf entry
-    that float64 then confirms).
+    """The L2 norm of each row of the 2-D ``rows``, in the :func:`accumulation` dtype; a row
+    whose float32 norm is not finite is redone in float64 (a float32 overflow, or a real
+    NaN/Inf entry that float64 then confirms), so each row's norm does not depend on the
+    other rows.
 
     >>> n = row_norms(torch.tensor([[3.0, 4.0], [2.0**100, 2.0**100]]))  # 2^200 > float32 max
     >>> n.dtype, n.tolist() == [5.0, 2.0**100 * 2**0.5]
@@ -198,15 +229,24 @@ def _row_norms(rows: torch.Tensor) -> tuple[torch.Tensor, bool]:
         return norms, True
     if acc == torch.float64:
         return norms, False
-    norms = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64)  # a float32 overflow?
-    return norms, math.isfinite(float(norms.sum()))
+    norms = _redo_nonfinite(norms, torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64))
+    return norms, bool(norms.isfinite().all())
+
+
+def _redo_nonfinite(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """``low`` in float64 where it is finite, else ``high`` (its float64 redo).
+
+    >>> _redo_nonfinite(torch.tensor([1.5, float("inf")]), torch.tensor([1.0, 3.0])).tolist()
+    [1.5, 3.0]
+    """
+    return torch.where(low.isfinite(), low.to(torch.float64), high.to(torch.float64))
 
 
 def norms_of(rows: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """The row norms of each 2-D tensor in ``rows`` and the norm of each tensor in
     ``tensors``, concatenated, in the :func:`accumulation` dtype (float32 on CPU) with one
-    finiteness check (one scalar read), all redone in float64 when a norm is not finite, as
-    :func:`row_norms` does for one tensor.
+    finiteness check (one scalar read); a norm that is not finite in float32 is redone in
+    float64, as :func:`row_norms` does for one tensor.
 
     >>> norms_of([torch.tensor([[3.0, 4.0]])], [torch.tensor([2.0**100, 2.0**100])]).tolist()
     [5.0, 1.7927286...e+30]
@@ -223,11 +263,13 @@ def norms_of(rows: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor]) -> t
         parts = [torch.linalg.vector_norm(r, dim=1, dtype=dtype) for r in rows]
         if tensors:
             parts.append(torch.stack(torch._foreach_norm(list(tensors), 2, dtype=dtype)))
+        if len(parts) == 1:
+            return parts[0]
         return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype)
 
     out = compute(acc)
     if acc != f64 and not math.isfinite(float(out.sum())):
-        out = compute(f64)
+        out = _redo_nonfinite(out, compute(f64))
     return out
 
 
