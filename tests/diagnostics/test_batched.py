@@ -36,8 +36,20 @@ def _net() -> nn.Sequential:
                          nn.Linear(12, 6), nn.Sigmoid(), nn.Linear(6, 3))
 
 
-def _run(events: list[str], every: int, dense: int, slots: int,
-         seed: int) -> tuple[list[HealthSeries], GradientMonitor]:
+LOSSES = ("tensor", "float", "none", "vector", "mixed")
+
+
+def _loss_arg(kind: str, per_sample: torch.Tensor, i: int) -> Any:
+    """What ``mon.step`` is handed: the loss tensor, its float, None, the per-sample vector,
+    or (``mixed``) each of these in turn."""
+    if kind == "mixed":
+        kind = LOSSES[i % 4]
+    return {"tensor": per_sample.mean(), "float": per_sample.mean().item(), "none": None,
+            "vector": per_sample}[kind]
+
+
+def _run(events: list[str], every: int, dense: int, slots: int, seed: int,
+         losses: str = "tensor") -> tuple[list[HealthSeries], GradientMonitor]:
     """Train the net through ``events`` with at most ``slots`` staged steps per plan; the
     series read at each ``read`` event and at the end."""
     torch.manual_seed(seed)
@@ -51,7 +63,7 @@ def _run(events: list[str], every: int, dense: int, slots: int,
                               thresholds=Thresholds(persistence=3))
         mon._records = Records(capacity=2)  # the table grows while steps are staged
         mon.attach()
-        for event in events:
+        for i, event in enumerate(events):
             if event == "read":
                 reads.append(mon.series())
                 continue
@@ -69,11 +81,11 @@ def _run(events: list[str], every: int, dense: int, slots: int,
             if event == "huge":
                 x = x * 1e18  # finite float32 entries whose squares overflow a float32 sum
             y = torch.randn(x.shape[0], 3, generator=gen)
-            loss = ((net(x) - y) ** 2).mean()
+            per_sample = ((net(x) - y) ** 2).mean(1)
             opt.zero_grad()
-            loss.backward()
+            per_sample.mean().backward()
             opt.step()
-            mon.step(loss)
+            mon.step(_loss_arg(losses, per_sample, i))
         mon.detach()
         reads.append(mon.series())
     return reads, mon
@@ -95,11 +107,13 @@ def _same(a: HealthSeries, b: HealthSeries) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(events=st.lists(st.sampled_from(EVENTS), min_size=1, max_size=40),
-       every=st.integers(1, 3), dense=st.sampled_from([0, 2]), seed=st.integers(0, 2**16))
+       every=st.integers(1, 3), dense=st.sampled_from([0, 2]), seed=st.integers(0, 2**16),
+       losses=st.sampled_from(LOSSES))
 def test_batched_reductions_equal_one_reduction_per_step(events: list[str], every: int,
-                                                         dense: int, seed: int) -> None:
-    one, mon1 = _run(events, every, dense, 1, seed)
-    eight, mon8 = _run(events, every, dense, 8, seed)
+                                                         dense: int, seed: int,
+                                                         losses: str) -> None:
+    one, mon1 = _run(events, every, dense, 1, seed, losses)
+    eight, mon8 = _run(events, every, dense, 8, seed, losses)
     assert len(one) == len(eight)
     for a, b in zip(one, eight, strict=True):
         _same(a, b)

@@ -177,8 +177,9 @@ class Records:
     def __len__(self) -> int:
         return len(self.steps)
 
-    def row(self, step: int, layout: Layout, device: torch.device) -> torch.Tensor:
-        """Register a check of ``step`` and return its (uninitialized) row to fill."""
+    def add(self, step: int, layout: Layout, device: torch.device) -> int:
+        """Register a check of ``step``; returns its (uninitialized) row's position in the
+        table of ``layout`` (see :meth:`rows`)."""
         entry = self._tables.get(id(layout))
         if entry is None:
             table = torch.empty(self._capacity, layout.size, device=device, dtype=torch.float64)
@@ -188,10 +189,15 @@ class Records:
         if len(checks) == table.shape[0]:
             bigger = table.new_empty(2 * table.shape[0], layout.size)
             bigger[: table.shape[0]].copy_(table)
-            state[0] = table = bigger
+            state[0] = bigger
         checks.append(len(self.steps))
         self.steps.append(step)
-        return table[len(checks) - 1]
+        return len(checks) - 1
+
+    def row(self, step: int, layout: Layout, device: torch.device) -> torch.Tensor:
+        """Register a check of ``step`` and return its (uninitialized) row to fill."""
+        at = self.add(step, layout, device)
+        return self.rows(layout, at, at + 1)[0]
 
     def filled(self, layout: Layout) -> int:
         """How many checks the table of ``layout`` holds."""

@@ -73,7 +73,7 @@ class SampledStep(LossAndProbes):
     _relu: set[int]
     _plans: dict[Any, Plan]
     _rings: dict[Any, torch.Tensor]
-    _staged: list[Any] | None  # [plan, first table row, steps staged]
+    _staged: list[Any] | None  # [plan, first table row, input stats, losses] of staged steps
     _records: Records
     _hists: dict[int, torch.Tensor]
 
@@ -216,9 +216,9 @@ class SampledStep(LossAndProbes):
             self._reduce_staged()
             staged = None
         if staged is None:
-            staged = self._staged = [plan, self._records.filled(plan.layout), 0]
-        slot = staged[2]
-        rec = self._records.row(self._step, plan.layout, dev)
+            staged = self._staged = [plan, self._records.filled(plan.layout), [], []]
+        slot = len(staged[3])
+        self._records.add(self._step, plan.layout, dev)
         hists: dict[int, torch.Tensor] = {}
         for group in plan.groups:
             group.stage([acts[i][1] for i in group.act] + [grads[i][1] for i in group.grad],
@@ -229,29 +229,23 @@ class SampledStep(LossAndProbes):
                     lo, hi = histogram_range(self._row_bounds[row])
                     hists[row] = torch.histc(v.float().clamp(lo, hi), self.bins, lo, hi)
         samples.stage(slot, wgrads, plan.slots)
-        tail = rec[plan.layout.input_col:]
-        if sparse:
-            tail[:2].copy_(self._input_stats(rows, dev))
-        else:
-            tail[:2].fill_(math.nan)
-        if isinstance(loss, torch.Tensor):
-            tail[2:].copy_(loss.detach().reshape(-1)[:1])
-        else:
-            tail[2:].fill_(math.nan if loss is None else float(loss))
+        staged[2].append(self._input_stats(rows, dev) if sparse else None)
+        staged[3].append(loss.detach() if isinstance(loss, torch.Tensor) else loss)
         if hists and len(hists) == len(rows):
             self._keep_histogram(check, torch.stack([hists[r.index] for r in rows]))
-        staged[2] = slot + 1
         if slot + 1 == plan.slots:
             self._reduce_staged()
 
     def _reduce_staged(self) -> None:
         """Reduce the staged sampled steps (:mod:`~steadygrad.diagnostics.collect`) into their
         rows of the records: one :func:`~steadygrad.diagnostics.stats.stack_stats` per group,
-        the dead-unit counts and the weight norms, for all of them at once."""
+        the dead-unit counts, the weight norms, the input statistics and the losses, for all
+        of them at once."""
         staged, self._staged = self._staged, None
         if staged is None:
             return
-        plan, start, n = staged
+        plan, start, inputs, losses = staged
+        n = len(losses)
         with torch.no_grad():
             table = self._records.rows(plan.layout, start, start + n)
             for group, (first, dead) in zip(plan.groups, plan.spans, strict=True):
@@ -266,6 +260,7 @@ class SampledStep(LossAndProbes):
                     d += b - a
             self._samples.reduce(table[:, plan.weights_first:], n, plan.has_delta,
                                  plan.n_grads)
+            _write_tail(table[:, plan.layout.input_col:], inputs, losses)
 
     def _silent_units(self, key: Any, maxima: torch.Tensor) -> torch.Tensor:
         """Per staged step (``maxima``: ``(steps, rows, units)`` per-unit maxima), how many
@@ -304,3 +299,33 @@ class SampledStep(LossAndProbes):
         feats = x.detach().float().reshape(x.shape[0], -1)
         std, mean = torch.std_mean(feats, dim=0, correction=0)
         return torch.stack([mean.abs().mean(), std.mean()]).to(dev)
+
+
+def _write_tail(tail: torch.Tensor, inputs: list[torch.Tensor | None],
+                losses: list[torch.Tensor | float | None]) -> None:
+    """Write each staged step's input mean/std (NaN where not measured) and loss (its first
+    entry; NaN when None) into the ``(steps, 3)`` ``tail`` of its record row, in a few ops.
+
+    >>> tail = torch.zeros(3, 3, dtype=torch.float64)
+    >>> _write_tail(tail, [None, torch.tensor([0.5, 2.0]), None], [1.0, None, 3.0])
+    >>> tail.tolist()
+    [[nan, nan, 1.0], [0.5, 2.0, nan], [nan, nan, 3.0]]
+    """
+    if all(t is None for t in inputs):
+        tail[:, :2].fill_(math.nan)
+    else:
+        gap = tail.new_full((2,), math.nan)
+        tail[:, :2].copy_(torch.stack([gap if t is None else t.to(tail) for t in inputs]))
+    scalars = [v for v in losses if isinstance(v, torch.Tensor) and not v.dim()
+               and v.device == tail.device]
+    if len(scalars) == len(losses) and len({v.dtype for v in scalars}) == 1:
+        tail[:, 2].copy_(torch.stack(scalars))
+    elif tail.is_cpu and not any(isinstance(v, torch.Tensor) for v in losses):
+        tail[:, 2].copy_(torch.tensor([math.nan if v is None else float(v) for v in losses],
+                                      dtype=tail.dtype))
+    else:
+        for i, v in enumerate(losses):
+            if isinstance(v, torch.Tensor):
+                tail[i, 2:].copy_(v.reshape(-1)[:1])
+            else:
+                tail[i, 2:].fill_(math.nan if v is None else float(v))
