@@ -144,10 +144,12 @@ def test_raise_on_error(tmp_path):
         _train(tmp_path, _model(), cb, 1e12, max_grad_norm=0.0)
 
 
-def test_no_logging_no_periodic_evaluation_same_report(tmp_path):
-    """With logging_strategy="no" and no on_error nothing reads the periodic evaluations, so
-    none runs; the report equals that of the same run with logging (which evaluated)."""
-    reports, calls = [], []
+def test_rules_run_at_logs_and_no_logging_no_evaluation_same_report(tmp_path):
+    """Without on_error the rules run only at a log (when at least evaluate_every sampled steps
+    arrived since their last run), so each log carries the scalars of its own step: its
+    health/grad_norm is the report's at the log's step. With logging_strategy="no" nothing
+    reads them and none runs; the report equals that of the run with logging."""
+    reports, calls, trainers = [], [], []
     for logging in ("no", "steps"):
         cb = GradientHealthCallback(every=2, evaluate_every=2)
         n: list[int] = []
@@ -157,11 +159,20 @@ def test_no_logging_no_periodic_evaluation_same_report(tmp_path):
             return evaluate()
 
         cb.session.evaluate = counted  # type: ignore[method-assign]
-        _train(tmp_path / logging, _model(std=1.0), cb, 0.5, logging=logging, epochs=1)
+        trainer, _ = _train(tmp_path / logging, _model(std=1.0), cb, 0.5, logging=logging,
+                            epochs=2)
         reports.append(cb.report)
         calls.append(len(n))
+        trainers.append(trainer)
     quiet, live = reports
-    assert calls == [0, len(live.series.steps) // 2]
+    logs = [h for h in trainers[1].state.log_history if "loss" in h]
+    assert len(logs) == trainers[1].state.global_step // 4  # logging_steps=4
+    # one evaluation per log: 4 steps between logs hold at least 2 sampled steps (every=2)
+    assert calls == [0, len(logs)]
+    steps = live.series.steps
+    for h in logs:
+        last = max(i for i, s in enumerate(steps) if s <= h["step"] - 1)  # 0-based step
+        assert h["health/grad_norm"] == pytest.approx(live.series.grad_norm[last], rel=1e-6)
     assert quiet.findings and key(quiet.findings) == key(live.findings)
     assert quiet.series.steps == live.series.steps
     torch.testing.assert_close(torch.tensor(quiet.series.grad_norm),

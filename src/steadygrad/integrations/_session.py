@@ -194,6 +194,8 @@ class HealthSession:
         self.on_error = on_error
         self.monitor: _HostMonitor | None = None
         self.checks = 0
+        self.evaluated_at = 0
+        """:attr:`checks` at the last :meth:`evaluate`."""
         self.live = True
         """False: :meth:`step` runs no periodic evaluation (set by a host when nothing would
         read its result: no logger, no ``on_error``); the report at the end is the same."""
@@ -219,6 +221,7 @@ class HealthSession:
                                     baseline_loss=self.baseline_loss)
         self.monitor.attach()
         self.checks = 0
+        self.evaluated_at = 0
         self.report = None
 
     def step(self, loss: torch.Tensor | float | None = None,
@@ -252,6 +255,7 @@ class HealthSession:
     def evaluate(self) -> Check:
         """Run the rules on everything so far (one host sync)."""
         assert self.monitor is not None, "start() first"
+        self.evaluated_at = self.checks
         rep = self.monitor.report()
         steps = rep.series.steps
         self.last = Check(int(steps[-1]) if steps else 0, compact_scalars(rep),

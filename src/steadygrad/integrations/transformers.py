@@ -64,9 +64,11 @@ class GradientHealthCallback(TrainerCallback):
     Args:
         every: sample one optimizer step in ``every`` (as :class:`GradientMonitor`).
         thresholds: rule thresholds.
-        evaluate_every: run the rules every this many sampled steps (one host sync each);
-            the scalars logged by ``on_log`` are those of the latest evaluation. Skipped
-            when nothing reads them (``logging_strategy="no"`` and no ``on_error``).
+        evaluate_every: with ``on_error``, run the rules every this many sampled steps
+            (one host sync each); ``on_log`` runs them when at least this many sampled steps
+            arrived since the last run, so a log carries scalars at most this many sampled
+            steps old, and a trainer that logs less often pays one run per log. With
+            ``logging_strategy="no"`` and no ``on_error`` they run only for the report.
         on_error: None (record only), ``"warn"``, ``"stop"`` (``control.should_training_stop``)
             or ``"raise"`` (:class:`HealthError`) when an ``error`` finding appears.
         report_dir: where ``health.json``/``health.txt`` go at the end (default:
@@ -109,10 +111,9 @@ class GradientHealthCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None,
                        **kwargs: Any) -> None:
         self.session.start(model)
-        # the periodic rule evaluations feed on_log and on_error; with logging_strategy="no"
-        # and no on_error nothing would read them
-        self.session.live = bool(self.session.on_error) or getattr(
-            args, "logging_strategy", "steps") != "no"  # an IntervalStrategy: a str enum
+        # periodic rule evaluations serve on_error; on_log evaluates when it needs fresher
+        # scalars, so a trainer that logs rarely pays for few evaluations
+        self.session.live = bool(self.session.on_error)
         if self._handle is not None:
             self._handle.remove()
         self._handle = model.register_forward_hook(self._keep_loss)
@@ -152,8 +153,14 @@ class GradientHealthCallback(TrainerCallback):
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None,
                **kwargs: Any) -> None:
-        if logs is None or not self._scalars or "loss" not in logs:
+        if logs is None or "loss" not in logs:
             return  # training logs only (not eval/predict metrics)
+        session = self.session
+        if session.monitor is not None and session.checks - session.evaluated_at >= \
+                session.evaluate_every:
+            self._scalars = session.evaluate().scalars
+        if not self._scalars:
+            return
         logs.update(self._scalars)
         if state.log_history:
             state.log_history[-1].update(self._scalars)
