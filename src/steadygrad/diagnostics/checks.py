@@ -24,7 +24,7 @@ Example:
     >>> # block: sums [4, 0], norms [sqrt(10), 5], non-finite units [0, 0], sqrt(nonzero), sat
     >>> packed = torch.tensor([4., 0., 10 ** 0.5, 5., 0., 0., 2 ** 0.5, 2., 0.,  # block, dead
     ...                        4., 2., 2.,  1., 2., 2.3])  # |w|, |dw|, |g|; input; loss
-    >>> _ = rec.row(0, lay, torch.device("cpu")).copy_(packed)
+    >>> at = rec.add(0, lay, torch.device("cpu")); _ = rec.rows(lay, at, at + 1)[0].copy_(packed)
     >>> s = HealthSeries.empty(["fc"], rec.steps); g = np.zeros(1); u = {}
     >>> decode(rec.blocks(), s, g, u, {0})
     >>> [round(float(x), 3) for x in (s.values["act_mean"][0, 0], s.values["grad_rms"][0, 0],
@@ -163,8 +163,9 @@ class Records:
     allocation, no concatenation of thousands of small tensors at report time).
 
     >>> rec = Records(); lay = LayoutBuilder().build(size=3)
-    >>> rec.row(0, lay, torch.device("cpu")).copy_(torch.tensor([0.5, 1.0, 2.0]))
-    tensor([0.5000, 1.0000, 2.0000], dtype=torch.float64)
+    >>> at = rec.add(0, lay, torch.device("cpu"))
+    >>> rec.rows(lay, at, at + 1).copy_(torch.tensor([[0.5, 1.0, 2.0]]))
+    tensor([[0.5000, 1.0000, 2.0000]], dtype=torch.float64)
     >>> rec.steps, [(k.tolist(), m.tolist()) for _, k, m in rec.blocks()]
     ([0], [([0], [[0.5, 1.0, 2.0]])])
     """
@@ -178,8 +179,8 @@ class Records:
         return len(self.steps)
 
     def add(self, step: int, layout: Layout, device: torch.device) -> int:
-        """Register a check of ``step``; returns its (uninitialized) row's position in the
-        table of ``layout`` (see :meth:`rows`)."""
+        """Register a check of ``step``; returns the position of its (uninitialized) row in
+        the table of ``layout``, to fill through :meth:`rows`."""
         entry = self._tables.get(id(layout))
         if entry is None:
             table = torch.empty(self._capacity, layout.size, device=device, dtype=torch.float64)
@@ -194,19 +195,14 @@ class Records:
         self.steps.append(step)
         return len(checks) - 1
 
-    def row(self, step: int, layout: Layout, device: torch.device) -> torch.Tensor:
-        """Register a check of ``step`` and return its (uninitialized) row to fill."""
-        at = self.add(step, layout, device)
-        return self.rows(layout, at, at + 1)[0]
-
     def filled(self, layout: Layout) -> int:
         """How many checks the table of ``layout`` holds."""
         entry = self._tables.get(id(layout))
         return len(entry[1][1]) if entry is not None else 0
 
     def rows(self, layout: Layout, start: int, stop: int) -> torch.Tensor:
-        """Rows ``start:stop`` of the table of ``layout``: a view of the table as it is now (a
-        row returned by :meth:`row` may belong to a table that has grown since)."""
+        """Rows ``start:stop`` of the table of ``layout``: a view of the table as it is now
+        (the table may grow, into a new tensor, between a check's :meth:`add` and its write)."""
         return self._tables[id(layout)][1][0][start:stop]
 
     def blocks(self) -> list[tuple[Layout, np.ndarray, np.ndarray]]:
