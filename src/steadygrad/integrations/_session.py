@@ -248,7 +248,19 @@ class HealthSession:
         if not sampled:
             return None
         self.checks += 1
-        if self.checks % self.evaluate_every or not self.live:
+        return self.refresh() if self.live else None
+
+    def refresh(self) -> Check | None:
+        """Run the rules (:meth:`evaluate`) when at least ``evaluate_every`` sampled steps
+        arrived since they last ran; None otherwise. :meth:`step` calls it while
+        :attr:`live`; a host may call it where it reads the scalars (e.g. at a log).
+
+        >>> s = HealthSession(every=1, evaluate_every=2); s.live = False
+        >>> s.start(nn.Linear(2, 1)); s.checks = 3
+        >>> s.refresh() is not None, s.refresh()  # 3 new sampled steps, then none
+        (True, None)
+        """
+        if self.monitor is None or self.checks - self.evaluated_at < self.evaluate_every:
             return None
         return self.evaluate()
 

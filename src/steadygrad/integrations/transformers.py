@@ -155,10 +155,9 @@ class GradientHealthCallback(TrainerCallback):
                **kwargs: Any) -> None:
         if logs is None or "loss" not in logs:
             return  # training logs only (not eval/predict metrics)
-        session = self.session
-        if session.monitor is not None and session.checks - session.evaluated_at >= \
-                session.evaluate_every:
-            self._scalars = session.evaluate().scalars
+        check = self.session.refresh()
+        if check is not None:
+            self._scalars = check.scalars
         if not self._scalars:
             return
         logs.update(self._scalars)
