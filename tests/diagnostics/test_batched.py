@@ -79,7 +79,7 @@ def _run(events: list[str], every: int, dense: int, slots: int, seed: int,
             if event == "nan":
                 x[0, 0] = float("nan")
             if event == "huge":
-                x = x * 1e18  # finite float32 entries whose squares overflow a float32 sum
+                x = x * 1e20  # finite float32 entries whose squares overflow a float32 sum
             y = torch.randn(x.shape[0], 3, generator=gen)
             per_sample = ((net(x) - y) ** 2).mean(1)
             opt.zero_grad()
@@ -144,3 +144,25 @@ def test_a_stack_too_large_to_keep_is_reduced_step_by_step() -> None:
     assert plan.slots == 1 and all(g.buf is None for g in plan.groups)
     ref, _ = _run(["step"] * 3, every=1, dense=0, slots=1, seed=0)
     _same(ref[-1], mon.series())
+
+
+def test_a_float32_overflow_is_redone_in_float64_and_batched_alike() -> None:
+    """The 1e20 input really overflows float32 sums of squares (float32 norms came out
+    non-finite and were redone), the huge step's statistics are finite, and eight slots
+    record what one slot does."""
+    from steadygrad.diagnostics import stats
+
+    redone: list[int] = []
+    real = stats._redo_nonfinite
+
+    def spy(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        redone.append(int(low.isfinite().logical_not().sum()))
+        return real(low, high)
+
+    events = ["step", "huge", "step"]
+    with mock.patch.object(stats, "_redo_nonfinite", spy):
+        batched, _ = _run(events, every=1, dense=0, slots=8, seed=0)
+    assert redone and redone[0] > 0  # the float32 overflow happened
+    assert np.isfinite(batched[-1].values["act_std"][1]).all()
+    one, _ = _run(events, every=1, dense=0, slots=1, seed=0)
+    _same(one[-1], batched[-1])
